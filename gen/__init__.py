@@ -1,0 +1,1 @@
+"""mulfree.gen."""
