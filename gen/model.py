@@ -749,7 +749,7 @@ def _layer_from_dict(ldoc: Any, index: int) -> Layer:
     if not isinstance(ldoc, dict):
         _fail("(layer)", f"expected an object, got {_describe(ldoc)}")
     ltype = ldoc.get("type")
-    if ltype not in _LAYER_TYPES:
+    if not isinstance(ltype, str) or ltype not in _LAYER_TYPES:
         _fail("type", f"expected one of {', '.join(_LAYER_TYPES)}, got {_describe(ltype)}")
     name = ldoc.get("name", f"{ltype}{index}")
     if ltype == "flatten":
