@@ -1,0 +1,173 @@
+"""The harness and its network in Amaranth's simulator, with a bit-level UART on both lines.
+
+:class:`SimulatedBoard` runs the same :class:`~mulfree.boards.harness.Harness` that a
+bitstream contains. :meth:`SimulatedBoard.exchange` sends requests and collects the replies (the
+tests use it to check the whole path bit for bit against the golden model);
+:meth:`SimulatedBoard.serve_pty` puts it behind a pseudo-terminal, so the host driver
+(``mulfree run --port``) talks to it exactly as to a USB serial port.
+
+The simulated clock is slow (by default 8 cycles per bit) to keep Python's per-cycle
+cost down; the framing and the RTL are those of the real build.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+
+from amaranth.sim import Simulator
+
+from .harness import Harness
+
+__all__ = ["SimulatedBoard"]
+
+
+class SimulatedBoard:
+    """A harness in simulation.
+
+    Parameters
+    ----------
+    harness : Harness
+        Built with the ``clk_freq`` and ``baud`` the simulation should use.
+    """
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.period = harness.bit_period
+
+    # -- request and reply, stop-and-wait ------------------------------------------------
+    def exchange(self, requests: list[bytes], reply_lens: list[int], *,
+                 max_cycles: int | None = None) -> list[bytes]:
+        """Send each request on the RX line, wait for its reply of the given length on the
+        TX line (as the host driver does), then send the next; return the replies.
+
+        A reply shorter than expected (the board went quiet for ``max_cycles``) ends the
+        exchange early; the missing replies are returned short or empty.
+        """
+        h, period = self.harness, self.period
+        if len(requests) != len(reply_lens):
+            raise ValueError("one reply length per request")
+        replies = [bytearray() for _ in requests]
+        if max_cycles is None:
+            max_cycles = 40 * period + 20000
+        sim = Simulator(h)
+        sim.add_clock(1e-6)
+
+        async def run(ctx):
+            ctx.set(h.rx, 1)
+            await ctx.tick().repeat(2 * period)
+            for req, want, got in zip(requests, reply_lens, replies):
+                for byte in req:
+                    await _send_byte(ctx, h.rx, byte, period)
+                while len(got) < want:
+                    byte, _ = await _recv_byte(ctx, h.tx, period, limit=max_cycles)
+                    if byte is None:
+                        return
+                    got.append(byte)
+
+        sim.add_testbench(run)
+        sim.run()
+        return [bytes(r) for r in replies]
+
+    # -- behind a pseudo-terminal -------------------------------------------------------
+    def serve_pty(self) -> tuple[str, threading.Event, threading.Thread]:
+        """Start the simulation in a thread behind a new pseudo-terminal.
+
+        Returns ``(device path, stop event, thread)``; set the event to end the thread.
+        """
+        master, slave = os.openpty()
+        import tty
+        tty.setraw(slave)
+        path = os.ttyname(slave)
+        stop = threading.Event()
+        incoming: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+        def reader():
+            while not stop.is_set():
+                import select
+                r, _, _ = select.select([master], [], [], 0.05)
+                if r:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:
+                        return
+                    for b in chunk:
+                        incoming.put(b)
+
+        h, period = self.harness, self.period
+        last_activity = [0.0]
+
+        def simulate():
+            sim = Simulator(h)
+            sim.add_clock(1e-6)
+
+            async def drive(ctx):
+                ctx.set(h.rx, 1)
+                while not stop.is_set():
+                    try:
+                        byte = incoming.get_nowait()
+                    except queue.Empty:
+                        # Idle: keep the clock going for the reply, then slow down.
+                        if time.monotonic() - last_activity[0] > 0.5:
+                            time.sleep(0.002)
+                        await ctx.tick().repeat(period)
+                        continue
+                    last_activity[0] = time.monotonic()
+                    await _send_byte(ctx, h.rx, byte, period)
+
+            async def watch(ctx):
+                while not stop.is_set():
+                    byte, _ = await _recv_byte(ctx, h.tx, period, limit=50 * period,
+                                               stop=stop)
+                    if byte is not None:
+                        last_activity[0] = time.monotonic()
+                        os.write(master, bytes([byte]))
+
+            sim.add_testbench(drive)
+            sim.add_testbench(watch, background=True)
+            sim.run()
+
+        def main():
+            t = threading.Thread(target=reader, daemon=True)
+            t.start()
+            try:
+                simulate()
+            finally:
+                stop.set()
+                t.join()
+                os.close(master)
+                os.close(slave)
+
+        thread = threading.Thread(target=main, daemon=True, name="simulated-board")
+        thread.start()
+        return path, stop, thread
+
+
+async def _send_byte(ctx, line, byte: int, period: int) -> None:
+    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+        ctx.set(line, bit)
+        await ctx.tick().repeat(period)
+
+
+async def _recv_byte(ctx, line, period: int, limit: int, stop=None):
+    """Wait up to ``limit`` cycles for a start bit, then sample a byte in the bit middles.
+    Returns ``(byte or None, cycles used)``."""
+    n = 0
+    while ctx.get(line):
+        await ctx.tick()
+        n += 1
+        if n >= limit or (stop is not None and stop.is_set()):
+            return None, n
+    await ctx.tick().repeat(period // 2)
+    n += period // 2
+    value = 0
+    for i in range(8):
+        await ctx.tick().repeat(period)
+        value |= ctx.get(line) << i
+    await ctx.tick().repeat(period)
+    n += 9 * period
+    if not ctx.get(line):
+        raise AssertionError("simulated board sent a byte with a low stop bit")
+    return value, n
