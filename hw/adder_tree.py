@@ -1,0 +1,111 @@
+"""Balanced pairwise adder trees, each sum exactly as wide as its bounds need.
+
+Yosys's own mapping of a many-operand sum was measured at about 1.8 to 2 times the LUTs
+of an explicit pairwise ripple tree, so every multi-operand sum in mulfree goes through
+:func:`sum_tree`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .product import _check_width, shape_for
+
+__all__ = ["sum_tree", "AdderTree"]
+
+
+def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
+             name: str = "sum"):
+    """Add ``terms`` (a list of ``(value, lo, hi)``) pairwise, level by level.
+
+    Each partial sum is a signal of the narrowest shape holding ``[lo1 + lo2, hi1 + hi2]``.
+    With ``pipeline_every = N > 0`` every N-th level is registered in ``domain``.
+
+    Returns ``(value, lo, hi, latency)``.
+    """
+    if not terms:
+        raise ValueError("An adder tree needs at least one term")
+    level = list(terms)
+    depth = 0
+    latency = 0
+    while len(level) > 1:
+        depth += 1
+        reg = pipeline_every > 0 and depth % pipeline_every == 0
+        nxt = []
+        for n in range(0, len(level) - 1, 2):
+            (a, alo, ahi), (b, blo, bhi) = level[n], level[n + 1]
+            lo, hi = alo + blo, ahi + bhi
+            s = Signal(shape_for(lo, hi), name=f"{name}_l{depth}_{n // 2}")
+            (m.d[domain] if reg else m.d.comb).__iadd__(s.eq(a + b))
+            nxt.append((s, lo, hi))
+        if len(level) % 2:
+            a, lo, hi = level[-1]
+            if reg:
+                s = Signal(shape_for(lo, hi), name=f"{name}_l{depth}_{len(level) // 2}")
+                m.d[domain] += s.eq(a)
+                a = s
+            nxt.append((a, lo, hi))
+        latency += reg
+        level = nxt
+    value, lo, hi = level[0]
+    return value, lo, hi, latency
+
+
+class AdderTree(wiring.Component):
+    """A balanced pairwise adder tree over terms of individually known bounds.
+
+    Parameters
+    ----------
+    bounds : list of (int, int)
+        ``(min, max)`` of each term; term ``n`` is the field ``t<n>`` of ``terms``, of the
+        narrowest shape holding its range.
+    pipeline_every : int
+        Register every this many levels (0: purely combinational).
+
+    Members
+    -------
+    terms : In(StructLayout)
+    sum : Out(shape)
+        Exactly as wide as the sum's bounds need.
+
+    Latency: ``latency`` cycles (the number of registered levels).
+    """
+
+    def __init__(self, *, bounds, pipeline_every: int = 0) -> None:
+        if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__iter__"):
+            raise TypeError(f"Bounds must be a list of (min, max) pairs, not {bounds!r}")
+        bounds = [tuple(b) for b in bounds]
+        if not bounds:
+            raise ValueError("Bounds must name at least one term")
+        for b in bounds:
+            if len(b) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in b):
+                raise TypeError(f"Each bound must be a pair of integers, not {b!r}")
+            if b[0] > b[1]:
+                raise ValueError(f"Bound {b!r} has its minimum above its maximum")
+        _check_width("Pipeline interval", pipeline_every, minimum=0)
+        self._bounds = tuple(bounds)
+        self._pipeline_every = pipeline_every
+        lo, hi = sum(b[0] for b in bounds), sum(b[1] for b in bounds)
+        self._sum_bounds = (lo, hi)
+        depth = max(0, (len(bounds) - 1).bit_length())
+        self.latency = depth // pipeline_every if pipeline_every else 0
+        layout = data.StructLayout({f"t{n}": shape_for(*b) for n, b in enumerate(bounds)})
+        super().__init__({"terms": In(layout), "sum": Out(shape_for(lo, hi))})
+
+    @property
+    def bounds(self):
+        return self._bounds
+
+    @property
+    def sum_bounds(self) -> tuple[int, int]:
+        return self._sum_bounds
+
+    def elaborate(self, platform):
+        m = Module()
+        terms = [(self.terms[f"t{n}"], lo, hi) for n, (lo, hi) in enumerate(self._bounds)]
+        value, _, _, latency = sum_tree(m, terms, pipeline_every=self._pipeline_every)
+        assert latency == self.latency
+        m.d.comb += self.sum.eq(value)
+        return m
