@@ -1,0 +1,417 @@
+"""The elaboration plan: a model description in, a :class:`~mulfree.hw.network.Network`
+and its manifest out.
+
+This is where the model's numbers become hardware parameters: product units and their
+native weight encodings, exact accumulator widths, the folding of every layer (PE, SIMD),
+the stream widths between layers, cycle counts and a resource estimate.
+
+Fold file (JSON)::
+
+    {
+      "input_values_per_beat": 8,          # optional: input codes per input beat
+      "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
+      "layers": {                          # optional, by layer name
+        "fc1": {"pe": 4, "simd": 16},
+        "conv1": "parallel"
+      }
+    }
+
+``pe`` must divide the layer's output channels and ``simd`` its inputs per output
+(``in_features`` for dense, ``kh * kw * in_channels`` for conv2d); a layer given as
+``"serial"`` is ``pe = simd = 1``, ``"parallel"`` is all of them at once. ``fold`` may
+also be one of those strings for every layer, a dict of that form, or a path to the file.
+Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, ModelError, MulfreeError
+from .golden import accumulator_bounds, product_table
+from .model import Conv2d, Dense, Flatten, MaxPool, Model, OutputKind, Scheme
+
+__all__ = ["build_network", "plan_network", "load_fold", "FOLD_PRESETS", "PORTS",
+           "top_name", "relaxed_bounds"]
+
+FOLD_PRESETS = ("auto", "serial", "parallel")
+MODES = ("runtime", "baked")
+
+# The names Amaranth gives the network's ports in emitted Verilog.
+PORTS = ["clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload", "o__valid",
+         "o__ready"]
+
+# Table products up to this many entries replace a decode + product unit when the
+# activation codebook is not the identity.
+_TABLE_LIMIT = 256
+
+
+def top_name(model: Model) -> str:
+    """The Verilog module name: the model's name, made an identifier."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", model.name)
+    return "mulfree_" + name
+
+
+def load_fold(fold: Any) -> dict:
+    """Normalize a fold (``None``, a preset name, a dict, or a JSON file path)."""
+    if fold is None:
+        return {"default": "auto", "layers": {}}
+    if isinstance(fold, str) and fold in FOLD_PRESETS:
+        return {"default": fold, "layers": {}}
+    if isinstance(fold, (str, os.PathLike)):
+        try:
+            text = Path(fold).read_text()
+        except FileNotFoundError:
+            raise InputError(f"{fold}: no such fold file") from None
+        except OSError as e:
+            raise InputError(f"{fold}: cannot read fold file ({e.strerror})") from None
+        try:
+            fold = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{fold}: not valid JSON at line {e.lineno} column {e.colno}: "
+                             f"{e.msg}") from None
+    if not isinstance(fold, dict):
+        raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}) "
+                         f"or a file, got {type(fold).__name__}")
+    unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers"})
+    if unknown:
+        raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
+                         f"input_values_per_beat, default, layers)")
+    default = fold.get("default", "auto")
+    if default not in FOLD_PRESETS:
+        raise InputError(f"fold: 'default' must be one of {', '.join(FOLD_PRESETS)}, "
+                         f"got {default!r}")
+    layers = fold.get("layers", {})
+    if not isinstance(layers, dict):
+        raise InputError("fold: 'layers' must be an object mapping layer names to folds")
+    out = {"default": default, "layers": dict(layers)}
+    if "input_values_per_beat" in fold:
+        out["input_values_per_beat"] = fold["input_values_per_beat"]
+    return out
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in _divisors(n) if d <= max(1, limit))
+
+
+def _layer_fold(layer, fold: dict, out_ch: int, taps: int, mode: str) -> tuple[int, int]:
+    entry = fold["layers"].get(layer.name, fold["default"])
+    if mode == "baked":
+        if entry not in ("parallel", "auto") and entry != {"pe": out_ch, "simd": taps}:
+            raise InputError(f"layer '{layer.name}': baked mode is fully parallel (pe = "
+                             f"{out_ch}, simd = {taps}); give it the fold 'parallel' or use "
+                             f"--mode runtime")
+        return out_ch, taps
+    if entry == "serial":
+        return 1, 1
+    if entry == "parallel":
+        return out_ch, taps
+    if entry == "auto":
+        return _largest_divisor(out_ch, 4), _largest_divisor(taps, 16)
+    if not isinstance(entry, dict) or set(entry) - {"pe", "simd"}:
+        raise InputError(f"fold: layer '{layer.name}' must be 'serial', 'parallel', 'auto' "
+                         f"or {{\"pe\": P, \"simd\": S}}, got {entry!r}")
+    pe, simd = entry.get("pe", 1), entry.get("simd", 1)
+    for name, v, whole, what in [("pe", pe, out_ch, "output channels"),
+                                 ("simd", simd, taps, "inputs per output")]:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or whole % v:
+            raise InputError(f"fold: layer '{layer.name}': {name} must divide its {whole} "
+                             f"{what} (one of {_divisors(whole)}), got {v!r}")
+    return pe, simd
+
+
+def relaxed_bounds(layer, in_shape) -> tuple[int, int]:
+    """Bounds holding every partial sum the engine forms (bias plus any subset of the
+    products, padding included), and the final pre-activation."""
+    table = product_table(layer)
+    pmin = np.minimum(table.min(axis=1), 0)
+    pmax = np.maximum(table.max(axis=1), 0)
+    codes = layer.weights.codes.reshape(layer.weights.codes.shape[0], -1)
+    bias = layer.bias.astype(np.int64)
+    lo = int((bias + pmin[codes].sum(axis=1)).min())
+    hi = int((bias + pmax[codes].sum(axis=1)).max())
+    exact = accumulator_bounds(layer, in_shape)
+    return min(lo, exact.min, 0), max(hi, exact.max, 0)
+
+
+def _exp_bits(max_exp: int) -> int:
+    return max(0, int(max_exp).bit_length())
+
+
+def _choose_unit(layer, act_identity: bool, products: np.ndarray):
+    """(kind, params, native weights per code, activation decode or None)."""
+    w = layer.weights
+    k, n_a = products.shape
+    if w.scheme is Scheme.TABLE or (not act_identity and k * n_a <= _TABLE_LIMIT):
+        return "table", {"table": products.tolist()}, list(range(k)), None
+    decode = None if act_identity else [int(v) for v in layer.activation_codebook]
+    values = [int(v) for v in w.codebook]
+    mags = [abs(v) for v in values if v]
+    if all(m & (m - 1) == 0 for m in mags):
+        exps = [m.bit_length() - 1 for m in mags] or [0]
+        from mulfree.hw.product import PotProduct
+        unit = PotProduct(exp_bits=_exp_bits(max(exps)), act_bits=1)
+        kind, params = "pot", {"exp_bits": unit.exp_bits}
+    elif all(bin(m).count("1") <= 2 for m in mags):
+        exps = [m.bit_length() - 1 for m in mags]
+        from mulfree.hw.product import ApotProduct
+        unit = ApotProduct(exp_bits=_exp_bits(max(exps)), act_bits=1)
+        kind, params = "apot", {"exp_bits": unit.exp_bits}
+    else:
+        from mulfree.hw.product import UniformProduct, signed_width
+        wb = max(signed_width(min(values)), signed_width(max(values)))
+        unit = UniformProduct(weight_bits=wb, act_bits=1)
+        kind, params = "uniform", {"weight_bits": wb}
+    unit._MustUse__used = True
+    return kind, params, [unit.encode(v) for v in values], decode
+
+
+def _gather(in_shape, layer: Conv2d) -> tuple:
+    h, w, c = in_shape
+    kh, kw = layer.kernel
+    (sh, sw), (ph, pw) = layer.stride, layer.padding
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    rows = []
+    for oy in range(oh):
+        for ox in range(ow):
+            row = []
+            for dy in range(kh):
+                for dx in range(kw):
+                    y, x = oy * sh + dy - ph, ox * sw + dx - pw
+                    for ch in range(c):
+                        row.append((y * w + x) * c + ch if 0 <= y < h and 0 <= x < w else -1)
+            rows.append(tuple(row))
+    return tuple(rows)
+
+
+def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
+    """The stage specs and the manifest (without building components)."""
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
+
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    fold = load_fold(fold)
+    names = {layer.name for layer in model.layers}
+    for name in fold["layers"]:
+        if name not in names:
+            raise InputError(f"fold: no layer named '{name}' in the model (layers: "
+                             f"{', '.join(layer.name for layer in model.layers)})")
+    n_in = int(np.prod(model.input_shape))
+    in_vpb = fold.get("input_values_per_beat")
+    if in_vpb is None:
+        in_vpb = _largest_divisor(n_in, max(1, 32 // model.input_bits))
+    if isinstance(in_vpb, bool) or not isinstance(in_vpb, int) or in_vpb < 1 or n_in % in_vpb:
+        raise InputError(f"fold: input_values_per_beat must divide the {n_in} input codes "
+                         f"(one of {_divisors(n_in)}), got {in_vpb!r}")
+
+    stages, rows = [], []
+    beat = in_vpb
+    for index, (layer, io) in enumerate(zip(model.layers, model.io)):
+        in_count = int(np.prod(io.in_shape))
+        if isinstance(layer, Flatten):
+            rows.append({"index": index, "name": layer.name, "type": "flatten", "cycles": 0,
+                         "note": "wiring only: the stream order is already (row, column, "
+                                 "channel)"})
+            continue
+        if isinstance(layer, MaxPool):
+            h, w, c = io.in_shape
+            out_count = int(np.prod(io.out_shape))
+            spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=io.in_shape, kernel=layer.kernel,
+                               stride=layer.stride, in_beat=beat,
+                               out_beat=_largest_divisor(out_count, c))
+            stages.append(spec)
+            rows.append({"index": index, "name": layer.name, "type": "maxpool",
+                         "in_beat": spec.in_beat, "out_beat": spec.out_beat,
+                         "cycles": in_count // beat + out_count // spec.out_beat})
+            beat = spec.out_beat
+            continue
+        table = product_table(layer)
+        n_a = 2**io.in_bits
+        if table.shape[1] < n_a:
+            table = np.concatenate([table, np.zeros((table.shape[0], n_a - table.shape[1]),
+                                                    np.int64)], axis=1)
+        act_cb = layer.activation_codebook
+        act_identity = act_cb is not None and act_cb.size == n_a and \
+            bool(np.all(act_cb == np.arange(n_a)))
+        if isinstance(layer, Dense):
+            positions, taps, gather = 1, layer.in_features, None
+            out_ch = layer.out_features
+        else:
+            out_ch = layer.out_channels
+            gather = _gather(io.in_shape, layer)
+            positions, taps = len(gather), layer.kernel[0] * layer.kernel[1] * layer.in_channels
+        pe, simd = _layer_fold(layer, fold, out_ch, taps, mode)
+        lo, hi = relaxed_bounds(layer, io.in_shape)
+        kind = layer.output.kind
+        thresholds = None
+        if kind is OutputKind.THRESHOLDS:
+            thresholds = tuple(tuple(int(v) for v in row) for row in layer.output.thresholds)
+        codes = tuple(tuple(int(v) for v in row)
+                      for row in layer.weights.codes.reshape(out_ch, taps))
+        common = dict(in_bits=io.in_bits, in_count=in_count, in_beat=beat, out_beat=pe,
+                      positions=positions, out_channels=out_ch, taps=taps, pe=pe, simd=simd,
+                      codes=codes, products=tuple(tuple(int(v) for v in r) for r in table),
+                      bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
+                      mode=mode, gather=gather, thresholds=thresholds)
+        if mode == "runtime":
+            ukind, params, native, decode = _choose_unit(layer, act_identity, table)
+            spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,
+                               native=tuple(native),
+                               act_decode=None if decode is None else tuple(decode))
+            unit_name = ukind
+        else:
+            values = None
+            if act_identity and layer.weights.scheme is not Scheme.TABLE:
+                values = tuple(int(v) for v in layer.weights.codebook)
+            spec = ComputeSpec(**common, values=values)
+            unit_name = "shift-add constants" if values is not None else "lookup constants"
+        try:
+            spec.check()
+        except ValueError as e:
+            raise InputError(f"layer '{layer.name}': {e}") from None
+        stages.append(spec)
+        exact = accumulator_bounds(layer, io.in_shape)
+        row = {"index": index, "name": layer.name,
+               "type": "dense" if isinstance(layer, Dense) else "conv2d",
+               "scheme": layer.weights.scheme.value, "unit": unit_name, "pe": pe,
+               "simd": simd, "positions": positions, "out_channels": out_ch, "taps": taps,
+               "acc_width": spec.acc_width, "acc_bounds": [lo, hi],
+               "acc_width_exact": exact.width, "output": kind.value,
+               "in_beat": spec.in_beat, "out_beat": spec.out_beat,
+               "cycles": spec.steps, "rom_bits": 0}
+        if mode == "runtime":
+            from mulfree.hw.engine import make_unit
+            u = make_unit(spec.unit_kind, spec.unit_params, 1, False)
+            u._MustUse__used = True
+            row["rom_bits"] = spec.nf * spec.sf * pe * simd * u.weight_bits
+            row["native_weight_bits"] = u.weight_bits
+        rows.append(row)
+        beat = pe
+        if kind is OutputKind.ARGMAX:
+            am = ArgMaxSpec(width=spec.acc_width, group=out_ch, in_beat=pe)
+            stages.append(am)
+            beat = 1
+    if not stages:
+        raise ModelError("the model has no layer that needs hardware (only flatten)")
+
+    manifest = _manifest(model, mode, stages, rows, in_vpb)
+    return stages, manifest
+
+
+def _timing(stages) -> tuple[int, int]:
+    """(latency, initiation interval) with no stalls; see docs/hardware.md."""
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec
+
+    first_valid = None
+    period = 0
+    for s in stages:
+        if isinstance(s, ComputeSpec):
+            ib, ob, d = s.in_beats, s.out_beats, s.steps + 4
+            period = max(period, s.steps + 3 + max(ib, ob))
+        elif isinstance(s, ArgMaxSpec):
+            ib, ob, d = s.group // s.in_beat, 1, 1
+            period = max(period, ib + 1)
+        else:
+            ib, ob, d = s.in_count // s.in_beat, s.out_count // s.out_beat, 1
+            period = max(period, ib + ob)
+        if first_valid is None:
+            first_valid = ib - 1 + d
+        else:
+            first_valid = first_valid + prev_ob - 1 + d  # noqa: F821
+        prev_ob = ob  # noqa: F841
+    return first_valid + prev_ob - 1, period
+
+
+def _manifest(model, mode, stages, rows, in_vpb) -> dict:
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
+
+    n_in = int(np.prod(model.input_shape))
+    last = stages[-1]
+    out_kind = model.output_kind
+    if isinstance(last, ArgMaxSpec):
+        out = {"kind": "argmax", "beats": _count_out(model), "values_per_beat": 1,
+               "value_bits": max(1, (last.group - 1).bit_length()), "signed": False}
+    elif isinstance(last, ComputeSpec) and last.thresholds is None:
+        out = {"kind": "acc", "beats": last.out_beats, "values_per_beat": last.out_beat,
+               "value_bits": last.acc_width, "signed": True}
+    elif isinstance(last, ComputeSpec):
+        out = {"kind": "codes", "beats": last.out_beats, "values_per_beat": last.out_beat,
+               "value_bits": last.out_bits, "signed": False}
+    else:  # MaxPoolSpec
+        out = {"kind": "codes", "beats": last.out_count // last.out_beat,
+               "values_per_beat": last.out_beat, "value_bits": last.in_bits, "signed": False}
+    assert out_kind.value == out["kind"] or (out_kind is OutputKind.THRESHOLDS
+                                             and out["kind"] == "codes")
+    out["shape"] = list(model.output_shape)
+    latency, period = _timing(stages)
+    est = _estimate(stages, rows)
+    return {
+        "format": "mulfree-manifest", "version": 1,
+        "top": top_name(model), "model": model.name, "mode": mode,
+        "ports": list(PORTS),
+        "clock": {"port": "clk", "reset": "rst", "reset_kind": "synchronous, active high"},
+        "input": {"beats": n_in // in_vpb, "values_per_beat": in_vpb,
+                  "value_bits": model.input_bits, "signed": False,
+                  "shape": list(model.input_shape), "order": "row, column, channel"},
+        "output": out,
+        "packing": "value n of a beat at bits [n*value_bits, (n+1)*value_bits)",
+        "latency_cycles": latency,
+        "cycles_per_inference": period,
+        "latency_definition": "cycles from the first input beat's transfer to the last "
+                              "output beat's transfer, no stalls",
+        "layers": rows,
+        "resources_estimate": est,
+    }
+
+
+def _count_out(model: Model) -> int:
+    return int(np.prod(model.output_shape))
+
+
+def _estimate(stages, rows) -> dict:
+    """A coarse estimate from the plan (not synthesis): product units, ROM bits, FFs."""
+    from mulfree.hw.engine import ComputeSpec, MaxPoolSpec
+
+    units = rom = ffs = 0
+    for s in stages:
+        if isinstance(s, ComputeSpec):
+            units += s.pe * s.simd if s.mode == "runtime" else 0
+            ffs += s.in_count * s.in_bits + s.out_count * s.out_bits + s.pe * s.acc_width
+        elif isinstance(s, MaxPoolSpec):
+            ffs += s.in_count * s.in_bits
+    rom = sum(r.get("rom_bits", 0) for r in rows)
+    return {"product_units": units, "weight_rom_bits": rom, "buffer_and_acc_ffs": ffs,
+            "note": "planner's estimate; synthesize for real numbers (mulfree build)"}
+
+
+def build_network(model: Model, mode: str = "runtime", fold: Any = None):
+    """``(Network, manifest)`` for ``model``.
+
+    Parameters
+    ----------
+    model : Model
+    mode : "runtime" | "baked"
+        Runtime: weight codes in ROM, folded by (PE, SIMD). Baked: weights as constants
+        in the logic, fully parallel per output position.
+    fold : None, preset name, dict or path
+        See the module docstring.
+    """
+    from mulfree.hw.network import Network
+
+    stages, manifest = plan_network(model, mode, fold)
+    try:
+        net = Network(stages=stages)
+    except (ValueError, TypeError) as e:
+        raise MulfreeError(f"cannot build the network: {e}") from None
+    return net, manifest

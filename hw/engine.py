@@ -1,0 +1,632 @@
+"""The layer engine (dense and conv2d, runtime or baked weights), max-pool and argmax.
+
+Every block here is a stream-to-stream :class:`~amaranth.lib.wiring.Component` with the
+same shape of interface::
+
+    i: In(stream.Signature(unsigned(in_beat * in_bits)))    codes, LSB-first
+    o: Out(stream.Signature(unsigned(out_beat * out_bits))) values, LSB-first
+
+and the same life cycle, which keeps them safe under any back-pressure and idle:
+
+1. *load*: while its input buffer is not full, ``i.ready`` is high and each beat is
+   written into the buffer (one frame: the layer's whole input, in (row, column,
+   channel) order);
+2. *compute*: once the buffer is full and the output buffer empty, the engine steps
+   through its folded schedule without ever stalling, writing results into the output
+   buffer; the input buffer is then free to load the next frame;
+3. *send*: ``o.valid`` is high while the output buffer is full; ``o.payload`` is a
+   slice of registers selected by a counter that only moves on a transfer, so it holds
+   while valid waits, and valid never looks at ready.
+
+The compute schedule of a :class:`LayerEngine` is three stages: (A) issue step
+``(position, nf, sf)``: weight ROM address and the activations of the window; (B) the
+ROM word and the registered activations meet in ``pe * simd`` product units, one adder
+tree per PE, and the accumulators add (or start from the bias); (C) after a PE group's
+last step, thresholds (or the raw accumulators) go into the output buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .adder_tree import sum_tree
+from .product import (ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for,
+                      signed_width)
+from .threshold import threshold_code
+
+__all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "ArgMaxSpec",
+           "ArgMaxUnit", "build_stage",
+           "csd_digits", "make_unit"]
+
+
+def _bits(n: int) -> int:
+    """Counter width for values 0 .. n-1 (at least 1)."""
+    return max(1, (n - 1).bit_length())
+
+
+def make_unit(kind: str, params: dict, act_bits: int, act_signed: bool):
+    """A product unit from its kind (``uniform``, ``pot``, ``apot``, ``table``)."""
+    if kind == "uniform":
+        return UniformProduct(weight_bits=params["weight_bits"], act_bits=act_bits,
+                              act_signed=act_signed)
+    if kind == "pot":
+        return PotProduct(exp_bits=params["exp_bits"], act_bits=act_bits, act_signed=act_signed)
+    if kind == "apot":
+        return ApotProduct(exp_bits=params["exp_bits"], act_bits=act_bits,
+                           act_signed=act_signed)
+    if kind == "table":
+        return TableProduct(table=params["table"])
+    raise ValueError(f"Product unit kind must be uniform, pot, apot or table, not {kind!r}")
+
+
+def csd_digits(value: int) -> list[tuple[int, int]]:
+    """Canonical signed digits of ``value``: ``[(sign, shift)]`` with ``sum sign << shift
+    == value`` and no two adjacent non-zero digits (fewest adders for a constant)."""
+    digits, shift, v = [], 0, int(value)
+    while v:
+        if v & 1:
+            d = 2 - (v & 3)          # +1 if v = 1 mod 4, -1 if v = 3 mod 4
+            digits.append((d, shift))
+            v -= d
+        v >>= 1
+        shift += 1
+    return digits
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """One dense or conv2d layer, as the engine needs it (no model knowledge).
+
+    A dense layer is a conv2d with one position whose window is the whole input.
+    """
+
+    in_bits: int                    # input code width
+    in_count: int                   # codes in one input frame
+    in_beat: int                    # codes per input beat
+    out_beat: int                   # values per output beat
+    positions: int                  # output positions P (1 for dense)
+    out_channels: int               # OC
+    taps: int                       # inputs per output channel
+    pe: int
+    simd: int
+    codes: tuple                    # weight codes [OC][taps]
+    products: tuple                 # P[k][c], [K][2**in_bits]
+    bias: tuple                     # [OC]
+    acc_bounds: tuple               # (lo, hi): every partial sum fits
+    mode: str = "runtime"           # "runtime" | "baked"
+    gather: tuple | None = None     # [P][taps] buffer index or -1 (padding); None: dense
+    thresholds: tuple | None = None  # [OC][n]; None: output the accumulators
+    # runtime product unit: kind, parameters, native weight per code [K], activation
+    # decode [2**in_bits] (None: the unit takes the code itself)
+    unit_kind: str = "uniform"
+    unit_params: dict = field(default_factory=dict)
+    native: tuple = ()
+    act_decode: tuple | None = None
+    # baked: W[k] when the product is W[k] * c (identity activations), else None
+    values: tuple | None = None
+
+    @property
+    def nf(self) -> int:
+        return self.out_channels // self.pe
+
+    @property
+    def sf(self) -> int:
+        return self.taps // self.simd
+
+    @property
+    def steps(self) -> int:
+        return self.positions * self.nf * self.sf
+
+    @property
+    def acc_width(self) -> int:
+        lo, hi = self.acc_bounds
+        return max(signed_width(lo), signed_width(hi))
+
+    @property
+    def out_bits(self) -> int:
+        if self.thresholds is None:
+            return self.acc_width
+        return max(1, len(self.thresholds[0]).bit_length())
+
+    @property
+    def out_count(self) -> int:
+        return self.positions * self.out_channels
+
+    @property
+    def in_beats(self) -> int:
+        return self.in_count // self.in_beat
+
+    @property
+    def out_beats(self) -> int:
+        return self.out_count // self.out_beat
+
+    def check(self) -> None:
+        if self.mode not in ("runtime", "baked"):
+            raise ValueError(f"Mode must be 'runtime' or 'baked', not {self.mode!r}")
+        for name, whole, part in [("PE", self.out_channels, self.pe),
+                                  ("SIMD", self.taps, self.simd),
+                                  ("Input beat", self.in_count, self.in_beat),
+                                  ("Output beat", self.out_count, self.out_beat)]:
+            if part < 1 or whole % part:
+                raise ValueError(f"{name} must be a positive divisor of {whole}, not {part}")
+        if self.out_beat % self.pe and self.pe % self.out_beat:
+            pass  # any divisor of the output count works: the output buffer is whole
+
+
+class _Framed(wiring.Component):
+    """Shared load/send plumbing: input frame buffer, output frame buffer, counters."""
+
+    def _load(self, m: Module, buf, in_full, in_beats: int, in_beat_bits: int):
+        cnt = Signal(_bits(in_beats), name="load_cnt")
+        m.d.comb += self.i.ready.eq(~in_full)
+        with m.If(self.i.valid & ~in_full):
+            m.d.sync += buf.word_select(cnt, in_beat_bits).eq(self.i.payload)
+            with m.If(cnt == in_beats - 1):
+                m.d.sync += [cnt.eq(0), in_full.eq(1)]
+            with m.Else():
+                m.d.sync += cnt.eq(cnt + 1)
+
+    def _send(self, m: Module, payload_of, out_full, out_beats: int):
+        """``payload_of(cnt)`` gives the beat's payload; returns the 'last beat sent'
+        condition (already acted on: ``out_full`` clears)."""
+        cnt = Signal(_bits(out_beats), name="send_cnt")
+        m.d.comb += [self.o.valid.eq(out_full), self.o.payload.eq(payload_of(cnt))]
+        last = Signal(name="send_last")
+        m.d.comb += last.eq(out_full & self.o.ready & (cnt == out_beats - 1))
+        with m.If(out_full & self.o.ready):
+            with m.If(cnt == out_beats - 1):
+                m.d.sync += [cnt.eq(0), out_full.eq(0)]
+            with m.Else():
+                m.d.sync += cnt.eq(cnt + 1)
+        return last
+
+
+class LayerEngine(_Framed):
+    """A folded dense or conv2d layer: ``pe`` output channels times ``simd`` inputs per
+    cycle, weights in a ROM (runtime mode) or in the logic (baked mode).
+
+    Parameters
+    ----------
+    spec : ComputeSpec
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(in_beat * in_bits)))
+    o : Out(stream.Signature(unsigned(out_beat * out_bits)))
+
+    Timing (no stalls): the first output beat is valid ``steps + 4`` cycles after the
+    last input beat is taken, ``steps = positions * (OC / pe) * (taps / simd)``.
+    """
+
+    def __init__(self, spec: ComputeSpec) -> None:
+        if not isinstance(spec, ComputeSpec):
+            raise TypeError(f"Spec must be a ComputeSpec, not {spec!r}")
+        spec.check()
+        if spec.mode == "baked" and (spec.pe != spec.out_channels or spec.simd != spec.taps):
+            raise ValueError("A baked layer is fully parallel: PE must be the output "
+                             "channel count and SIMD the tap count")
+        self.spec = spec
+        super().__init__({
+            "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
+            "o": Out(stream.Signature(unsigned(spec.out_beat * spec.out_bits))),
+        })
+
+    # -- the datapath of stage B: per PE, the partial sum of SIMD products ----------
+    def _runtime_partials(self, m, rom_data, acts, pads):
+        s = self.spec
+        decode = s.act_decode
+        if s.unit_kind == "table":
+            act_bits, act_signed = s.in_bits, False
+        elif decode is None:
+            act_bits, act_signed = s.in_bits, False
+        else:
+            sh = shape_for(min(decode), max(decode))
+            act_bits, act_signed = sh.width, sh.signed
+        values = []
+        for lane, code in enumerate(acts):
+            if decode is None or s.unit_kind == "table":
+                values.append(code)
+                continue
+            v = Signal(signed(act_bits) if act_signed else unsigned(act_bits),
+                       name=f"act_val{lane}")
+            with m.Switch(code):
+                for c, level in enumerate(decode):
+                    with m.Case(c):
+                        m.d.comb += v.eq(level)
+            values.append(v)
+        partials = []
+        for pe in range(s.pe):
+            terms = []
+            for lane in range(s.simd):
+                unit = make_unit(s.unit_kind, s.unit_params, act_bits, act_signed)
+                m.submodules[f"p{pe}_{lane}"] = unit
+                nw = unit.weight_bits
+                off = (pe * s.simd + lane) * nw
+                m.d.comb += [unit.w.eq(rom_data[off:off + nw]), unit.a.eq(values[lane])]
+                lo, hi = unit.bounds
+                p = unit.p
+                if pads is not None:
+                    p = Mux(pads[lane], 0, unit.p)
+                    lo, hi = min(lo, 0), max(hi, 0)
+                terms.append((p, lo, hi))
+            value, lo, hi, _ = sum_tree(m, terms, name=f"tree{pe}")
+            partials.append(value)
+        return partials
+
+    def _baked_partials(self, m, acts, pads):
+        """Constant weights: PoT products are wiring, other constants canonical signed
+        digit shift-adds; with non-identity activations (or a product table) a product
+        is a lookup on the activation code alone. Per channel the positive and the
+        negative terms go through separate pairwise trees and meet in one subtraction."""
+        s = self.spec
+        n_a = 2**s.in_bits
+        lookups = {}
+        partials = []
+        for j in range(s.out_channels):
+            pos, neg = [], []
+            for t in range(s.taps):
+                k = s.codes[j][t]
+                code = acts[t]
+                if s.values is not None:
+                    amax = n_a - 1
+                    for sign, shift in csd_digits(s.values[k]):
+                        # a pad reads code 0 here, which contributes 0
+                        (pos if sign > 0 else neg).append((code << shift, 0, amax << shift))
+                    continue
+                row = tuple(s.products[k][:n_a]) + (0,) * (n_a - len(s.products[k]))
+                if not any(row):
+                    continue
+                key = (row, t)
+                if key not in lookups:
+                    lo, hi = min(min(row), 0), max(max(row), 0)
+                    v = Signal(shape_for(lo, hi), name=f"lut{t}_{len(lookups)}")
+                    with m.Switch(code):
+                        for c, level in enumerate(row):
+                            if level:
+                                with m.Case(c):
+                                    m.d.comb += v.eq(level)
+                    if pads is not None:
+                        g = Signal(shape_for(lo, hi), name=f"lutg{t}_{len(lookups)}")
+                        m.d.comb += g.eq(Mux(pads[t], 0, v))
+                        v = g
+                    lookups[key] = (v, lo, hi)
+                pos.append(lookups[key])
+            total = None
+            if pos:
+                p, plo, phi, _ = sum_tree(m, pos, name=f"pos{j}")
+                total, lo, hi = p, plo, phi
+            if neg:
+                n, nlo, nhi, _ = sum_tree(m, neg, name=f"neg{j}")
+                if total is None:
+                    total, lo, hi = -n, -nhi, -nlo
+                else:
+                    d = Signal(shape_for(lo - nhi, hi - nlo), name=f"diff{j}")
+                    m.d.comb += d.eq(total - n)
+                    total, lo, hi = d, lo - nhi, hi - nlo
+            partials.append(Const(0, 1) if total is None else total)
+        return partials
+
+    def elaborate(self, platform):
+        s = self.spec
+        m = Module()
+        b = s.in_bits
+        nf, sf, P = s.nf, s.sf, s.positions
+        baked = s.mode == "baked"
+        act_identity_pad = s.values is not None or (
+            s.unit_kind != "table" and s.act_decode is None and not baked)
+        has_pad = s.gather is not None and any(i < 0 for row in s.gather for i in row)
+
+        in_full = Signal(name="in_full")
+        out_full = Signal(name="out_full")
+        busy = Signal(name="busy")
+        run = Signal(name="run")
+        buf = Signal(s.in_count * b, name="in_buf")
+        vb = s.out_bits
+        outbuf = Signal(s.out_count * vb, name="out_buf")
+
+        self._load(m, buf, in_full, s.in_beats, s.in_beat * b)
+        self._send(m, lambda cnt: outbuf.word_select(cnt, s.out_beat * vb), out_full,
+                   s.out_beats)
+
+        # -- stage A: counters and issue ----------------------------------------------
+        sf_c = Signal(_bits(sf), name="sf")
+        nf_c = Signal(_bits(nf), name="nf")
+        p_c = Signal(_bits(P), name="pos")
+        q_c = Signal(_bits(P * sf), name="q")          # p * SF + sf
+        waddr = Signal(_bits(nf * sf), name="waddr")   # nf * SF + sf
+        last_sf = sf_c == sf - 1
+        last_nf = nf_c == nf - 1
+        last_p = p_c == P - 1
+
+        with m.If(in_full & ~busy & ~out_full):
+            m.d.sync += [busy.eq(1), run.eq(1), sf_c.eq(0), nf_c.eq(0), p_c.eq(0),
+                         q_c.eq(0), waddr.eq(0)]
+        with m.If(run):
+            with m.If(~last_sf):
+                m.d.sync += [sf_c.eq(sf_c + 1), q_c.eq(q_c + 1), waddr.eq(waddr + 1)]
+            with m.Else():
+                m.d.sync += sf_c.eq(0)
+                with m.If(~last_nf):
+                    m.d.sync += [nf_c.eq(nf_c + 1), waddr.eq(waddr + 1),
+                                 q_c.eq(q_c - (sf - 1))]
+                with m.Else():
+                    m.d.sync += [nf_c.eq(0), waddr.eq(0), p_c.eq(p_c + 1), q_c.eq(q_c + 1)]
+                    with m.If(last_p):
+                        m.d.sync += run.eq(0)
+
+        # the window's activations for this step
+        acts_a = [Signal(b, name=f"act_a{lane}") for lane in range(s.simd)]
+        pads_a = [Signal(name=f"pad_a{lane}") for lane in range(s.simd)] if has_pad else None
+        if s.gather is None:
+            word = buf.word_select(sf_c, s.simd * b) if sf > 1 else buf[:s.simd * b]
+            for lane in range(s.simd):
+                m.d.comb += acts_a[lane].eq(word[lane * b:(lane + 1) * b])
+        else:
+            with m.Switch(q_c):
+                for q in range(P * sf):
+                    p, f = divmod(q, sf)
+                    with m.Case(q):
+                        for lane in range(s.simd):
+                            idx = s.gather[p][f * s.simd + lane]
+                            if idx >= 0:
+                                m.d.comb += acts_a[lane].eq(buf[idx * b:(idx + 1) * b])
+                            elif pads_a is not None:
+                                m.d.comb += pads_a[lane].eq(1)
+        # -- stage B ------------------------------------------------------------------
+        v_b = Signal(name="v_b")
+        first_b = Signal(name="first_b")
+        last_b = Signal(name="last_b")
+        nf_b = Signal(_bits(nf), name="nf_b")
+        acts_b = [Signal(b, name=f"act_b{lane}") for lane in range(s.simd)]
+        pads_b = None
+        m.d.sync += [v_b.eq(run), first_b.eq(sf_c == 0), last_b.eq(last_sf), nf_b.eq(nf_c)]
+        for lane in range(s.simd):
+            code = acts_a[lane]
+            if pads_a is not None and act_identity_pad:
+                code = Mux(pads_a[lane], 0, code)
+            m.d.sync += acts_b[lane].eq(code)
+        if pads_a is not None and not act_identity_pad:
+            pads_b = [Signal(name=f"pad_b{lane}") for lane in range(s.simd)]
+            m.d.sync += [pads_b[lane].eq(pads_a[lane]) for lane in range(s.simd)]
+
+        if baked:
+            partials = self._baked_partials(m, acts_b, pads_b)
+        else:
+            nw = make_unit(s.unit_kind, s.unit_params, 1, False)
+            nw._MustUse__used = True
+            width = nw.weight_bits
+            words = []
+            for addr in range(nf * sf):
+                n_, f_ = divmod(addr, sf)
+                word = 0
+                for pe in range(s.pe):
+                    for lane in range(s.simd):
+                        k = s.codes[n_ * s.pe + pe][f_ * s.simd + lane]
+                        word |= s.native[k] << ((pe * s.simd + lane) * width)
+                words.append(word)
+            rom = memory.Memory(shape=unsigned(s.pe * s.simd * width), depth=nf * sf,
+                                init=words)
+            m.submodules.rom = rom
+            rp = rom.read_port(domain="sync")
+            m.d.comb += rp.addr.eq(waddr)
+            partials = self._runtime_partials(m, rp.data, acts_b, pads_b)
+
+        aw = s.acc_width
+        accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
+        for pe in range(s.pe):
+            biases = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
+            bias = Const(biases[0], signed(aw)) if nf == 1 else \
+                Array(Const(v, signed(aw)) for v in biases)[nf_b]
+            with m.If(v_b):
+                m.d.sync += accs[pe].eq(Mux(first_b, bias, accs[pe]) + partials[pe])
+
+        # -- stage C ------------------------------------------------------------------
+        v_c = Signal(name="v_c")
+        nf_c2 = Signal(_bits(nf), name="nf_c")
+        group = Signal(_bits(P * nf), name="group")
+        m.d.sync += [v_c.eq(v_b & last_b), nf_c2.eq(nf_b)]
+        results = []
+        lo, hi = s.acc_bounds
+        for pe in range(s.pe):
+            if s.thresholds is None:
+                results.append(accs[pe].as_unsigned())
+                continue
+            tw = max(aw, signed_width(lo), signed_width(hi + 1))
+            ts = []
+            for t in range(len(s.thresholds[0])):
+                col = [min(max(s.thresholds[n_ * s.pe + pe][t], lo), hi + 1) for n_ in range(nf)]
+                ts.append(Const(col[0], signed(tw)) if nf == 1 else
+                          Array(Const(v, signed(tw)) for v in col)[nf_c2])
+            code = Signal(vb, name=f"code{pe}")
+            m.d.comb += code.eq(threshold_code(accs[pe], ts))
+            results.append(code)
+        with m.If(v_c):
+            m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
+            with m.If(group == P * nf - 1):
+                m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
+            with m.Else():
+                m.d.sync += group.eq(group + 1)
+        return m
+
+
+@dataclass(frozen=True)
+class MaxPoolSpec:
+    in_bits: int
+    in_shape: tuple          # (H, W, C)
+    kernel: tuple
+    stride: tuple
+    in_beat: int
+    out_beat: int
+
+    @property
+    def out_shape(self) -> tuple:
+        h, w, c = self.in_shape
+        return ((h - self.kernel[0]) // self.stride[0] + 1,
+                (w - self.kernel[1]) // self.stride[1] + 1, c)
+
+    @property
+    def in_count(self) -> int:
+        h, w, c = self.in_shape
+        return h * w * c
+
+    @property
+    def out_count(self) -> int:
+        h, w, c = self.out_shape
+        return h * w * c
+
+
+class MaxPoolUnit(_Framed):
+    """Max over ``kernel`` windows of a code map (no padding, floor), one output beat per
+    cycle once the frame is loaded.
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(in_beat * in_bits)))
+    o : Out(stream.Signature(unsigned(out_beat * in_bits)))
+
+    Timing: the first output beat is valid 1 cycle after the last input beat is taken.
+    """
+
+    def __init__(self, spec: MaxPoolSpec) -> None:
+        if not isinstance(spec, MaxPoolSpec):
+            raise TypeError(f"Spec must be a MaxPoolSpec, not {spec!r}")
+        for name, whole, part in [("Input beat", spec.in_count, spec.in_beat),
+                                  ("Output beat", spec.out_count, spec.out_beat)]:
+            if part < 1 or whole % part:
+                raise ValueError(f"{name} must be a positive divisor of {whole}, not {part}")
+        self.spec = spec
+        super().__init__({
+            "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
+            "o": Out(stream.Signature(unsigned(spec.out_beat * spec.in_bits))),
+        })
+
+    def elaborate(self, platform):
+        s = self.spec
+        m = Module()
+        b = s.in_bits
+        full = Signal(name="full")
+        buf = Signal(s.in_count * b, name="buf")
+        self._load(m, buf, full, s.in_count // s.in_beat, s.in_beat * b)
+        h, w, c = s.in_shape
+        oh, ow, _ = s.out_shape
+        (kh, kw), (sh, sw) = s.kernel, s.stride
+
+        def code(idx):
+            return buf[idx * b:(idx + 1) * b]
+
+        def maximum(values):
+            while len(values) > 1:
+                nxt = [Mux(values[n] > values[n + 1], values[n], values[n + 1])
+                       for n in range(0, len(values) - 1, 2)]
+                if len(values) % 2:
+                    nxt.append(values[-1])
+                values = nxt
+            return values[0]
+
+        def payload_of(cnt):
+            beat = Signal(s.out_beat * b, name="pool_beat")
+            n_beats = s.out_count // s.out_beat
+            with m.Switch(cnt):
+                for bi in range(n_beats):
+                    with m.Case(bi):
+                        vals = []
+                        for lane in range(s.out_beat):
+                            o = bi * s.out_beat + lane
+                            oy, rest = divmod(o, ow * c)
+                            ox, ch = divmod(rest, c)
+                            window = [code(((oy * sh + dy) * w + ox * sw + dx) * c + ch)
+                                      for dy in range(kh) for dx in range(kw)]
+                            vals.append(maximum(window))
+                        m.d.comb += beat.eq(Cat(*vals))
+            return beat
+
+        self._send(m, payload_of, full, s.out_count // s.out_beat)
+        return m
+
+
+@dataclass(frozen=True)
+class ArgMaxSpec:
+    width: int
+    group: int
+    in_beat: int
+
+
+def build_stage(spec):
+    """The component for a stage spec."""
+    if isinstance(spec, ComputeSpec):
+        return LayerEngine(spec)
+    if isinstance(spec, MaxPoolSpec):
+        return MaxPoolUnit(spec)
+    if isinstance(spec, ArgMaxSpec):
+        return ArgMaxUnit(width=spec.width, group=spec.group, in_beat=spec.in_beat)
+    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not {spec!r}")
+
+
+class ArgMaxUnit(wiring.Component):
+    """Index of the largest of each ``group`` consecutive signed values (ties: the lowest
+    index), one class index out per group.
+
+    Parameters
+    ----------
+    width : int
+        Width of the two's complement values.
+    group : int
+        Values per argmax (the output channel count).
+    in_beat : int
+        Values per input beat (divides ``group``).
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(in_beat * width)))
+    o : Out(stream.Signature(unsigned(index_bits)))
+
+    Timing: the class is valid 1 cycle after the group's last beat is taken.
+    """
+
+    def __init__(self, *, width: int, group: int, in_beat: int) -> None:
+        for name, v in [("Width", width), ("Group", group), ("Input beat", in_beat)]:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an integer, not {v!r}")
+            if v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v}")
+        if group % in_beat:
+            raise ValueError(f"Input beat must divide the group size {group}, not {in_beat}")
+        self.width, self.group, self.in_beat = width, group, in_beat
+        self.index_bits = _bits(group)
+        super().__init__({
+            "i": In(stream.Signature(unsigned(in_beat * width))),
+            "o": Out(stream.Signature(unsigned(self.index_bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_beats = self.group // self.in_beat
+        best = Signal(signed(self.width), name="best")
+        best_i = Signal(self.index_bits, name="best_i")
+        cnt = Signal(_bits(n_beats), name="beat")
+        out_valid = Signal(name="out_valid")
+        m.d.comb += [self.i.ready.eq(~out_valid), self.o.valid.eq(out_valid),
+                     self.o.payload.eq(best_i)]
+        with m.If(self.o.ready & out_valid):
+            m.d.sync += out_valid.eq(0)
+        # fold the beat's values into the running best, left to right
+        cur_v, cur_i = best, best_i
+        for lane in range(self.in_beat):
+            v = self.i.payload[lane * self.width:(lane + 1) * self.width].as_signed()
+            idx = cnt * self.in_beat + lane if n_beats > 1 else Const(lane, self.index_bits)
+            take = v > cur_v
+            if lane == 0:
+                take = take | (cnt == 0)
+            cur_v = Mux(take, v, cur_v)
+            cur_i = Mux(take, idx, cur_i)
+        with m.If(self.i.valid & ~out_valid):
+            m.d.sync += [best.eq(cur_v), best_i.eq(cur_i)]
+            with m.If(cnt == n_beats - 1):
+                m.d.sync += [cnt.eq(0), out_valid.eq(1)]
+            with m.Else():
+                m.d.sync += cnt.eq(cnt + 1)
+        return m

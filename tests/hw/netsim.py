@@ -1,0 +1,82 @@
+"""Amaranth-simulator driver for a Network: packed beats in, values out, random stalls."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.sim import Simulator
+
+
+def pack(values, bits: int, per_beat: int) -> list[int]:
+    values = [int(v) & (2**bits - 1) for v in values]
+    beats = []
+    for n in range(0, len(values), per_beat):
+        word = 0
+        for k, v in enumerate(values[n:n + per_beat]):
+            word |= v << (k * bits)
+        beats.append(word)
+    return beats
+
+
+def unpack(beats, bits: int, per_beat: int, signed: bool) -> list[int]:
+    out = []
+    for word in beats:
+        for k in range(per_beat):
+            v = (word >> (k * bits)) & (2**bits - 1)
+            if signed and v >= 2 ** (bits - 1):
+                v -= 2**bits
+            out.append(v)
+    return out
+
+
+def run_network(net, manifest, x: np.ndarray, *, seed: int = 0, idle: float = 0.3,
+                stall: float = 0.3, max_cycles: int = 2_000_000):
+    """Feed every sample of ``x`` (``[N, *input shape]``) and return
+    ``(outputs [N, values], cycles)``."""
+    rng = np.random.default_rng(seed)
+    inp, out = manifest["input"], manifest["output"]
+    beats = []
+    for sample in x:
+        beats += pack(sample.reshape(-1), inp["value_bits"], inp["values_per_beat"])
+    n_out = out["beats"] * len(x)
+    got = []
+    cycles = [0]
+
+    async def driver(ctx):
+        for beat in beats:
+            while rng.random() < idle:
+                await ctx.tick()
+            ctx.set(net.i.valid, 1)
+            ctx.set(net.i.payload, beat)
+            await ctx.tick().until(net.i.ready)
+            ctx.set(net.i.valid, 0)
+
+    async def monitor(ctx):
+        for _ in range(n_out):
+            while rng.random() < stall:
+                await ctx.tick()
+            ctx.set(net.o.ready, 1)
+            payload, = await ctx.tick().sample(net.o.payload).until(net.o.valid)
+            ctx.set(net.o.ready, 0)
+            got.append(payload)
+
+    async def counter(ctx):
+        async for _ in ctx.tick():
+            cycles[0] += 1
+            if cycles[0] > max_cycles:
+                raise AssertionError("simulation ran too long")
+
+    sim = Simulator(net)
+    sim.add_clock(1e-6)
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.add_process(counter)
+    sim.run()
+    values = unpack(got, out["value_bits"], out["values_per_beat"], out["signed"])
+    return np.array(values, dtype=np.int64).reshape(len(x), -1), cycles[0]
+
+
+def golden_flat(model, x) -> np.ndarray:
+    from mulfree.gen.golden import run
+
+    y = run(model, x).output
+    return y.reshape(len(x), -1)
