@@ -30,6 +30,7 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("info", "mulfree.gen.cmd_info", "summarize a model: layers, codebooks, widths, memory"),
     Command("predict", "mulfree.gen.cmd_predict", "run the golden model on input codes"),
+    Command("import", "mulfree.gen.cmd_import", "import a QONNX model (Brevitas export)"),
     Command("train", "mulfree.gen.cmd_train", "train a quantized model on a data set"),
     Command("quantize", "mulfree.gen.cmd_train", "post-training quantization of a float model"),
     Command("eval", "mulfree.gen.cmd_train", "test accuracy of a model's golden integer network"),
