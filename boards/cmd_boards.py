@@ -1,0 +1,188 @@
+"""``mulfree build``, ``mulfree program`` and ``mulfree run``: the board commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mulfree.gen import golden
+from mulfree.gen.errors import InputError, MulfreeError
+from mulfree.gen.fileio import load_npy, save_npy
+from mulfree.gen.model import load
+
+from .build import DEFAULT_BAUD
+from .registry import BOARDS, get_board
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger(__name__)
+
+
+def _board_list() -> str:
+    return ", ".join(n for n, b in BOARDS.items() if not b.unsupported)
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    if name == "build":
+        parser.add_argument("model", help="model description (.mf)")
+        parser.add_argument("--board", "-b", required=True, metavar="BOARD",
+                            help=f"one of: {_board_list()}")
+        parser.add_argument("-o", "--out", metavar="DIR",
+                            help="output folder (default: build/<model>-<board>)")
+        _network_args(parser)
+        parser.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                            help=f"UART baud rate (default {DEFAULT_BAUD})")
+        parser.add_argument("--nodsp", action="store_true",
+                            help="ECP5: keep multipliers out of the DSP blocks (synth_ecp5 -nodsp)")
+    elif name == "program":
+        parser.add_argument("dir", metavar="DIR", help="a folder written by 'mulfree build'")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="print the programming command instead of running it")
+    elif name == "run":
+        parser.add_argument("--port", "-p", required=True, metavar="DEV",
+                            help="serial port of the board (e.g. /dev/ttyUSB1)")
+        parser.add_argument("model", help="model description (.mf) the board was built from")
+        parser.add_argument("inputs", metavar="X.npy",
+                            help="input codes: one sample or a batch [N, *input shape]")
+        parser.add_argument("--build", metavar="DIR",
+                            help="the build folder: take the framing and baud rate from its "
+                                 "report.json")
+        _network_args(parser)
+        parser.add_argument("--baud", type=int, default=None,
+                            help=f"UART baud rate (default: the build's, else {DEFAULT_BAUD})")
+        parser.add_argument("--timeout", type=float, default=2.0,
+                            help="seconds to wait for a reply (default 2)")
+        parser.add_argument("-o", "--out", metavar="Y.npy", help="save the outputs here")
+        parser.add_argument("--no-check", action="store_true",
+                            help="do not compare with the golden model")
+
+
+def _network_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
+                        help="runtime: weights in ROM, folded; baked: weights as constants "
+                             "in the logic, fully parallel (default runtime)")
+    parser.add_argument("--fold", metavar="FILE", help="folding (PE/SIMD per layer), JSON")
+    parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
+
+
+def _load_fold(path: str | None):
+    if path is None:
+        return None
+    try:
+        from mulfree.gen import plan  # the generator's own reader, when it has one
+        reader = getattr(plan, "load_fold", None)
+    except ModuleNotFoundError:
+        reader = None
+    if reader is not None:
+        return reader(path)
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such fold file") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"build": _build, "program": _program, "run": _run}[args.command](args)
+
+
+def _build(args) -> int:
+    from .build import build, format_report
+
+    model = load(args.model)
+    board = get_board(args.board)
+    out = Path(args.out) if args.out else Path("build") / f"{Path(args.model).stem}-{board.name}"
+    print(f"mulfree build: {model.name} for {board.title}, {args.mode} weights -> {out}",
+          file=sys.stderr, flush=True)
+    result = build(model, board, out, mode=args.mode, fold=_load_fold(args.fold),
+                   baud=args.baud, nodsp=args.nodsp, standin=args.standin,
+                   model_label=Path(args.model).name)
+    print(format_report(result))
+    for w in result.warnings:
+        print(f"mulfree build: warning: {w}", file=sys.stderr)
+    print(f"wrote {result.bitstream}, {out / 'report.json'}, {out / 'report.txt'}")
+    return 0
+
+
+def _program(args) -> int:
+    folder = Path(args.dir)
+    try:
+        report = json.loads((folder / "report.json").read_text())
+    except FileNotFoundError:
+        raise MulfreeError(f"{folder}: no report.json (run 'mulfree build ... -o {folder}' "
+                           f"first)") from None
+    board = get_board(report["board"])
+    bitstream = folder / report["bitstream"]
+    if not bitstream.exists():
+        raise MulfreeError(f"{bitstream}: the bitstream is missing (rebuild)")
+    tried = []
+    for cmd in board.programmers:
+        tried.append(cmd[0])
+        exe = shutil.which(cmd[0])
+        if exe is None:
+            continue
+        argv = [exe] + [a.replace("{bitstream}", str(bitstream)) for a in cmd[1:]]
+        print(" ".join(argv))
+        if args.dry_run:
+            return 0
+        proc = subprocess.run(argv)
+        if proc.returncode != 0:
+            raise MulfreeError(f"{cmd[0]} failed (exit {proc.returncode}); is the board "
+                               f"connected and accessible (udev rules, permissions)?")
+        return 0
+    raise MulfreeError(f"no programmer for {board.name} found: install one of "
+                       f"{', '.join(tried)} (e.g. 'apt-get install openfpgaloader' or the "
+                       f"openFPGALoader release), or copy {bitstream} to a machine that has one")
+
+
+def _run(args) -> int:
+    from .framing import FrameFormat
+    from .host import BoardLink
+
+    model = load(args.model)
+    x = golden.check_input_codes(model, load_npy(args.inputs))
+    baud = args.baud
+    if args.build:
+        try:
+            report = json.loads((Path(args.build) / "report.json").read_text())
+        except FileNotFoundError:
+            raise MulfreeError(f"{args.build}: no report.json") from None
+        frames = FrameFormat.from_json(report["framing"])
+        baud = baud or int(report["uart"]["baud"])
+    else:
+        from .network import frame_format, network_for
+        fold = _load_fold(args.fold)
+        net, manifest, _ = network_for(model, mode=args.mode, fold=fold, standin=args.standin)
+        net._MustUse__silence = True     # built for its signature and manifest only
+        frames = frame_format(model, net, manifest, {"mode": args.mode, "fold": fold})
+    baud = baud or DEFAULT_BAUD
+    with BoardLink(args.port, frames, baud=baud, timeout=args.timeout) as link:
+        link.identify()
+        y = link.infer(x)
+    y = y.reshape((len(x),) + tuple(model.output_shape))
+    if args.out:
+        save_npy(args.out, y)
+    shown = min(len(y), 8)
+    for i in range(shown):
+        print(f"{i}: {y[i].reshape(-1).tolist()}")
+    if len(y) > shown:
+        print(f"... ({len(y)} samples)")
+    if args.no_check:
+        return 0
+    want = golden.run(model, x).output.reshape(y.shape)
+    bad = np.flatnonzero((want != y).reshape(len(y), -1).any(axis=1))
+    if bad.size:
+        print(f"MISMATCH: {bad.size} of {len(y)} samples differ from the golden model "
+              f"(first: sample {bad[0]}, board {y[bad[0]].reshape(-1).tolist()}, golden "
+              f"{want[bad[0]].reshape(-1).tolist()})")
+        return 1
+    print(f"{len(y)} of {len(y)} samples match the golden model bit for bit")
+    return 0

@@ -1,0 +1,116 @@
+"""The boards mulfree builds for: amaranth-boards platforms plus what the harness needs.
+
+Each :class:`Board` names its amaranth-boards platform, where its UART and LEDs are, how
+it is programmed, and which tool checks of the platform have to be bypassed because they
+concern programming, not building (the ULX3S platform insists on ``openFPGALoader`` and
+the OrangeCrab on ``dfu-suffix`` even to build).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from mulfree.gen.errors import MulfreeError
+
+__all__ = ["Board", "BOARDS", "get_board", "UnsupportedBoard"]
+
+
+class UnsupportedBoard(MulfreeError):
+    """A board that is known but cannot be built yet (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """One buildable board.
+
+    ``uart`` is the ``platform.request`` arguments of the UART; ``leds`` up to four
+    ``(resource, number, subsignal or None)`` for the harness's status LEDs, in the order of
+    :data:`mulfree.boards.harness.LED_MEANING`; ``programmers`` lists command lines
+    (``{bitstream}`` is replaced), the first whose program is installed is used.
+    """
+
+    name: str
+    title: str
+    family: str                 # ice40 | ecp5 | gowin
+    device: str
+    module: str                 # amaranth_boards module
+    platform: str               # class name in it
+    bitstream: str              # file extension of the product
+    uart: tuple = ("uart", 0)
+    leds: tuple = ()
+    programmers: tuple = ()
+    build_env: dict = field(default_factory=dict)
+    extra_uart: tuple | None = None    # (rx pin, tx pin, connector, attrs) when the board has none
+    notes: str = ""
+    unsupported: str = ""
+
+    def make_platform(self):
+        if self.unsupported:
+            raise UnsupportedBoard(f"board '{self.name}' ({self.title}) is not supported yet: "
+                                   f"{self.unsupported}")
+        mod = importlib.import_module(self.module)
+        platform = getattr(mod, self.platform)()
+        if self.extra_uart is not None:
+            from amaranth.build import Attrs
+            from amaranth_boards.resources import UARTResource
+            rx, tx, conn, attrs = self.extra_uart
+            platform.add_resources([UARTResource(0, rx=rx, tx=tx, conn=conn,
+                                                 attrs=Attrs(**attrs))])
+        return platform
+
+    @property
+    def clk_freq(self) -> float:
+        return float(self.make_platform().default_clk_frequency)
+
+
+BOARDS: dict[str, Board] = {b.name: b for b in (
+    Board("icebreaker", "1BitSquared iCEBreaker", "ice40", "iCE40UP5K-SG48",
+          "amaranth_boards.icebreaker", "ICEBreakerPlatform", "bin",
+          leds=(("led_g", 0, None), ("led_r", 0, None)),
+          programmers=(("iceprog", "{bitstream}"),
+                       ("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
+          notes="12 MHz clock; UART through the FTDI's second channel (/dev/ttyUSB1). "
+                "Green LED: heartbeat; red LED: busy."),
+    Board("ulx3s-85f", "Radiona ULX3S (ECP5 LFE5U-85F)", "ecp5", "LFE5U-85F-6BG381C",
+          "amaranth_boards.ulx3s", "ULX3S_85F_Platform", "bit",
+          leds=tuple(("led", i, None) for i in range(4)),
+          programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
+                       ("fujprog", "{bitstream}")),
+          build_env={"OPENFPGALOADER": "true"},
+          notes="25 MHz clock; UART through the FTDI (US1 port)."),
+    Board("ulx3s-12f", "Radiona ULX3S (ECP5 LFE5U-12F)", "ecp5", "LFE5U-12F-6BG381C",
+          "amaranth_boards.ulx3s", "ULX3S_12F_Platform", "bit",
+          leds=tuple(("led", i, None) for i in range(4)),
+          programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
+                       ("fujprog", "{bitstream}")),
+          build_env={"OPENFPGALOADER": "true"},
+          notes="25 MHz clock; UART through the FTDI (US1 port)."),
+    Board("orangecrab-25f", "Good Stuff Department OrangeCrab r0.2 (ECP5 LFE5U-25F)", "ecp5",
+          "LFE5U-25F-8MG285C", "amaranth_boards.orangecrab_r0_2",
+          "OrangeCrabR0_2_25FPlatform", "bit",
+          leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "b"), ("rgb_led", 0, "r")),
+          programmers=(("dfu-util", "-a", "0", "-D", "{bitstream}"),
+                       ("openFPGALoader", "-b", "orangecrab", "{bitstream}")),
+          build_env={"DFU_SUFFIX": "true"},
+          extra_uart=("0", "1", ("io", 0), {"IO_TYPE": "LVCMOS33", "PULLMODE": "UP"}),
+          notes="48 MHz clock. The board has no USB-serial chip: the harness's UART is on "
+                "the Feather header, RX on pin 0 and TX on pin 1 (3.3 V); connect a USB-serial "
+                "adapter there. Program over USB DFU (hold the button while plugging in). "
+                "Green: heartbeat, blue: busy, red: error."),
+    Board("tangnano9k", "Sipeed Tang Nano 9K (Gowin GW1NR-9C)", "gowin", "GW1NR-LV9QN88PC6/I5",
+          "amaranth_boards.tang_nano_9k", "TangNano9kPlatform", "fs",
+          unsupported="amaranth 0.5.10 drives the deprecated nextpnr-gowin (the YoWASP "
+                      "package yowasp-nextpnr-gowin is frozen at 0.7, 2025) and needs "
+                      "Apicula's gowin_pack; the current nextpnr-himbaechel-gowin needs "
+                      "different arguments, and the two YoWASP Gowin packages cannot be "
+                      "installed together. See docs/boards.md."),
+)}
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        known = ", ".join(b for b, v in BOARDS.items() if not v.unsupported)
+        raise MulfreeError(f"unknown board '{name}'; known boards: {known}") from None
