@@ -252,7 +252,7 @@ def _pot_unit(w: np.ndarray, n_exp: int) -> float:
 
 def _pot_dict(d: np.ndarray, w: np.ndarray, k: int, pinned: bool) -> np.ndarray:
     n_exp = max(1, k // 2)
-    out = pot_project(d, _pot_unit(w, n_exp), n_exp, allow_zero=pinned)
+    out = pot_project(d, _pot_unit(w, n_exp), n_exp, allow_zero=False)
     if pinned:
         out[0] = 0.0
     return out
@@ -265,7 +265,8 @@ def kmeans_assign(w: np.ndarray, d: np.ndarray, prune: float = 0.0) -> np.ndarra
     if prune <= 0:
         return project(flat, d).reshape(w.shape)
     a = np.empty(flat.size, np.int64)
-    small = np.abs(flat) <= np.quantile(np.abs(flat), prune)
+    small = np.zeros(flat.size, bool)
+    small[np.argsort(np.abs(flat), kind="stable")[:int(np.ceil(prune * flat.size))]] = True
     a[small] = 0
     a[~small] = project(flat[~small], d) if d.size > 1 else 0
     return a.reshape(w.shape)
@@ -291,7 +292,7 @@ def kmeans_step(w: np.ndarray, d: np.ndarray, *, pot: bool = False, prune: float
     if pot:
         n_exp = max(1, d.size // 2)
         u = unit if unit is not None else _pot_unit(w, n_exp)
-        new[hit] = pot_project(new[hit], u, n_exp, allow_zero=prune > 0)
+        new[hit] = pot_project(new[hit], u, n_exp, allow_zero=False)
     if prune > 0:
         new[0] = 0.0
     return a, new
