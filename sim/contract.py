@@ -1,0 +1,192 @@
+"""The stream contract between the network top and its testbenches, read from a manifest.
+
+An inference is ``input.beats`` beats on stream ``i``, each carrying ``values_per_beat``
+codes of ``value_bits`` bits packed LSB-first, in the flattened (row, column, channel)
+order of the model input; the output is ``output.beats`` beats on stream ``o`` packed the
+same way (``kind`` codes, acc or argmax; ``signed`` for accumulators). This module turns
+sample arrays into beat words and back; nothing here knows about simulators.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..gen.errors import MulfreeError
+
+__all__ = ["StreamGeometry", "Ports", "Contract", "ContractError", "load_manifest"]
+
+
+class ContractError(MulfreeError):
+    """A manifest that does not describe a network top the testbench can drive."""
+
+
+_PORT_ROLES = ("clk", "rst", "i_payload", "i_valid", "i_ready", "o_payload", "o_valid",
+               "o_ready")
+_DEFAULT_PORTS = {"clk": "clk", "rst": "rst", "i_payload": "i__payload",
+                  "i_valid": "i__valid", "i_ready": "i__ready", "o_payload": "o__payload",
+                  "o_valid": "o__valid", "o_ready": "o__ready"}
+
+
+@dataclass(frozen=True)
+class StreamGeometry:
+    """Beats per inference and how values pack into one beat."""
+
+    beats: int
+    values_per_beat: int
+    value_bits: int
+    signed: bool = False
+    kind: str = "codes"
+
+    def __post_init__(self) -> None:
+        for name in ("beats", "values_per_beat", "value_bits"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ContractError(f"manifest: {name} must be a positive integer, not {v!r}")
+
+    @property
+    def width(self) -> int:
+        """Bits of one beat's payload."""
+        return self.values_per_beat * self.value_bits
+
+    @property
+    def slots(self) -> int:
+        """Values per inference including any padding in the last beat."""
+        return self.beats * self.values_per_beat
+
+    def pack(self, values: np.ndarray) -> list[int]:
+        """``[N, count]`` integers to ``N * beats`` beat words (padding slots are 0)."""
+        values = np.asarray(values, dtype=np.int64)
+        n, count = values.shape
+        if count > self.slots:
+            raise ContractError(f"{count} values per inference do not fit {self.beats} beats "
+                                f"of {self.values_per_beat}")
+        mask = (1 << self.value_bits) - 1
+        flat = np.zeros((n, self.slots), np.int64)
+        flat[:, :count] = values
+        words = []
+        for row in flat.reshape(n * self.beats, self.values_per_beat):
+            w = 0
+            for k, v in enumerate(row.tolist()):
+                w |= (int(v) & mask) << (k * self.value_bits)
+            words.append(w)
+        return words
+
+    def unpack(self, words: list[int | None], count: int) -> np.ndarray:
+        """Beat words (``None`` for an undefined beat) to ``[N, count]`` values as an
+        object array (``None`` where a value was undefined)."""
+        if len(words) % self.beats:
+            raise ContractError(f"{len(words)} beats are not whole inferences of {self.beats}")
+        n = len(words) // self.beats
+        mask = (1 << self.value_bits) - 1
+        half = 1 << (self.value_bits - 1)
+        out = np.empty((n, self.slots), dtype=object)
+        for b, w in enumerate(words):
+            for k in range(self.values_per_beat):
+                if w is None:
+                    v = None
+                else:
+                    v = (w >> (k * self.value_bits)) & mask
+                    if self.signed and v >= half:
+                        v -= 1 << self.value_bits
+                out[b // self.beats, (b % self.beats) * self.values_per_beat + k] = v
+        return out[:, :count]
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "StreamGeometry":
+        if not isinstance(d, dict):
+            raise ContractError(f"manifest: '{where}' must be an object")
+        try:
+            return cls(beats=d["beats"], values_per_beat=d.get("values_per_beat", 1),
+                       value_bits=d["value_bits"], signed=bool(d.get("signed", False)),
+                       kind=str(d.get("kind", "codes")))
+        except KeyError as e:
+            raise ContractError(f"manifest: '{where}' has no field {e.args[0]!r}") from None
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Verilog port names of the network top, by role."""
+
+    clk: str
+    rst: str
+    i_payload: str
+    i_valid: str
+    i_ready: str
+    o_payload: str
+    o_valid: str
+    o_ready: str
+
+    @classmethod
+    def from_manifest(cls, ports: Any) -> "Ports":
+        names = dict(_DEFAULT_PORTS)
+        if isinstance(ports, dict):
+            for role in _PORT_ROLES:
+                for key in (role, role.replace("_", "__", 1), role.replace("_", ".", 1)):
+                    v = ports.get(key)
+                    if isinstance(v, str):
+                        names[role] = v
+                    elif isinstance(v, dict) and isinstance(v.get("name"), str):
+                        names[role] = v["name"]
+        elif isinstance(ports, list):
+            listed = [p["name"] if isinstance(p, dict) else str(p) for p in ports]
+            for role in _PORT_ROLES:
+                want = _DEFAULT_PORTS[role]
+                if want not in listed:
+                    # e.g. "i_payload" spelled another way: match the stream and member
+                    stream_, member = role.split("_", 1)
+                    hits = [n for n in listed if n.startswith(stream_) and n.endswith(member)]
+                    if len(hits) == 1:
+                        names[role] = hits[0]
+        return cls(**names)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a testbench needs from a manifest."""
+
+    top: str
+    ports: Ports
+    input: StreamGeometry
+    output: StreamGeometry
+    latency_cycles: int | None
+    cycles_per_inference: int | None
+    raw: dict
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, verilog_path: str | os.PathLike | None = None) -> "Contract":
+        if not isinstance(manifest, dict):
+            raise ContractError("manifest: expected a JSON object")
+        top = manifest.get("top") or manifest.get("top_module") or manifest.get("name")
+        if not isinstance(top, str):
+            if verilog_path is None:
+                raise ContractError("manifest: no 'top' module name")
+            top = Path(verilog_path).stem
+        for key in ("input", "output"):
+            if key not in manifest:
+                raise ContractError(f"manifest: missing '{key}'")
+
+        def _int_or_none(v):
+            return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+        return cls(top=top, ports=Ports.from_manifest(manifest.get("ports")),
+                   input=StreamGeometry.from_dict(manifest["input"], "input"),
+                   output=StreamGeometry.from_dict(manifest["output"], "output"),
+                   latency_cycles=_int_or_none(manifest.get("latency_cycles")),
+                   cycles_per_inference=_int_or_none(manifest.get("cycles_per_inference")),
+                   raw=manifest)
+
+
+def load_manifest(path: str | os.PathLike, verilog_path=None) -> Contract:
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ContractError(f"{path}: no such manifest") from None
+    except json.JSONDecodeError as e:
+        raise ContractError(f"{path}: not valid JSON ({e})") from None
+    return Contract.from_manifest(doc, verilog_path)
