@@ -408,12 +408,17 @@ class LayerEngine(_Framed):
                         k = s.codes[n_ * s.pe + pe][f_ * s.simd + lane]
                         word |= s.native[k] << ((pe * s.simd + lane) * width)
                 words.append(word)
-            rom = memory.Memory(shape=unsigned(s.pe * s.simd * width), depth=nf * sf,
-                                init=words)
-            m.submodules.rom = rom
-            rp = rom.read_port(domain="sync")
-            m.d.comb += rp.addr.eq(waddr)
-            partials = self._runtime_partials(m, rp.data, acts_b, pads_b)
+            if len(words) == 1:
+                # One word (fully parallel): a constant, not a memory with no address.
+                data = Const(words[0], unsigned(s.pe * s.simd * width))
+            else:
+                rom = memory.Memory(shape=unsigned(s.pe * s.simd * width), depth=nf * sf,
+                                    init=words)
+                m.submodules.rom = rom
+                rp = rom.read_port(domain="sync")
+                m.d.comb += rp.addr.eq(waddr)
+                data = rp.data
+            partials = self._runtime_partials(m, data, acts_b, pads_b)
 
         aw = s.acc_width
         accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
