@@ -517,7 +517,19 @@ def stages(cfg: TrainConfig) -> list[tuple[str, int, int, bool, float]]:
 
 def train(cfg: TrainConfig, data: datasets.Dataset | None = None,
           progress=None) -> tuple[Net, dict]:
-    """Train a network; returns it (in its final quantized stage) and a small history."""
+    """Train a network; returns it (in its final quantized stage) and a small history.
+
+    BLAS runs single-threaded: the matrices are small (threads only add overhead) and one
+    thread keeps every float sum in the same order, so a seed gives the same model."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        return _train(cfg, data, progress)
+    with threadpool_limits(limits=1):
+        return _train(cfg, data, progress)
+
+
+def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[Net, dict]:
     data = data or datasets.load("digits")
     rng = np.random.default_rng(cfg.seed)
     xtr, ytr = data.x_train, data.y_train
