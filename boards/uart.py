@@ -152,7 +152,8 @@ class UARTTx(wiring.Component):
         The serial line (idle high).
 
     Latency: the start bit begins one cycle after a byte is taken; a byte occupies the line
-    for 10 bit periods, and the next one is taken in the cycle after its stop bit ends.
+    for 10 bit periods, and a waiting byte is taken in the last cycle of the stop bit, so
+    bytes go out back to back.
     """
 
     i: In(stream.Signature(8))
@@ -173,12 +174,14 @@ class UARTTx(wiring.Component):
         left = Signal(range(11))
         shreg = Signal(10, init=0x3FF)
 
-        m.d.comb += self.i.ready.eq(left == 0)
+        # Ready when idle, and in the last cycle of a stop bit, so bytes go back to back.
+        m.d.comb += self.i.ready.eq((left == 0) | ((left == 1) & (timer == 0)))
         m.d.comb += self.tx.eq(shreg[0])
-        with m.If(left == 0):
-            with m.If(self.i.valid):
-                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),
-                             left.eq(10), timer.eq(period - 1)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [shreg.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))),
+                         left.eq(10), timer.eq(period - 1)]
+        with m.Elif(left == 0):
+            pass
         with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
         with m.Else():
