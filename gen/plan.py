@@ -158,12 +158,17 @@ def _choose_unit(layer, act_identity: bool, products: np.ndarray):
     decode = None if act_identity else [int(v) for v in layer.activation_codebook]
     values = [int(v) for v in w.codebook]
     mags = [abs(v) for v in values if v]
-    if all(m & (m - 1) == 0 for m in mags):
+    # The declared scheme picks the unit; a LUT-Q codebook gets the cheapest unit its
+    # values allow.
+    scheme = w.scheme
+    is_pot = all(m & (m - 1) == 0 for m in mags)
+    is_apot = all(bin(m).count("1") <= 2 for m in mags)
+    if scheme in (Scheme.POT, Scheme.BINARY, Scheme.TERNARY) or (scheme is Scheme.LUT and is_pot):
         exps = [m.bit_length() - 1 for m in mags] or [0]
         from mulfree.hw.product import PotProduct
         unit = PotProduct(exp_bits=_exp_bits(max(exps)), act_bits=1)
         kind, params = "pot", {"exp_bits": unit.exp_bits}
-    elif all(bin(m).count("1") <= 2 for m in mags):
+    elif scheme is Scheme.APOT or (scheme is Scheme.LUT and is_apot):
         exps = [m.bit_length() - 1 for m in mags]
         from mulfree.hw.product import ApotProduct
         unit = ApotProduct(exp_bits=_exp_bits(max(exps)), act_bits=1)
