@@ -203,7 +203,10 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     log_text = proc.stdout + proc.stderr
     atomic_write_text(build_dir / "top.log", log_text)
     if proc.returncode != 0:
-        raise _failure(log_text, board, build_dir, manifest)
+        pnr_log = build_dir / "top.tim"      # nextpnr's own log (--log), with utilisation
+        if pnr_log.exists():
+            log_text += "\n" + pnr_log.read_text(errors="replace")
+        raise _failure(log_text, board, build_dir)
 
     synth = parse_yosys_stat(build_dir / "top_stat.json")
     res = parse_nextpnr_report(build_dir / "top_report.json", synth)
@@ -232,14 +235,15 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
 _UTIL_RE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
 
 
-def _failure(log_text: str, board: Board, build_dir: Path, manifest: dict) -> ToolchainError:
+def _failure(log_text: str, board: Board, build_dir: Path) -> ToolchainError:
     """A short, specific error from a failed build's log."""
-    errors = [l.strip() for l in log_text.splitlines() if "ERROR" in l]
+    errors = [l.strip() for l in log_text.splitlines() if l.lstrip().startswith("ERROR")]
     over = []
     for name, used, avail, _ in _UTIL_RE.findall(log_text):
         if int(used) > int(avail):
             over.append((name, int(used), int(avail)))
     no_bels = any("no BELs remaining" in e or "Unable to place" in e or
+                  "Failed to expand region" in e or
                   "failed to place" in e.lower() or "not enough" in e.lower() for e in errors)
     if over or no_bels:
         if over:

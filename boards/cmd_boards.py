@@ -158,11 +158,8 @@ def _run(args) -> int:
         frames = FrameFormat.from_json(report["framing"])
         baud = baud or int(report["uart"]["baud"])
     else:
-        from .network import frame_format, network_for
-        fold = _load_fold(args.fold)
-        net, manifest, _ = network_for(model, mode=args.mode, fold=fold, standin=args.standin)
-        net._MustUse__silence = True     # built for its signature and manifest only
-        frames = frame_format(model, net, manifest, {"mode": args.mode, "fold": fold})
+        from .network import frames_for
+        frames = frames_for(model, args.mode, _load_fold(args.fold), standin=args.standin)
     baud = baud or DEFAULT_BAUD
     with BoardLink(args.port, frames, baud=baud, timeout=args.timeout) as link:
         link.identify()

@@ -12,7 +12,7 @@ from mulfree.gen.model import Model, dumps
 
 from .framing import FrameFormat, StreamFormat, fingerprint
 
-__all__ = ["network_for", "frame_format", "payload_width"]
+__all__ = ["network_for", "frame_format", "frames_for", "payload_width"]
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +36,44 @@ def network_for(model: Model, mode: str = "runtime", fold=None, *, standin: bool
     return net, manifest, "mulfree.boards.standin"
 
 
+def frames_for(model: Model, mode: str = "runtime", fold=None, *,
+               standin: bool = False) -> FrameFormat:
+    """The framing a build of ``model`` speaks, without building its components (for the
+    host side). Beats are assumed exactly ``values_per_beat * value_bits`` wide, which is
+    what :func:`frame_format` finds on the built component."""
+    options = {"mode": mode, "fold": fold}
+    if not standin:
+        try:
+            plan = importlib.import_module("mulfree.gen.plan")
+        except ModuleNotFoundError:
+            plan = None
+        if plan is not None and hasattr(plan, "plan_network"):
+            _, manifest = plan.plan_network(model, mode, fold)
+            return frame_format(model, None, manifest, options)
+    net, manifest, _ = network_for(model, mode=mode, fold=fold, standin=standin)
+    net._MustUse__silence = True     # built for its signature and manifest only
+    return frame_format(model, net, manifest, options)
+
+
 def payload_width(port) -> int:
     """Width of a stream port's payload, from the component's signature."""
     return port.payload.shape().width
 
 
 def frame_format(model: Model, net, manifest: dict, options: dict) -> FrameFormat:
-    """The framing for this network: beat widths from the component, packing from the
-    manifest, the fingerprint from the model and the options."""
+    """The framing for this network: beat widths from the component (``net``; ``None``: as
+    the manifest implies), packing from the manifest, the fingerprint from the model and the
+    options."""
     try:
         mi, mo = manifest["input"], manifest["output"]
+        in_w = int(mi["values_per_beat"]) * int(mi["value_bits"])
+        out_w = int(mo["values_per_beat"]) * int(mo["value_bits"])
+        if net is not None:
+            in_w, out_w = payload_width(net.i), payload_width(net.o)
         inp = StreamFormat(int(mi["beats"]), int(mi["values_per_beat"]), int(mi["value_bits"]),
-                           payload_width(net.i), False)
+                           in_w, False)
         out = StreamFormat(int(mo["beats"]), int(mo["values_per_beat"]), int(mo["value_bits"]),
-                           payload_width(net.o), bool(mo.get("signed", False)))
+                           out_w, bool(mo.get("signed", False)))
         kind = str(mo["kind"])
     except (KeyError, TypeError, ValueError) as e:
         raise MulfreeError(f"the network's manifest does not describe its streams ({e})") from None
