@@ -396,7 +396,8 @@ def bipolar_act(scale: float = 1.0) -> ActQuant:
 
 
 def learned_act(values, precision: int = 8) -> ActQuant:
-    """Learned increasing levels, integerized at ``precision`` bits."""
+    """Learned increasing levels, integerized at ``precision`` bits (levels closer than one
+    integer step are pushed apart by one step, so the codebook stays increasing)."""
     values = check_float_array(values, "activation levels").ravel()
     n = values.size
     bits = max(1, (n - 1).bit_length())
@@ -405,9 +406,9 @@ def learned_act(values, precision: int = 8) -> ActQuant:
     if np.any(np.diff(values) <= 0):
         raise InputError("learned activation levels must be strictly increasing")
     ints, scale = integerize_levels(values, precision, signed=bool(values.min() < 0))
-    if np.any(np.diff(ints) <= 0):
-        raise InputError(f"learned activation levels collide at {precision}-bit precision; "
-                         f"raise the precision")
+    # Levels closer than one integer step would collide: push each up to stay increasing.
+    for i in range(1, ints.size):
+        ints[i] = max(ints[i], ints[i - 1] + 1)
     return ActQuant("learned", bits, ints, scale)
 
 

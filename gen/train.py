@@ -578,7 +578,7 @@ def _post_step(net: Net) -> None:
     for l in net.compute():
         if l.levels is not None:
             lv = np.maximum.accumulate(l.levels)
-            gap = 1e-3
+            gap = 1.05 * float(np.abs(lv).max()) / (2 ** (net.cfg.precision - 1) - 1)
             for i in range(1, lv.size):
                 lv[i] = max(lv[i], lv[i - 1] + gap)
             l.levels[:] = lv
