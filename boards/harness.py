@@ -204,8 +204,11 @@ class BoardTop(Elaboratable):
         m.submodules.harness = h = self.harness
         uart = platform.request(*self.board.uart)
         m.d.comb += [h.rx.eq(uart.rx.i), uart.tx.o.eq(h.tx)]
+        requested = {}
         for i, (name, number, sub) in enumerate(self.board.leds[:4]):
-            res = platform.request(name, number)
+            if (name, number) not in requested:
+                requested[name, number] = platform.request(name, number)
+            res = requested[name, number]
             pin = getattr(res, sub) if sub else res
             m.d.comb += pin.o.eq(h.leds[i])
         return m
