@@ -106,6 +106,9 @@ class TrainConfig:
             raise InputError(f"--lut-prune must be in [0, 1), got {self.lut_prune}")
         if not 2 <= self.precision <= 16:
             raise InputError(f"--precision must be 2 to 16 bits, got {self.precision}")
+        if self.act == "learned" and self.abits > self.precision - 2:
+            raise InputError(f"learned activations with --abits {self.abits} need --precision "
+                             f"of at least {self.abits + 2} bits, got {self.precision}")
         if self.scheme == "table":
             entries = self.table_entries or 2**self.wbits * 2**self.abits
             for n_act in {2**self.ibits, 2**self.abits}:
@@ -575,10 +578,14 @@ def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[N
 
 def _post_step(net: Net) -> None:
     lut_step(net)
+    learned = _act_kind(net) == "learned" and net.aquant
     for l in net.compute():
-        if l.levels is not None:
+        if l.levels is not None and learned:
+            # Keep the levels increasing by more than one integer step at the export
+            # precision, so integerizing them never merges two levels.
             lv = np.maximum.accumulate(l.levels)
-            gap = 1.05 * float(np.abs(lv).max()) / (2 ** (net.cfg.precision - 1) - 1)
+            p = net.cfg.precision
+            gap = 1.05 * float(np.abs(lv).max()) / (2 ** (p - 1 if lv.min() < 0 else p) - 1)
             for i in range(1, lv.size):
                 lv[i] = max(lv[i], lv[i - 1] + gap)
             l.levels[:] = lv
