@@ -15,6 +15,10 @@ from .product import _check_width, shape_for
 
 __all__ = ["sum_tree", "AdderTree"]
 
+# Keeps each partial sum a wire of its own in synthesis: without it, Yosys (alumacc)
+# merges the whole tree into one multi-operand $macc, which maps to about twice the LUTs.
+_KEEP = {"keep": 1}
+
 
 def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
              name: str = "sum"):
@@ -37,7 +41,7 @@ def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
         for n in range(0, len(level) - 1, 2):
             (a, alo, ahi), (b, blo, bhi) = level[n], level[n + 1]
             lo, hi = alo + blo, ahi + bhi
-            s = Signal(shape_for(lo, hi), name=f"{name}_l{depth}_{n // 2}")
+            s = Signal(shape_for(lo, hi), name=f"{name}_l{depth}_{n // 2}", attrs=_KEEP)
             (m.d[domain] if reg else m.d.comb).__iadd__(s.eq(a + b))
             nxt.append((s, lo, hi))
         if len(level) % 2:

@@ -7,7 +7,7 @@ accumulator's add/subtract instead of negating the product.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,7 +33,8 @@ def apot_exp_bits(weight_bits: int) -> int:
 
 
 class MacLane(wiring.Component):
-    """``acc <= (first ? 0 : acc) + P(weight, act)`` on every cycle with ``valid``.
+    """``acc <= (first ? 0 : acc) + P(weight, act)`` on every cycle with ``valid``
+    (or, with ``control="clear"``, ``acc <= 0`` on ``clear`` and ``acc += P`` on ``valid``).
 
     Parameters
     ----------
@@ -52,6 +53,12 @@ class MacLane(wiring.Component):
         Whether the activation is two's complement.
     table : list of list of int
         ``P[k][c]`` for the table scheme.
+    control : str
+        ``"first"`` (default): ``valid`` with ``first`` starts a new sum with this product,
+        ``acc <= (first ? 0 : acc) + P``. ``"clear"``: a ``clear`` port instead of
+        ``first``; ``clear`` sets ``acc <= 0`` (it wins over ``valid``), ``valid`` adds.
+        The clear lane needs one more cycle per sum but no multiplexer in front of the
+        accumulator (a synchronous reset is free in FPGA flip-flops).
 
     Members
     -------
@@ -59,7 +66,8 @@ class MacLane(wiring.Component):
     act : In(act_bits)
     valid : In(1)
     first : In(1)
-        Start a new sum (the accumulator is overwritten, not added to).
+        Start a new sum (the accumulator is overwritten, not added to); with
+        ``control="clear"`` this port is ``clear`` instead.
     acc : Out(signed(acc_width))
 
     Latency: 1 (``acc`` shows the product one clock after ``valid``).
@@ -68,7 +76,7 @@ class MacLane(wiring.Component):
     latency = 1
 
     def __init__(self, *, scheme: str, weight_bits: int, act_bits: int, acc_width: int,
-                 act_signed: bool = False, table=None) -> None:
+                 act_signed: bool = False, table=None, control: str = "first") -> None:
         if not isinstance(scheme, str):
             raise TypeError(f"Scheme must be a string, not {scheme!r}")
         if scheme not in SCHEMES:
@@ -77,6 +85,9 @@ class MacLane(wiring.Component):
         _check_width("Activation width", act_bits)
         _check_width("Accumulator width", acc_width)
         _check_bool("act_signed", act_signed)
+        if control not in ("first", "clear"):
+            raise ValueError(f"Control must be 'first' or 'clear', not {control!r}")
+        self._control = control
         self._scheme = scheme
         if scheme in ("multiply", "uniform"):
             self.unit = UniformProduct(weight_bits=weight_bits, act_bits=act_bits,
@@ -101,7 +112,7 @@ class MacLane(wiring.Component):
             "weight": In(self.unit.weight_bits),
             "act": In(signed(act_bits) if act_signed else unsigned(act_bits)),
             "valid": In(1),
-            "first": In(1),
+            ("first" if control == "first" else "clear"): In(1),
             "acc": Out(signed(acc_width)),
         })
 
@@ -118,7 +129,10 @@ class MacLane(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        base = Mux(self.first, 0, self.acc)
+        if self._control == "first":
+            base = Mux(self.first, 0, self.acc)
+        else:
+            base = self.acc
         if self._scheme == "multiply":
             nxt = base + self.weight.as_signed() * self.act
         elif self._scheme in ("pot", "apot"):
@@ -127,46 +141,49 @@ class MacLane(wiring.Component):
             m.submodules.unit = unit = self.unit
             m.d.comb += [unit.w.eq(self.weight), unit.a.eq(self.act)]
             nxt = base + unit.p
-        with m.If(self.valid):
-            m.d.sync += self.acc.eq(nxt)
+        if self._control == "first":
+            with m.If(self.valid):
+                m.d.sync += self.acc.eq(nxt)
+        else:
+            with m.If(self.clear):
+                m.d.sync += self.acc.eq(0)
+            with m.Elif(self.valid):
+                m.d.sync += self.acc.eq(nxt)
         return m
 
+    def _term(self, m: Module, exp, enable, sign, name: str):
+        """``+-(a << exp)`` as a one's complement: the activation is gated by ``enable``
+        (before the first shift level, where the gate folds into the multiplexer), shifted
+        by an explicit barrel shifter, and complemented by ``sign`` after the last level.
+        The missing ``+1`` of a negative term is the caller's carry-in."""
+        unit, a = self.unit, self.act
+        n = len(a)
+        width = n + unit.max_exp + (0 if unit.act_signed else 1)
+        x = a.as_unsigned() & enable.replicate(n)
+        top = x[n - 1] if unit.act_signed else Const(0, 1)
+        cur = Cat(x, top.replicate(width - n))
+        for bit in range(len(exp)):
+            amount = 1 << bit
+            if amount > unit.max_exp:
+                break
+            cur = Mux(exp[bit], Cat(Const(0, amount), cur[:width - amount]), cur)
+        term = Signal(signed(width), name=name)
+        m.d.comb += term.eq(cur ^ sign.replicate(width))
+        return term
+
     def _shift_add(self, m: Module, base):
-        """``base +- shifted`` with the sign folded into the shifter: the activation is
-        complemented and the shifter fills with the sign bit, which gives the one's
-        complement of ``a << e``; the ``+1`` rides in as the adder's carry."""
+        """``base +- (a << e)`` (PoT) or ``base +- ((a << e1) + (a << e2))`` (APoT) with no
+        negator: one's complement terms plus the sign as carry-in."""
         unit, w = self.unit, self.weight
         e = unit.exp_bits
-        width = len(self.acc)
         if self._scheme == "pot":
             sign, zero = w[e], w[e + 1]
-            terms = [(w[:e], ~zero)]
-        else:
-            sign = w[2 * e + 2]
-            terms = [(w[:e], w[2 * e]), (w[e:2 * e], w[2 * e + 1])]
-        total = 0
-        carry = 0
-        for exp, en in terms:
-            x = self.act.as_unsigned() ^ sign.replicate(len(self.act))
-            ext = Signal(signed(width), name="ones")
-            m.d.comb += ext.eq(_fill_shift(m, x, exp, unit.max_exp, sign, unit.act_signed,
-                                           width))
-            if en is None:
-                total, carry = total + ext, carry + sign
-            else:
-                total, carry = total + Mux(en, ext, 0), carry + (sign & en)
-        return base + total + carry
-
-
-def _fill_shift(m: Module, x, exp, max_exp: int, fill, x_signed: bool, width: int):
-    """``x << exp`` where the bits shifted in are ``fill``, sign-extended (``x_signed``) or
-    ``fill``-extended to ``width`` bits."""
-    top = x[len(x) - 1] if x_signed else fill
-    cur = Cat(x, top.replicate(max(0, width - len(x))))[:width]
-    for bit in range(len(exp)):
-        amount = 1 << bit
-        if amount > max_exp:
-            break
-        shifted = Cat(fill.replicate(amount), cur[:width - amount])
-        cur = Mux(exp[bit], shifted, cur)
-    return cur
+            term = self._term(m, w[:e], ~zero, sign, "term")
+            return base + term + sign
+        sign = w[2 * e + 2]
+        t1 = self._term(m, w[:e], w[2 * e], sign, "term1")
+        t2 = self._term(m, w[e:2 * e], w[2 * e + 1], sign, "term2")
+        # a wire of its own: Yosys would otherwise merge the two adds into one $macc
+        pair = Signal(signed(len(t1) + 1), name="pair", attrs={"keep": 1})
+        m.d.comb += pair.eq(t1 + t2 + sign)
+        return base + pair + sign
