@@ -1,0 +1,93 @@
+"""Adder trees and threshold units against plain Python sums and the golden thresholds."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from mulfree.gen.golden import apply_thresholds
+from mulfree.hw.adder_tree import AdderTree
+from mulfree.hw.mac import MacLane
+from mulfree.hw.threshold import ThresholdUnit
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+@pytest.mark.parametrize("pipeline_every", [0, 1, 2])
+def test_adder_tree(pipeline_every):
+    bounds = [(0, 255), (-8, 7), (0, 1), (-100, 3), (5, 9)]
+    tree = AdderTree(bounds=bounds, pipeline_every=pipeline_every)
+    lo, hi = tree.sum_bounds
+    assert tree.sum.shape().width == max((lo if lo < 0 else hi).bit_length(), hi.bit_length()) + 1
+    rng = np.random.default_rng(0)
+    vectors = [[int(rng.integers(a, b + 1)) for a, b in bounds] for _ in range(60)]
+    vectors += [[a for a, _ in bounds], [b for _, b in bounds]]
+    got = []
+
+    async def bench(ctx):
+        for v in vectors:
+            for n, x in enumerate(v):
+                ctx.set(tree.terms[f"t{n}"], x)
+            for _ in range(tree.latency):
+                await ctx.tick()
+            got.append(ctx.get(tree.sum))
+
+    sim = Simulator(tree)
+    if tree.latency:
+        sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [sum(v) for v in vectors]
+    assert tree.latency == {0: 0, 1: 3, 2: 1}[pipeline_every]
+
+
+def test_adder_tree_parameters():
+    with pytest.raises(ValueError, match="minimum above its maximum"):
+        AdderTree(bounds=[(3, 1)])
+    with pytest.raises(TypeError, match="pair of integers"):
+        AdderTree(bounds=[(0, 1.5)])
+    with pytest.raises(ValueError, match="at least one term"):
+        AdderTree(bounds=[])
+
+
+def test_threshold_unit_exhaustive():
+    t = [-5, -5, 0, 3, 3, 3, 9]
+    unit = ThresholdUnit(acc_width=5, threshold_width=5, count=len(t))
+    accs = list(range(-16, 16))
+    got = []
+
+    async def bench(ctx):
+        for n, v in enumerate(t):
+            ctx.set(unit.thresholds[n], v)
+        for a in accs:
+            ctx.set(unit.acc, a)
+            got.append(ctx.get(unit.code))
+
+    sim = Simulator(unit)
+    sim.add_testbench(bench)
+    sim.run()
+    want = apply_thresholds(np.array(accs)[:, None], np.array([t]))[:, 0].tolist()
+    assert got == want
+
+
+def test_mac_lane_clear_control():
+    lane = MacLane(scheme="pot", weight_bits=3, act_bits=3, acc_width=12, control="clear")
+    steps = [(lane.encode(4), 5, 1, 0), (lane.encode(-2), 3, 1, 0), (0, 0, 0, 1),
+             (lane.encode(1), 7, 1, 0), (lane.encode(0), 7, 1, 0), (lane.encode(-8), 1, 1, 1)]
+    got = []
+
+    async def bench(ctx):
+        for w, a, v, c in steps:
+            ctx.set(lane.weight, w)
+            ctx.set(lane.act, a)
+            ctx.set(lane.valid, v)
+            ctx.set(lane.clear, c)
+            await ctx.tick()
+            got.append(ctx.get(lane.acc))
+
+    sim = Simulator(lane)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [20, 14, 0, 7, 7, 0]
+    with pytest.raises(ValueError, match="Control must be 'first' or 'clear', not 'reset'"):
+        MacLane(scheme="pot", weight_bits=3, act_bits=3, acc_width=12, control="reset")
