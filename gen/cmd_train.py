@@ -99,9 +99,12 @@ def _config(args: argparse.Namespace, **extra):
                        lut_prune=args.lut_prune, seed=args.seed, **extra)
 
 
-def _default_name(cfg) -> str:
-    body = "-".join(str(h) for h in ((64,) + tuple(cfg.hidden) + (10,))) \
-        if cfg.arch == "mlp" else "cnn" + "-".join(str(c) for c in cfg.channels)
+def _default_name(cfg, q) -> str:
+    widths = [int(l.codes.shape[0]) for l in q.layers]
+    if cfg.arch == "mlp":
+        body = "-".join(str(w) for w in [int(np.prod(q.in_shape))] + widths)
+    else:
+        body = "cnn" + "-".join(str(w) for w in widths[:-1])
     return f"digits-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
 
 
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     q.metadata["float_accuracy"] = round(float(float_acc), 6)
     q.metadata["dataset"] = args.dataset
     q.metadata["source"] = f"mulfree {args.command}"
-    model = T.to_model(q, name=args.name or _default_name(cfg))
+    model = T.to_model(q, name=args.name or _default_name(cfg, q))
     acc = T.evaluate_model(model, data)
     # Accuracy of the golden model is part of the file; timing is not (determinism).
     meta = dict(model.metadata)
