@@ -25,6 +25,7 @@ class AmaranthRun:
     marks: list[int]
     cycles: int
     wall_s: float
+    cpu_s: float
     timeout: bool
 
 
@@ -89,7 +90,7 @@ def run_amaranth(component, contract: Contract, words_in: list[int], out_beats: 
     sim.add_testbench(clock_counter, background=True)
     sim.add_testbench(driver, background=True)
     sim.add_testbench(monitor)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if waves is not None:
         if waves.suffix != ".vcd":
             from ..gen.errors import InputError
@@ -99,5 +100,5 @@ def run_amaranth(component, contract: Contract, words_in: list[int], out_beats: 
             sim.run()
     else:
         sim.run()
-    wall = time.perf_counter() - t0
-    return AmaranthRun(words_out, out_cycles, marks, state["cycle"], wall, state["timeout"])
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return AmaranthRun(words_out, out_cycles, marks, state["cycle"], wall, cpu, state["timeout"])

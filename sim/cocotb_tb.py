@@ -42,16 +42,16 @@ def _write_result(cfg: dict, result: dict) -> None:
 @cocotb.test()
 async def batch(dut):
     cfg = _config()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if str(dut.done.value) != "1":
         await RisingEdge(dut.done)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     cycles = int(dut.cycle.value.to_unsigned())
     timed_out = bool(int(dut.timeout.value))
     out_cycles, words = parse_output_log(Path(cfg["out_log"]))
     mismatch = score(cfg, words)
     _write_result(cfg, {
-        "test": "batch", "cycles": cycles, "wall_s": wall, "timeout": timed_out,
+        "test": "batch", "cycles": cycles, "wall_s": wall, "cpu_s": cpu, "timeout": timed_out,
         "out_cycles": out_cycles, "beats_out": len(words),
         "mismatch": None if mismatch is None else mismatch.to_dict(),
     })
@@ -74,7 +74,7 @@ async def per_cycle(dut):
     # wait for reset to end
     while str(dut.rst.value) != "0":
         await RisingEdge(dut.clk)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ptr, cycles, last = 0, 0, 0
     valid = 0
     fired_in = fired_out = False
@@ -103,11 +103,12 @@ async def per_cycle(dut):
             last = cycles
         if cycles - last > cfg["watchdog"]:
             break
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     mismatch = score(cfg, words_out)
     timed_out = len(words_out) < want
     _write_result(cfg, {
-        "test": "per_cycle", "cycles": cycles, "wall_s": wall, "timeout": timed_out,
+        "test": "per_cycle", "cycles": cycles, "wall_s": wall, "cpu_s": cpu,
+        "timeout": timed_out,
         "out_cycles": out_cycles, "beats_out": len(words_out),
         "mismatch": None if mismatch is None else mismatch.to_dict(),
     })

