@@ -11,14 +11,16 @@ Fold file (JSON)::
       "input_values_per_beat": 8,          # optional: input codes per input beat
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
       "layers": {                          # optional, by layer name
-        "fc1": {"pe": 4, "simd": 16},
+        "fc1": {"pe": 4, "simd": 16, "rom": "block"},
         "conv1": "parallel"
       }
     }
 
 ``pe`` must divide the layer's output channels and ``simd`` its inputs per output
 (``in_features`` for dense, ``kh * kw * in_channels`` for conv2d); a layer given as
-``"serial"`` is ``pe = simd = 1``, ``"parallel"`` is all of them at once. ``fold`` may
+``"serial"`` is ``pe = simd = 1``, ``"parallel"`` is all of them at once. ``rom`` asks
+synthesis to put the weight ROM in block RAM (``"block"``) or logic (``"logic"``); by
+default the tool decides (Yosys maps shallow ROMs to logic). ``fold`` may
 also be one of those strings for every layer, a dict of that form, or a path to the file.
 Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
 """
@@ -119,9 +121,10 @@ def _layer_fold(layer, fold: dict, out_ch: int, taps: int, mode: str) -> tuple[i
         return out_ch, taps
     if entry == "auto":
         return _largest_divisor(out_ch, 4), _largest_divisor(taps, 16)
-    if not isinstance(entry, dict) or set(entry) - {"pe", "simd"}:
+    if not isinstance(entry, dict) or set(entry) - {"pe", "simd", "rom"}:
         raise InputError(f"fold: layer '{layer.name}' must be 'serial', 'parallel', 'auto' "
-                         f"or {{\"pe\": P, \"simd\": S}}, got {entry!r}")
+                         f"or {{\"pe\": P, \"simd\": S}} (optionally \"rom\": \"block\" or "
+                         f"\"logic\"), got {entry!r}")
     pe, simd = entry.get("pe", 1), entry.get("simd", 1)
     for name, v, whole, what in [("pe", pe, out_ch, "output channels"),
                                  ("simd", simd, taps, "inputs per output")]:
@@ -129,6 +132,16 @@ def _layer_fold(layer, fold: dict, out_ch: int, taps: int, mode: str) -> tuple[i
             raise InputError(f"fold: layer '{layer.name}': {name} must divide its {whole} "
                              f"{what} (one of {_divisors(whole)}), got {v!r}")
     return pe, simd
+
+
+def _rom_style(layer, fold: dict) -> str | None:
+    entry = fold["layers"].get(layer.name)
+    if not isinstance(entry, dict) or "rom" not in entry:
+        return None
+    if entry["rom"] not in ("block", "logic", "auto"):
+        raise InputError(f"fold: layer '{layer.name}': rom must be 'block', 'logic' or "
+                         f"'auto', got {entry['rom']!r}")
+    return None if entry["rom"] == "auto" else entry["rom"]
 
 
 def relaxed_bounds(layer, in_shape) -> tuple[int, int]:
@@ -273,7 +286,8 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
             ukind, params, native, decode = _choose_unit(layer, act_identity, table)
             spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,
                                native=tuple(native),
-                               act_decode=None if decode is None else tuple(decode))
+                               act_decode=None if decode is None else tuple(decode),
+                               rom_style=_rom_style(layer, fold))
             unit_name = ukind
         else:
             values = None

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from .product import _check_width, shape_for
 
-__all__ = ["sum_tree", "AdderTree"]
+__all__ = ["sum_tree", "sum_tree_carries", "AdderTree"]
 
 # Keeps each partial sum a wire of its own in synthesis: without it, Yosys (alumacc)
 # merges the whole tree into one multi-operand $macc, which maps to about twice the LUTs.
@@ -21,16 +21,31 @@ _KEEP = {"keep": 1}
 
 
 def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
-             name: str = "sum"):
+             name: str = "sum", carries=()):
     """Add ``terms`` (a list of ``(value, lo, hi)``) pairwise, level by level.
 
     Each partial sum is a signal of the narrowest shape holding ``[lo1 + lo2, hi1 + hi2]``.
     With ``pipeline_every = N > 0`` every N-th level is registered in ``domain``.
+    ``carries`` (1-bit values, only without pipelining) are added as the carry-ins of
+    the tree's adders, one per adder; :func:`sum_tree_carries` returns those left over.
 
     Returns ``(value, lo, hi, latency)``.
     """
+    value, lo, hi, latency, left = sum_tree_carries(
+        m, terms, pipeline_every=pipeline_every, domain=domain, name=name, carries=carries)
+    if left:
+        raise ValueError(f"{len(left)} carries do not fit the tree's adders")
+    return value, lo, hi, latency
+
+
+def sum_tree_carries(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
+                     name: str = "sum", carries=()):
+    """:func:`sum_tree` that also returns the carries it had no adder for."""
     if not terms:
         raise ValueError("An adder tree needs at least one term")
+    carries = list(carries)
+    if carries and pipeline_every:
+        raise ValueError("Carry-ins and pipeline registers cannot be combined")
     level = list(terms)
     depth = 0
     latency = 0
@@ -41,8 +56,12 @@ def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
         for n in range(0, len(level) - 1, 2):
             (a, alo, ahi), (b, blo, bhi) = level[n], level[n + 1]
             lo, hi = alo + blo, ahi + bhi
+            total = a + b
+            if carries:
+                total = total + carries.pop(0)
+                hi += 1
             s = Signal(shape_for(lo, hi), name=f"{name}_l{depth}_{n // 2}", attrs=_KEEP)
-            (m.d[domain] if reg else m.d.comb).__iadd__(s.eq(a + b))
+            (m.d[domain] if reg else m.d.comb).__iadd__(s.eq(total))
             nxt.append((s, lo, hi))
         if len(level) % 2:
             a, lo, hi = level[-1]
@@ -54,7 +73,7 @@ def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
         latency += reg
         level = nxt
     value, lo, hi = level[0]
-    return value, lo, hi, latency
+    return value, lo, hi, latency, carries
 
 
 class AdderTree(wiring.Component):

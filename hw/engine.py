@@ -33,7 +33,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .adder_tree import sum_tree
+from .adder_tree import sum_tree, sum_tree_carries
 from .product import (ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for,
                       signed_width)
 from .threshold import threshold_code
@@ -108,6 +108,8 @@ class ComputeSpec:
     act_decode: tuple | None = None
     # baked: W[k] when the product is W[k] * c (identity activations), else None
     values: tuple | None = None
+    # synthesis hint for the weight ROM: None (the tool decides), "block" or "logic"
+    rom_style: str | None = None
 
     @property
     def nf(self) -> int:
@@ -147,6 +149,9 @@ class ComputeSpec:
     def check(self) -> None:
         if self.mode not in ("runtime", "baked"):
             raise ValueError(f"Mode must be 'runtime' or 'baked', not {self.mode!r}")
+        if self.rom_style not in (None, "block", "logic"):
+            raise ValueError(f"ROM style must be None, 'block' or 'logic', not "
+                             f"{self.rom_style!r}")
         for name, whole, part in [("PE", self.out_channels, self.pe),
                                   ("SIMD", self.taps, self.simd),
                                   ("Input beat", self.in_count, self.in_beat),
@@ -238,24 +243,34 @@ class LayerEngine(_Framed):
                     with m.Case(c):
                         m.d.comb += v.eq(level)
             values.append(v)
-        partials = []
+        partials, carries = [], []
+        signed_terms = s.unit_kind in ("pot", "apot")
         for pe in range(s.pe):
-            terms = []
+            terms, cins = [], []
             for lane in range(s.simd):
                 unit = make_unit(s.unit_kind, s.unit_params, act_bits, act_signed)
-                m.submodules[f"p{pe}_{lane}"] = unit
                 nw = unit.weight_bits
                 off = (pe * s.simd + lane) * nw
                 m.d.comb += [unit.w.eq(rom_data[off:off + nw]), unit.a.eq(values[lane])]
-                lo, hi = unit.bounds
-                p = unit.p
+                if signed_terms:
+                    # no negator: a one's complement term, the sign as an adder's carry-in
+                    unit._MustUse__used = True
+                    p, lo, hi, c = unit.terms(m, name=f"p{pe}_{lane}")
+                else:
+                    m.submodules[f"p{pe}_{lane}"] = unit
+                    p, (lo, hi), c = unit.p, unit.bounds, None
                 if pads is not None:
-                    p = Mux(pads[lane], 0, unit.p)
+                    p = Mux(pads[lane], 0, p)
                     lo, hi = min(lo, 0), max(hi, 0)
+                    if c is not None:
+                        c = c & ~pads[lane]
                 terms.append((p, lo, hi))
-            value, lo, hi, _ = sum_tree(m, terms, name=f"tree{pe}")
+                if c is not None:
+                    cins.append(c)
+            value, lo, hi, _, left = sum_tree_carries(m, terms, name=f"tree{pe}", carries=cins)
             partials.append(value)
-        return partials
+            carries.append(left)
+        return partials, carries
 
     def _baked_partials(self, m, acts, pads):
         """Constant weights: PoT products are wiring, other constants canonical signed
@@ -395,6 +410,7 @@ class LayerEngine(_Framed):
 
         if baked:
             partials = self._baked_partials(m, acts_b, pads_b)
+            carries = [[] for _ in partials]
         else:
             nw = make_unit(s.unit_kind, s.unit_params, 1, False)
             nw._MustUse__used = True
@@ -412,13 +428,14 @@ class LayerEngine(_Framed):
                 # One word (fully parallel): a constant, not a memory with no address.
                 data = Const(words[0], unsigned(s.pe * s.simd * width))
             else:
+                attrs = {} if s.rom_style is None else {"rom_style": s.rom_style}
                 rom = memory.Memory(shape=unsigned(s.pe * s.simd * width), depth=nf * sf,
-                                    init=words)
+                                    init=words, attrs=attrs)
                 m.submodules.rom = rom
                 rp = rom.read_port(domain="sync")
                 m.d.comb += rp.addr.eq(waddr)
                 data = rp.data
-            partials = self._runtime_partials(m, data, acts_b, pads_b)
+            partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
 
         aw = s.acc_width
         accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
@@ -426,8 +443,11 @@ class LayerEngine(_Framed):
             biases = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
             bias = Const(biases[0], signed(aw)) if nf == 1 else \
                 Array(Const(v, signed(aw)) for v in biases)[nf_b]
+            total = Mux(first_b, bias, accs[pe]) + partials[pe]
+            for c in carries[pe]:   # at most one: the tree has an adder per other carry
+                total = total + c
             with m.If(v_b):
-                m.d.sync += accs[pe].eq(Mux(first_b, bias, accs[pe]) + partials[pe])
+                m.d.sync += accs[pe].eq(total)
 
         # -- stage C ------------------------------------------------------------------
         v_c = Signal(name="v_c")

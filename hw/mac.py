@@ -7,7 +7,7 @@ accumulator's add/subtract instead of negating the product.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -151,39 +151,10 @@ class MacLane(wiring.Component):
                 m.d.sync += self.acc.eq(nxt)
         return m
 
-    def _term(self, m: Module, exp, enable, sign, name: str):
-        """``+-(a << exp)`` as a one's complement: the activation is gated by ``enable``
-        (before the first shift level, where the gate folds into the multiplexer), shifted
-        by an explicit barrel shifter, and complemented by ``sign`` after the last level.
-        The missing ``+1`` of a negative term is the caller's carry-in."""
-        unit, a = self.unit, self.act
-        n = len(a)
-        width = n + unit.max_exp + (0 if unit.act_signed else 1)
-        x = a.as_unsigned() & enable.replicate(n)
-        top = x[n - 1] if unit.act_signed else Const(0, 1)
-        cur = Cat(x, top.replicate(width - n))
-        for bit in range(len(exp)):
-            amount = 1 << bit
-            if amount > unit.max_exp:
-                break
-            cur = Mux(exp[bit], Cat(Const(0, amount), cur[:width - amount]), cur)
-        term = Signal(signed(width), name=name)
-        m.d.comb += term.eq(cur ^ sign.replicate(width))
-        return term
-
     def _shift_add(self, m: Module, base):
         """``base +- (a << e)`` (PoT) or ``base +- ((a << e1) + (a << e2))`` (APoT) with no
         negator: one's complement terms plus the sign as carry-in."""
-        unit, w = self.unit, self.weight
-        e = unit.exp_bits
-        if self._scheme == "pot":
-            sign, zero = w[e], w[e + 1]
-            term = self._term(m, w[:e], ~zero, sign, "term")
-            return base + term + sign
-        sign = w[2 * e + 2]
-        t1 = self._term(m, w[:e], w[2 * e], sign, "term1")
-        t2 = self._term(m, w[e:2 * e], w[2 * e + 1], sign, "term2")
-        # a wire of its own: Yosys would otherwise merge the two adds into one $macc
-        pair = Signal(signed(len(t1) + 1), name="pair", attrs={"keep": 1})
-        m.d.comb += pair.eq(t1 + t2 + sign)
-        return base + pair + sign
+        unit = self.unit
+        m.d.comb += [unit.w.eq(self.weight), unit.a.eq(self.act)]
+        term, _, _, carry = unit.terms(m, name="term")
+        return base + term + carry

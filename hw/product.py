@@ -17,7 +17,7 @@ All four units are combinational: ``latency == 0``. ``bounds`` is the ``(min, ma
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -154,6 +154,31 @@ class UniformProduct(ProductUnit):
         return m
 
 
+def ones_complement_shift(m: Module, a, exp, enable, sign, max_exp: int, name: str):
+    """``+-(a << exp)`` without a negator: returns ``(term, lo, hi)`` where ``term`` is
+    ``a << exp`` when ``sign`` is 0 and its one's complement ``-(a << exp) - 1`` when it is
+    1; the missing ``+1`` is the caller's to add (an adder's carry-in).
+
+    The activation is gated by ``enable`` before the first shift level, where the gate
+    folds into the level's multiplexer; the complement folds into the last level."""
+    n = len(a)
+    a_signed = a.shape().signed
+    width = n + max_exp + (0 if a_signed else 1)
+    x = a.as_unsigned() & enable.replicate(n)
+    top = x[n - 1] if a_signed else Const(0, 1)
+    cur = Cat(x, top.replicate(width - n))
+    for bit in range(len(exp)):
+        amount = 1 << bit
+        if amount > max_exp:
+            break
+        cur = Mux(exp[bit], Cat(Const(0, amount), cur[:width - amount]), cur)
+    term = Signal(signed(width), name=name)
+    m.d.comb += term.eq(cur ^ sign.replicate(width))
+    amax = 2 ** (n - 1) if a_signed else 2**n - 1
+    big = amax << max_exp
+    return term, -big - 1, big
+
+
 def pot_fields(exp_bits: int) -> dict[str, tuple[int, int]]:
     """Bit ranges ``(start, stop)`` of the PoT native encoding."""
     return {"exp": (0, exp_bits), "sign": (exp_bits, exp_bits + 1),
@@ -228,6 +253,16 @@ class PotProduct(ProductUnit):
         shifted = shift_by(m, self.a, exp, self.max_exp)
         mag = Mux(zero, 0, shifted)
         return mag, sign
+
+    def terms(self, m: Module, name: str = "pot"):
+        """``(term, lo, hi, carry)`` with ``p == term + carry``: the product as a one's
+        complement term plus a carry-in bit, built in ``m`` from this unit's ``w`` and
+        ``a`` (for adders that take the sign as their carry instead of negating)."""
+        eb = self._exp_bits
+        exp, sign, zero = self.w[:eb], self.w[eb], self.w[eb + 1]
+        term, lo, hi = ones_complement_shift(m, self.a, exp, ~zero, sign, self.max_exp, name)
+        # a zero weight with the sign set is -1 + 1: still exact for any native encoding
+        return term, lo, hi, sign
 
     def elaborate(self, platform):
         m = Module()
@@ -304,6 +339,22 @@ class ApotProduct(ProductUnit):
         t1 = Mux(w[2 * e], shift_by(m, self.a, w[:e], self.max_exp), 0)
         t2 = Mux(w[2 * e + 1], shift_by(m, self.a, w[e:2 * e], self.max_exp), 0)
         return t1 + t2, w[2 * e + 2]
+
+    def terms(self, m: Module, name: str = "apot"):
+        """``(term, lo, hi, carry)`` with ``p == term + carry``; see
+        :meth:`PotProduct.terms`. The two shifted terms are one's complements when the
+        sign is set; one ``+1`` rides into their adder, the other is returned."""
+        e = self._exp_bits
+        w = self.w
+        sign = w[2 * e + 2]
+        t1, lo1, hi1 = ones_complement_shift(m, self.a, w[:e], w[2 * e], sign, self.max_exp,
+                                             f"{name}_t1")
+        t2, lo2, hi2 = ones_complement_shift(m, self.a, w[e:2 * e], w[2 * e + 1], sign,
+                                             self.max_exp, f"{name}_t2")
+        lo, hi = lo1 + lo2, hi1 + hi2 + 1
+        pair = Signal(shape_for(lo, hi), name=f"{name}_pair", attrs={"keep": 1})
+        m.d.comb += pair.eq(t1 + t2 + sign)
+        return pair, lo, hi, sign
 
     def elaborate(self, platform):
         m = Module()
