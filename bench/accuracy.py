@@ -52,6 +52,8 @@ ROWS = [
      dict(scheme="binary", wbits=1, abits=1, act="bipolar")),
     ("MLP 64-64-32-10, 2-bit inputs", "table 40 entries/layer (10x4), a2",
      dict(scheme="table", wbits=4, abits=2, ibits=2, table_entries=40)),
+    ("MLP 64-64-32-10, 3-bit inputs", "table 40 entries/layer (5x8 first, 10x4 hidden), a2",
+     dict(scheme="table", wbits=4, abits=2, ibits=3, table_entries=40)),
     ("MLP 64-64-32-10, 3-bit inputs", "table 320 entries/layer (40x8), a3",
      dict(scheme="table", wbits=6, abits=3, ibits=3, table_entries=320)),
     ("MLP 64-32-10 (board size), 3-bit inputs", "ternary a2",
