@@ -9,6 +9,7 @@ Fold file (JSON)::
 
     {
       "input_values_per_beat": 8,          # optional: input codes per input beat
+      "pipeline": false,                   # optional: register the adder trees' outputs
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
       "layers": {                          # optional, by layer name
         "fc1": {"pe": 4, "simd": 16, "rom": "block"},
@@ -64,9 +65,9 @@ def top_name(model: Model) -> str:
 def load_fold(fold: Any) -> dict:
     """Normalize a fold (``None``, a preset name, a dict, or a JSON file path)."""
     if fold is None:
-        return {"default": "auto", "layers": {}}
+        return {"default": "auto", "layers": {}, "pipeline": False}
     if isinstance(fold, str) and fold in FOLD_PRESETS:
-        return {"default": fold, "layers": {}}
+        return {"default": fold, "layers": {}, "pipeline": False}
     if isinstance(fold, (str, os.PathLike)):
         try:
             text = Path(fold).read_text()
@@ -82,10 +83,12 @@ def load_fold(fold: Any) -> dict:
     if not isinstance(fold, dict):
         raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}) "
                          f"or a file, got {type(fold).__name__}")
-    unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers"})
+    unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
-                         f"input_values_per_beat, default, layers)")
+                         f"input_values_per_beat, default, layers, pipeline)")
+    if not isinstance(fold.get("pipeline", False), bool):
+        raise InputError(f"fold: 'pipeline' must be true or false, got {fold['pipeline']!r}")
     default = fold.get("default", "auto")
     if default not in FOLD_PRESETS:
         raise InputError(f"fold: 'default' must be one of {', '.join(FOLD_PRESETS)}, "
@@ -93,7 +96,7 @@ def load_fold(fold: Any) -> dict:
     layers = fold.get("layers", {})
     if not isinstance(layers, dict):
         raise InputError("fold: 'layers' must be an object mapping layer names to folds")
-    out = {"default": default, "layers": dict(layers)}
+    out = {"default": default, "layers": dict(layers), "pipeline": fold.get("pipeline", False)}
     if "input_values_per_beat" in fold:
         out["input_values_per_beat"] = fold["input_values_per_beat"]
     return out
@@ -281,7 +284,8 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                       positions=positions, out_channels=out_ch, taps=taps, pe=pe, simd=simd,
                       codes=codes, products=tuple(tuple(int(v) for v in r) for r in table),
                       bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
-                      mode=mode, gather=gather, thresholds=thresholds)
+                      mode=mode, gather=gather, thresholds=thresholds,
+                      pipeline=fold["pipeline"])
         if mode == "runtime":
             ukind, params, native, decode = _choose_unit(layer, act_identity, table)
             spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,
@@ -336,8 +340,8 @@ def _timing(stages) -> tuple[int, int]:
     period = 0
     for s in stages:
         if isinstance(s, ComputeSpec):
-            ib, ob, d = s.in_beats, s.out_beats, s.steps + 4
-            period = max(period, s.steps + 3 + max(ib, ob))
+            ib, ob, d = s.in_beats, s.out_beats, s.delay
+            period = max(period, s.period)
         elif isinstance(s, ArgMaxSpec):
             ib, ob, d = s.group // s.in_beat, 1, 1
             period = max(period, ib + 1)

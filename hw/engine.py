@@ -110,6 +110,8 @@ class ComputeSpec:
     values: tuple | None = None
     # synthesis hint for the weight ROM: None (the tool decides), "block" or "logic"
     rom_style: str | None = None
+    # a register stage between the adder trees and the accumulators (higher Fmax)
+    pipeline: bool = False
 
     @property
     def nf(self) -> int:
@@ -122,6 +124,16 @@ class ComputeSpec:
     @property
     def steps(self) -> int:
         return self.positions * self.nf * self.sf
+
+    @property
+    def delay(self) -> int:
+        """Cycles from the last input beat taken to the first output beat valid."""
+        return self.steps + 4 + int(self.pipeline)
+
+    @property
+    def period(self) -> int:
+        """Cycles between inference starts when this layer is the slowest stage."""
+        return self.steps + 3 + int(self.pipeline) + max(self.in_beats, self.out_beats)
 
     @property
     def acc_width(self) -> int:
@@ -204,7 +216,8 @@ class LayerEngine(_Framed):
     o : Out(stream.Signature(unsigned(out_beat * out_bits)))
 
     Timing (no stalls): the first output beat is valid ``steps + 4`` cycles after the
-    last input beat is taken, ``steps = positions * (OC / pe) * (taps / simd)``.
+    last input beat is taken (``+ 1`` with ``pipeline``), ``steps = positions * (OC / pe)
+    * (taps / simd)``; see :attr:`ComputeSpec.delay` and :attr:`ComputeSpec.period`.
     """
 
     def __init__(self, spec: ComputeSpec) -> None:
@@ -436,6 +449,25 @@ class LayerEngine(_Framed):
                 m.d.comb += rp.addr.eq(waddr)
                 data = rp.data
             partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
+
+        if s.pipeline:
+            # one more register stage between the adder trees and the accumulators
+            part_r = []
+            for pe, part in enumerate(partials):
+                r = Signal(part.shape() if hasattr(part, "shape") else signed(1),
+                           name=f"part_r{pe}")
+                m.d.sync += r.eq(part)
+                part_r.append(r)
+            carry_r = []
+            for pe, cs in enumerate(carries):
+                regs = [Signal(name=f"carry_r{pe}_{n}") for n in range(len(cs))]
+                m.d.sync += [r.eq(c) for r, c in zip(regs, cs)]
+                carry_r.append(regs)
+            v_x, first_x, last_x = Signal(name="v_x"), Signal(name="first_x"), Signal(name="last_x")
+            nf_x = Signal(_bits(nf), name="nf_x")
+            m.d.sync += [v_x.eq(v_b), first_x.eq(first_b), last_x.eq(last_b), nf_x.eq(nf_b)]
+            partials, carries = part_r, carry_r
+            v_b, first_b, last_b, nf_b = v_x, first_x, last_x, nf_x
 
         aw = s.acc_width
         accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]

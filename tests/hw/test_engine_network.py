@@ -81,7 +81,9 @@ def _cnn(seed=0, output="acc", padding=(1, 1), stride=(1, 1), scheme="pot"):
 
 
 @pytest.mark.parametrize("mode,fold", [("runtime", "serial"), ("runtime", "auto"),
-                                       ("runtime", "parallel"), ("baked", None)])
+                                       ("runtime", "parallel"), ("baked", None),
+                                       ("runtime", {"pipeline": True}),
+                                       ("baked", {"pipeline": True})])
 def test_cnn(mode, fold):
     _check(_cnn(), mode=mode, fold=fold, n=2)
 
@@ -108,7 +110,8 @@ def test_example_network_serial():
     _check(example_model(1), fold="serial", n=1, idle=0.1, stall=0.1)
 
 
-@pytest.mark.parametrize("fold", ["serial", "auto", "parallel"])
+@pytest.mark.parametrize("fold", ["serial", "auto", "parallel",
+                                  {"default": "auto", "pipeline": True}])
 def test_latency_and_interval_match_manifest(fold):
     model = _cnn(output="thresholds")
     net, manifest = build_network(model, "runtime", fold)
