@@ -169,3 +169,31 @@ def test_cli_errors(tmp_path, capsys):
     code, _, err = _main(capsys, "quantize", empty, "--scheme", "pot", "-o", tmp_path / "x.mf")
     assert code == 2 and "no layers" in err
     assert not (tmp_path / "x.mf").exists()
+
+
+def test_cnn_float_npz_round_trip():
+    net, _ = train(TrainConfig(arch="cnn", scheme="float", channels=(4, 8), train_subset=400,
+                               epochs=4), DATA)
+    arrays = float_net_to_npz(net)
+    assert arrays["layer0.W"].shape == (4, 3, 3, 1) and "layer0.pool" in arrays
+    cfg = TrainConfig(arch="cnn", scheme="pot", wbits=4, abits=4, channels=(4, 8))
+    model = to_model(export(post_quantize(arrays, cfg, DATA)))
+    assert [type(l).__name__ for l in model.layers] == ["Conv2d", "MaxPool", "Conv2d",
+                                                        "MaxPool", "Flatten", "Dense"]
+    assert evaluate_model(model, DATA) >= float_accuracy(net, DATA) - 0.15
+
+
+@pytest.mark.parametrize("arrays,match", [
+    ({"arch": np.array("rnn")}, "mlp or cnn"),
+    ({"arch": np.array("mlp"), "layer0.W": np.zeros((4, 64, 1)), "layer0.b": np.zeros(4)},
+     "2 dimensions"),
+    ({"arch": np.array("mlp"), "layer0.W": np.zeros((4, 64)), "layer0.b": np.zeros(3)},
+     "bias of 4"),
+    ({"arch": np.array("mlp"), "layer0.W": np.zeros((4, 64)),
+      "layer1.W": np.zeros((10, 4)), "layer1.b": np.zeros(10)}, "bn_gamma"),
+    ({"arch": np.array("mlp"), "layer0.W": np.zeros((0, 64)), "layer0.b": np.zeros(0)},
+     "empty"),
+])
+def test_bad_float_models(arrays, match):
+    with pytest.raises(MulfreeError, match=match):
+        post_quantize(arrays, TrainConfig(scheme="pot", wbits=4), DATA)
