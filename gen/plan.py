@@ -333,27 +333,27 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
 
 
 def _timing(stages) -> tuple[int, int]:
-    """(latency, initiation interval) with no stalls; see docs/hardware.md."""
+    """(latency, initiation interval) with no stalls; see docs/hardware.md.
+
+    Each stage answers ``delay`` cycles after its last input beat; a consumer takes its
+    last input beat when its producer sends its last output beat."""
     from mulfree.hw.engine import ArgMaxSpec, ComputeSpec
 
-    first_valid = None
+    first_valid = -1       # cycle of the previous stage's first valid output beat
+    prev_out = 1           # ... and its number of output beats (the network input: 1)
     period = 0
-    for s in stages:
+    for n, s in enumerate(stages):
         if isinstance(s, ComputeSpec):
-            ib, ob, d = s.in_beats, s.out_beats, s.delay
-            period = max(period, s.period)
+            ib, ob, delay, per = s.in_beats, s.out_beats, s.delay, s.period
         elif isinstance(s, ArgMaxSpec):
-            ib, ob, d = s.group // s.in_beat, 1, 1
-            period = max(period, ib + 1)
+            ib, ob, delay, per = s.group // s.in_beat, 1, 1, s.group // s.in_beat + 1
         else:
-            ib, ob, d = s.in_count // s.in_beat, s.out_count // s.out_beat, 1
-            period = max(period, ib + ob)
-        if first_valid is None:
-            first_valid = ib - 1 + d
-        else:
-            first_valid = first_valid + prev_ob - 1 + d  # noqa: F821
-        prev_ob = ob  # noqa: F841
-    return first_valid + prev_ob - 1, period
+            ib, ob = s.in_count // s.in_beat, s.out_count // s.out_beat
+            delay, per = 1, ib + ob
+        last_in = ib - 1 if n == 0 else first_valid + prev_out - 1
+        first_valid, prev_out = last_in + delay, ob
+        period = max(period, per)
+    return first_valid + prev_out - 1, period
 
 
 def _manifest(model, mode, stages, rows, in_vpb) -> dict:
