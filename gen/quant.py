@@ -48,7 +48,7 @@ from .model import MAX_CODE_BITS, Scheme, Weights
 
 __all__ = [
     "WEIGHT_SCHEMES", "check_float_array", "check_bits", "weight_levels", "project",
-    "QuantizedWeights", "quantize_weights", "best_scale", "lutq_init", "kmeans_assign",
+    "QuantizedWeights", "quantize_weights", "usable_levels", "best_scale", "lutq_init", "kmeans_assign",
     "kmeans_step", "lutq_error", "lutq_quantize", "integerize_levels", "pot_project",
     "ActQuant", "uniform_act", "bipolar_act", "learned_act",
 ]
@@ -144,6 +144,14 @@ def project(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return order[np.searchsorted(mid, x, side="right")]
 
 
+def usable_levels(scheme: str, bits: int) -> np.ndarray:
+    """The levels projection may choose: the codebook, minus uniform's most negative value."""
+    levels = weight_levels(scheme, bits)
+    if scheme == "uniform":
+        levels = levels[levels != -(2 ** (bits - 1))]
+    return levels
+
+
 def best_scale(w: np.ndarray, levels: np.ndarray) -> float:
     """The scale (from a fixed grid of clipping fractions) that minimizes ``|w - s*L|^2``."""
     top = float(np.abs(levels).max())
@@ -152,9 +160,6 @@ def best_scale(w: np.ndarray, levels: np.ndarray) -> float:
         return 1.0
     best, best_err = wmax / top, np.inf
     flat = w.ravel()
-    if levels.min() == -(2 ** (int(levels.size).bit_length() - 2)) and levels.size > 2 \
-            and levels.min() < -levels.max():
-        levels = levels[levels != levels.min()]   # uniform: the symmetric part only
     for frac in _SCALE_GRID:
         s = frac * wmax / top
         q = levels[project(flat / s, levels)] * s
@@ -207,7 +212,7 @@ def quantize_weights(w, scheme: str, bits: int, scale: float | None = None, *,
             codes = np.where(w > delta, 1, np.where(w < -delta, 2, 0))
             return QuantizedWeights(scheme, bits, codes.astype(np.int64), levels, scale)
         else:
-            scale = best_scale(w, levels)
+            scale = best_scale(w, usable_levels(scheme, bits))
     if not (np.isfinite(scale) and scale > 0):
         raise InputError(f"weight scale must be a positive number, got {scale!r}")
     usable = levels

@@ -37,7 +37,8 @@ from .model import (Conv2d, Dense, Flatten, MaxPool, Model, Output, OutputKind, 
                     Weights)
 from .quant import (ActQuant, QuantizedWeights, best_scale, bipolar_act, check_bits,
                     check_float_array, integerize_levels, kmeans_assign, kmeans_step,
-                    learned_act, lutq_init, project, uniform_act, weight_levels)
+                    learned_act, lutq_init, project, uniform_act, usable_levels,
+                    weight_levels)
 from .tbn import levels_for_entries, product_table, table_weights
 
 __all__ = ["TrainConfig", "Net", "train", "export", "to_model", "reference_forward",
@@ -215,7 +216,7 @@ def refresh_scales(net: Net) -> None:
     for the current stage (at the start of each epoch / stage)."""
     for i, l in enumerate(net.compute()):
         if net.wscheme in ("uniform", "pot", "apot"):
-            l.wscale = best_scale(l.W, weight_levels(net.wscheme, net.wbits))
+            l.wscale = best_scale(l.W, usable_levels(net.wscheme, net.wbits))
 
 
 def reset_luts(net: Net) -> None:
@@ -244,9 +245,7 @@ def qweights(net: Net, l: Layer) -> np.ndarray:
         scale = np.mean(np.abs(W[big])) if big.any() else 1.0
         return scale * np.sign(W) * big
     if s in ("uniform", "pot", "apot"):
-        lv = weight_levels(s, net.wbits).astype(np.float64)
-        if s == "uniform":
-            lv = lv[lv > -(2 ** (net.wbits - 1))]
+        lv = usable_levels(s, net.wbits).astype(np.float64)
         return l.wscale * lv[project(W / l.wscale, lv)]
     # lut / table
     prune = net.cfg.lut_prune if s == "lut" else 0.0
