@@ -1,0 +1,80 @@
+"""Random small networks (shapes, schemes, activations, folds, modes) against the golden
+model: the corners a hand-picked list misses (1-bit codes, one channel, 1x1 maps, ...)."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from mulfree.gen.examples import random_conv2d, random_dense
+from mulfree.gen.model import Flatten, MaxPool, Model
+from mulfree.gen.plan import build_network
+from netsim import golden_flat, run_network
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+SCHEMES = [("uniform", 2), ("pot", 2), ("apot", 3), ("binary", 1), ("ternary", 2),
+           ("lut", 2), ("table", 1)]
+
+
+def _divisor(draw, n):
+    return draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0]))
+
+
+@st.composite
+def networks(draw):
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    in_bits = draw(st.integers(1, 3))
+    layers = []
+    if draw(st.booleans()):
+        h, w, c = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 2))
+        kh, kw = draw(st.integers(1, min(h, 2))), draw(st.integers(1, min(w, 2)))
+        scheme, wbits = draw(st.sampled_from(SCHEMES))
+        act = "bipolar" if in_bits == 1 and draw(st.booleans()) else "uniform"
+        conv = random_conv2d(rng, (h, w, c), draw(st.integers(1, 3)), (kh, kw),
+                             (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+                             (draw(st.integers(0, 1)), draw(st.integers(0, 1))),
+                             scheme=scheme, wbits=wbits, in_bits=in_bits,
+                             out_bits=draw(st.integers(1, 2)), act=act, name="conv")
+        layers.append(conv)
+        model = Model(name="r", input_shape=(h, w, c), input_bits=in_bits, layers=(conv,))
+        oh, ow, oc = model.io[0].out_shape
+        if oh >= 2 and ow >= 2 and draw(st.booleans()):
+            layers.append(MaxPool(name="pool", kernel=(2, 2), stride=(draw(st.integers(1, 2)),) * 2))
+            oh, ow = (oh - 2) // layers[-1].stride[0] + 1, (ow - 2) // layers[-1].stride[1] + 1
+        layers.append(Flatten(name="flat"))
+        n_in, bits = oh * ow * oc, conv.output.bits
+        shape = (h, w, c)
+    else:
+        n_in, bits, shape = draw(st.integers(1, 6)), in_bits, None
+    scheme, wbits = draw(st.sampled_from(SCHEMES))
+    act = draw(st.sampled_from(["uniform", "learned"] + (["bipolar"] if bits == 1 else [])))
+    output = draw(st.sampled_from(["thresholds", "acc", "argmax"]))
+    layers.append(random_dense(rng, n_in, draw(st.integers(1, 4)), scheme=scheme, wbits=wbits,
+                               in_bits=bits, out_bits=draw(st.integers(1, 2)), act=act,
+                               output=output, name="fc"))
+    model = Model(name="r", input_shape=shape or (n_in,), input_bits=in_bits,
+                  layers=tuple(layers))
+    mode = draw(st.sampled_from(["runtime", "runtime", "baked"]))
+    fold = {"layers": {}, "pipeline": draw(st.booleans())}
+    n_total = int(np.prod(model.input_shape))
+    fold["input_values_per_beat"] = _divisor(draw, n_total)
+    if mode == "runtime":
+        for layer, io in zip(model.layers, model.io):
+            if hasattr(layer, "weights"):
+                out = layer.weights.codes.shape[0]
+                taps = int(np.prod(layer.weights.codes.shape[1:]))
+                fold["layers"][layer.name] = {"pe": _divisor(draw, out),
+                                              "simd": _divisor(draw, taps)}
+    return model, mode, fold, seed
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(networks())
+def test_random_network(case):
+    model, mode, fold, seed = case
+    net, manifest = build_network(model, mode, fold)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2**model.input_bits, (2, *model.input_shape))
+    got, _ = run_network(net, manifest, x, seed=seed)
+    np.testing.assert_array_equal(got, golden_flat(model, x))
