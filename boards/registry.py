@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from mulfree.gen.errors import MulfreeError
 
+from .toolchain import ToolchainError, tool_path
+
 __all__ = ["Board", "BOARDS", "get_board", "UnsupportedBoard"]
 
 
@@ -32,7 +34,7 @@ class Board:
 
     name: str
     title: str
-    family: str                 # ice40 | ecp5 | gowin
+    family: str                 # ice40 | ecp5 | gowin (nextpnr-<family>)
     device: str
     module: str                 # amaranth_boards module
     platform: str               # class name in it
@@ -44,11 +46,17 @@ class Board:
     extra_uart: tuple | None = None    # (rx pin, tx pin, connector, attrs) when the board has none
     notes: str = ""
     unsupported: str = ""
+    needs: tuple = ()                  # (executable, package) beyond Yosys and nextpnr
 
     def make_platform(self):
         if self.unsupported:
             raise UnsupportedBoard(f"board '{self.name}' ({self.title}) is not supported yet: "
                                    f"{self.unsupported}")
+        for exe, package in self.needs:
+            if tool_path_or_none(exe) is None:
+                raise UnsupportedBoard(f"board '{self.name}' needs {exe}, which is not "
+                                       f"installed: pip install {package.split()[0]} in the "
+                                       f"project virtualenv (see docs/boards.md)")
         mod = importlib.import_module(self.module)
         platform = getattr(mod, self.platform)()
         if self.extra_uart is not None:
@@ -100,12 +108,25 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
                 "Green: heartbeat, blue: busy, red: error."),
     Board("tangnano9k", "Sipeed Tang Nano 9K (Gowin GW1NR-9C)", "gowin", "GW1NR-LV9QN88PC6/I5",
           "amaranth_boards.tang_nano_9k", "TangNano9kPlatform", "fs",
-          unsupported="amaranth 0.5.10 drives the deprecated nextpnr-gowin (the YoWASP "
-                      "package yowasp-nextpnr-gowin is frozen at 0.7, 2025) and needs "
-                      "Apicula's gowin_pack; the current nextpnr-himbaechel-gowin needs "
-                      "different arguments, and the two YoWASP Gowin packages cannot be "
-                      "installed together. See docs/boards.md."),
+          leds=tuple(("led", i, None) for i in range(4)),
+          programmers=(("openFPGALoader", "-b", "tangnano9k", "{bitstream}"),),
+          build_env={"NEXTPNR_GOWIN": "yowasp-nextpnr-gowin", "GOWIN_PACK": "gowin_pack"},
+          needs=(("yowasp-nextpnr-gowin", "yowasp-nextpnr-gowin"),
+                 ("gowin_pack", "apycula (installed with yowasp-nextpnr-gowin)")),
+          notes="Experimental: amaranth 0.5.10 drives the legacy nextpnr-gowin "
+                "(yowasp-nextpnr-gowin 0.7, deprecated upstream, with Apycula 0.15's "
+                "gowin_pack), which maps no block RAM and ignores amaranth's clock "
+                "constraint (its report says 12 MHz; the board clock is 27 MHz). Builds "
+                "here; not yet run on a board. 27 MHz clock, UART through the BL702 "
+                "(the second USB serial port)."),
 )}
+
+
+def tool_path_or_none(exe: str) -> str | None:
+    try:
+        return tool_path(exe)
+    except ToolchainError:
+        return None
 
 
 def get_board(name: str) -> Board:
