@@ -10,6 +10,7 @@ Fold file (JSON)::
     {
       "input_values_per_beat": 8,          # optional: input codes per input beat
       "pipeline": false,                   # optional: register the adder trees' outputs
+      "double_buffer": false,              # optional: overlap load, compute and send
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
       "layers": {                          # optional, by layer name
         "fc1": {"pe": 4, "simd": 16, "rom": "block"},
@@ -65,9 +66,9 @@ def top_name(model: Model) -> str:
 def load_fold(fold: Any) -> dict:
     """Normalize a fold (``None``, a preset name, a dict, or a JSON file path)."""
     if fold is None:
-        return {"default": "auto", "layers": {}, "pipeline": False}
+        return {"default": "auto", "layers": {}, "pipeline": False, "double_buffer": False}
     if isinstance(fold, str) and fold in FOLD_PRESETS:
-        return {"default": fold, "layers": {}, "pipeline": False}
+        return {"default": fold, "layers": {}, "pipeline": False, "double_buffer": False}
     if isinstance(fold, (str, os.PathLike)):
         try:
             text = Path(fold).read_text()
@@ -83,12 +84,14 @@ def load_fold(fold: Any) -> dict:
     if not isinstance(fold, dict):
         raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}) "
                          f"or a file, got {type(fold).__name__}")
-    unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline"})
+    unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
+                                  "double_buffer"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
-                         f"input_values_per_beat, default, layers, pipeline)")
-    if not isinstance(fold.get("pipeline", False), bool):
-        raise InputError(f"fold: 'pipeline' must be true or false, got {fold['pipeline']!r}")
+                         f"input_values_per_beat, default, layers, pipeline, double_buffer)")
+    for key in ("pipeline", "double_buffer"):
+        if not isinstance(fold.get(key, False), bool):
+            raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
     default = fold.get("default", "auto")
     if default not in FOLD_PRESETS:
         raise InputError(f"fold: 'default' must be one of {', '.join(FOLD_PRESETS)}, "
@@ -96,7 +99,8 @@ def load_fold(fold: Any) -> dict:
     layers = fold.get("layers", {})
     if not isinstance(layers, dict):
         raise InputError("fold: 'layers' must be an object mapping layer names to folds")
-    out = {"default": default, "layers": dict(layers), "pipeline": fold.get("pipeline", False)}
+    out = {"default": default, "layers": dict(layers), "pipeline": fold.get("pipeline", False),
+           "double_buffer": fold.get("double_buffer", False)}
     if "input_values_per_beat" in fold:
         out["input_values_per_beat"] = fold["input_values_per_beat"]
     return out
@@ -285,7 +289,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                       codes=codes, products=tuple(tuple(int(v) for v in r) for r in table),
                       bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
                       mode=mode, gather=gather, thresholds=thresholds,
-                      pipeline=fold["pipeline"])
+                      pipeline=fold["pipeline"], double_buffer=fold["double_buffer"])
         if mode == "runtime":
             ukind, params, native, decode = _choose_unit(layer, act_identity, table)
             spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,

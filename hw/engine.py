@@ -112,6 +112,9 @@ class ComputeSpec:
     rom_style: str | None = None
     # a register stage between the adder trees and the accumulators (higher Fmax)
     pipeline: bool = False
+    # copy the input frame and the results into second buffers: load, compute and send
+    # overlap
+    double_buffer: bool = False
 
     @property
     def nf(self) -> int:
@@ -128,11 +131,14 @@ class ComputeSpec:
     @property
     def delay(self) -> int:
         """Cycles from the last input beat taken to the first output beat valid."""
-        return self.steps + 4 + int(self.pipeline)
+        return self.steps + 4 + int(self.pipeline) + int(self.double_buffer)
 
     @property
     def period(self) -> int:
         """Cycles between inference starts when this layer is the slowest stage."""
+        if self.double_buffer:
+            return max(self.steps + 4 + int(self.pipeline), self.in_beats + 1,
+                       self.out_beats + 1)
         return self.steps + 3 + int(self.pipeline) + max(self.in_beats, self.out_beats)
 
     @property
@@ -356,9 +362,19 @@ class LayerEngine(_Framed):
         vb = s.out_bits
         outbuf = Signal(s.out_count * vb, name="out_buf")
 
+        db = s.double_buffer
+        # double buffering: the frame is copied into a work buffer when compute starts
+        # and the results into a send buffer when it ends, so loading, computing and
+        # sending overlap
+        work = Signal(s.in_count * b, name="work_buf") if db else buf
+        sendbuf = Signal(s.out_count * vb, name="send_buf") if db else outbuf
+        pending = Signal(name="pending")
         self._load(m, buf, in_full, s.in_beats, s.in_beat * b)
-        self._send(m, lambda cnt: outbuf.word_select(cnt, s.out_beat * vb), out_full,
+        self._send(m, lambda cnt: sendbuf.word_select(cnt, s.out_beat * vb), out_full,
                    s.out_beats)
+        if db:
+            with m.If(pending & ~out_full):
+                m.d.sync += [sendbuf.eq(outbuf), out_full.eq(1), pending.eq(0), busy.eq(0)]
 
         # -- stage A: counters and issue ----------------------------------------------
         sf_c = Signal(_bits(sf), name="sf")
@@ -370,7 +386,10 @@ class LayerEngine(_Framed):
         last_nf = nf_c == nf - 1
         last_p = p_c == P - 1
 
-        with m.If(in_full & ~busy & ~out_full):
+        start = in_full & ~busy if db else in_full & ~busy & ~out_full
+        with m.If(start):
+            if db:
+                m.d.sync += [work.eq(buf), in_full.eq(0)]
             m.d.sync += [busy.eq(1), run.eq(1), sf_c.eq(0), nf_c.eq(0), p_c.eq(0),
                          q_c.eq(0), waddr.eq(0)]
         with m.If(run):
@@ -390,7 +409,7 @@ class LayerEngine(_Framed):
         acts_a = [Signal(b, name=f"act_a{lane}") for lane in range(s.simd)]
         pads_a = [Signal(name=f"pad_a{lane}") for lane in range(s.simd)] if has_pad else None
         if s.gather is None:
-            word = buf.word_select(sf_c, s.simd * b) if sf > 1 else buf[:s.simd * b]
+            word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
             for lane in range(s.simd):
                 m.d.comb += acts_a[lane].eq(word[lane * b:(lane + 1) * b])
         else:
@@ -401,7 +420,7 @@ class LayerEngine(_Framed):
                         for lane in range(s.simd):
                             idx = s.gather[p][f * s.simd + lane]
                             if idx >= 0:
-                                m.d.comb += acts_a[lane].eq(buf[idx * b:(idx + 1) * b])
+                                m.d.comb += acts_a[lane].eq(work[idx * b:(idx + 1) * b])
                             elif pads_a is not None:
                                 m.d.comb += pads_a[lane].eq(1)
         # -- stage B ------------------------------------------------------------------
@@ -504,7 +523,10 @@ class LayerEngine(_Framed):
         with m.If(v_c):
             m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
             with m.If(group == P * nf - 1):
-                m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
+                if db:
+                    m.d.sync += [group.eq(0), pending.eq(1)]
+                else:
+                    m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
             with m.Else():
                 m.d.sync += group.eq(group + 1)
         return m

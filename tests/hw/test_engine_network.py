@@ -83,7 +83,9 @@ def _cnn(seed=0, output="acc", padding=(1, 1), stride=(1, 1), scheme="pot"):
 @pytest.mark.parametrize("mode,fold", [("runtime", "serial"), ("runtime", "auto"),
                                        ("runtime", "parallel"), ("baked", None),
                                        ("runtime", {"pipeline": True}),
-                                       ("baked", {"pipeline": True})])
+                                       ("baked", {"pipeline": True}),
+                                       ("runtime", {"double_buffer": True}),
+                                       ("baked", {"double_buffer": True, "pipeline": True})])
 def test_cnn(mode, fold):
     _check(_cnn(), mode=mode, fold=fold, n=2)
 
@@ -111,7 +113,10 @@ def test_example_network_serial():
 
 
 @pytest.mark.parametrize("fold", ["serial", "auto", "parallel",
-                                  {"default": "auto", "pipeline": True}])
+                                  {"default": "auto", "pipeline": True},
+                                  {"default": "auto", "double_buffer": True},
+                                  {"default": "parallel", "double_buffer": True,
+                                   "pipeline": True}])
 def test_latency_and_interval_match_manifest(fold):
     model = _cnn(output="thresholds")
     net, manifest = build_network(model, "runtime", fold)

@@ -56,7 +56,7 @@ def networks(draw):
     model = Model(name="r", input_shape=shape or (n_in,), input_bits=in_bits,
                   layers=tuple(layers))
     mode = draw(st.sampled_from(["runtime", "runtime", "baked"]))
-    fold = {"layers": {}, "pipeline": draw(st.booleans())}
+    fold = {"layers": {}, "pipeline": draw(st.booleans()), "double_buffer": draw(st.booleans())}
     n_total = int(np.prod(model.input_shape))
     fold["input_values_per_beat"] = _divisor(draw, n_total)
     if mode == "runtime":
