@@ -119,7 +119,9 @@ class SimOptions:
                 raise InputError(f"--waves {self.waves}: the file name must end in .vcd or .fst")
         if self.cache_dir is None:
             self.cache_dir = default_cache_dir()
-        self.cache_dir = Path(self.cache_dir)
+        self.cache_dir = Path(self.cache_dir).resolve()
+        if self.run_dir is not None:
+            self.run_dir = Path(self.run_dir).resolve()
 
 
 @dataclass
