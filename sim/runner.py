@@ -305,6 +305,8 @@ def _make_runner(sim: Simulator, waves_format: str | None, runtime_dir: Path | N
 
         def _build_command(self):
             cmds = super()._build_command()
+            # only the wrapper's signals marked public in tbgen are needed by cocotb
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
             make_vars = [a for a in self._build_args_raw if "=" in a and not a.startswith("-")]
             cmds[0] = [a for a in cmds[0] if a not in make_vars]
             cmds[-1] = cmds[-1] + make_vars

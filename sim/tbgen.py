@@ -8,6 +8,9 @@ every output beat (cycle and payload) to a file, and raises ``done`` when the la
 has arrived or a watchdog sees no transfer for too long (``timeout``). Python touches
 the simulator twice: at the start and when ``done`` rises.
 
+Only the wrapper's own signals are visible to cocotb (Verilator ``public`` metacomments);
+the runner leaves out ``--public-flat-rw`` so Verilator optimizes the network freely.
+
 Run-time settings are plusargs, so one compiled simulator serves any batch:
 ``+mf_in=FILE +mf_out=FILE +mf_marks=FILE +mf_in_beats=N +mf_out_beats=N +mf_idle=P
 +mf_backpressure=P`` (P: probability x 256, 0..256), ``+mf_seed=S``, ``+mf_watchdog=C``,
@@ -48,11 +51,11 @@ module {TB_TOP};
   localparam DEPTH = {depth};
   localparam IBEATS = {ibeats};
 
-  reg clk = 1'b0;
-  reg rst = 1'b1;
-  reg done = 1'b0;
-  reg timeout = 1'b0;
-  reg [63:0] cycle = 64'd0;
+  reg clk /*verilator public_flat_rd*/ = 1'b0;
+  reg rst /*verilator public_flat_rd*/ = 1'b1;
+  reg done /*verilator public_flat_rd*/ = 1'b0;
+  reg timeout /*verilator public_flat_rd*/ = 1'b0;
+  reg [63:0] cycle /*verilator public_flat_rd*/ = 64'd0;
   reg [63:0] last_transfer = 64'd0;
   reg [31:0] in_ptr = 32'd0;
   reg [31:0] out_cnt = 32'd0;
@@ -74,15 +77,15 @@ module {TB_TOP};
   // the internal drivers and the cocotb-writable ones (+mf_external=1)
   reg i_valid = 1'b0;
   reg o_ready = 1'b0;
-  reg [IW-1:0] x_payload = {{IW{{1'b0}}}};
-  reg x_valid = 1'b0;
-  reg x_ready = 1'b0;
+  reg [IW-1:0] x_payload /*verilator public_flat_rw*/ = {{IW{{1'b0}}}};
+  reg x_valid /*verilator public_flat_rw*/ = 1'b0;
+  reg x_ready /*verilator public_flat_rw*/ = 1'b0;
 
   wire [IW-1:0] dut_i_payload = external ? x_payload : in_mem[in_ptr];
   wire dut_i_valid = external ? x_valid : i_valid;
-  wire dut_i_ready;
-  wire [OW-1:0] dut_o_payload;
-  wire dut_o_valid;
+  wire dut_i_ready /*verilator public_flat_rd*/;
+  wire [OW-1:0] dut_o_payload /*verilator public_flat_rd*/;
+  wire dut_o_valid /*verilator public_flat_rd*/;
   wire dut_o_ready = external ? x_ready : o_ready;
 
   {contract.top} dut (
