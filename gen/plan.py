@@ -254,11 +254,12 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
             out_count = int(np.prod(io.out_shape))
             spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=io.in_shape, kernel=layer.kernel,
                                stride=layer.stride, in_beat=beat,
-                               out_beat=_largest_divisor(out_count, c))
+                               out_beat=_largest_divisor(out_count, c),
+                               double_buffer=fold["double_buffer"])
             stages.append(spec)
             rows.append({"index": index, "name": layer.name, "type": "maxpool",
                          "in_beat": spec.in_beat, "out_beat": spec.out_beat,
-                         "cycles": in_count // beat + out_count // spec.out_beat})
+                         "cycles": spec.period})
             beat = spec.out_beat
             continue
         table = product_table(layer)
@@ -352,8 +353,7 @@ def _timing(stages) -> tuple[int, int]:
         elif isinstance(s, ArgMaxSpec):
             ib, ob, delay, per = s.group // s.in_beat, 1, 1, s.group // s.in_beat + 1
         else:
-            ib, ob = s.in_count // s.in_beat, s.out_count // s.out_beat
-            delay, per = 1, ib + ob
+            ib, ob, delay, per = s.in_beats, s.out_beats, s.delay, s.period
         last_in = ib - 1 if n == 0 else first_valid + prev_out - 1
         first_valid, prev_out = last_in + delay, ob
         period = max(period, per)

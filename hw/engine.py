@@ -540,6 +540,26 @@ class MaxPoolSpec:
     stride: tuple
     in_beat: int
     out_beat: int
+    double_buffer: bool = False     # copy the frame to a send buffer: load while sending
+
+    @property
+    def in_beats(self) -> int:
+        return self.in_count // self.in_beat
+
+    @property
+    def out_beats(self) -> int:
+        return self.out_count // self.out_beat
+
+    @property
+    def delay(self) -> int:
+        """Cycles from the last input beat taken to the first output beat valid."""
+        return 2 if self.double_buffer else 1
+
+    @property
+    def period(self) -> int:
+        if self.double_buffer:
+            return max(self.in_beats, self.out_beats) + 1
+        return self.in_beats + self.out_beats
 
     @property
     def out_shape(self) -> tuple:
@@ -567,7 +587,8 @@ class MaxPoolUnit(_Framed):
     i : In(stream.Signature(unsigned(in_beat * in_bits)))
     o : Out(stream.Signature(unsigned(out_beat * in_bits)))
 
-    Timing: the first output beat is valid 1 cycle after the last input beat is taken.
+    Timing: the first output beat is valid 1 cycle after the last input beat is taken (2
+    with ``double_buffer``); see :attr:`MaxPoolSpec.delay` and :attr:`MaxPoolSpec.period`.
     """
 
     def __init__(self, spec: MaxPoolSpec) -> None:
@@ -590,12 +611,19 @@ class MaxPoolUnit(_Framed):
         full = Signal(name="full")
         buf = Signal(s.in_count * b, name="buf")
         self._load(m, buf, full, s.in_count // s.in_beat, s.in_beat * b)
+        if s.double_buffer:
+            sending = Signal(name="sending")
+            hold = Signal(s.in_count * b, name="hold")
+            with m.If(full & ~sending):
+                m.d.sync += [hold.eq(buf), full.eq(0), sending.eq(1)]
+        else:
+            sending, hold = full, buf
         h, w, c = s.in_shape
         oh, ow, _ = s.out_shape
         (kh, kw), (sh, sw) = s.kernel, s.stride
 
         def code(idx):
-            return buf[idx * b:(idx + 1) * b]
+            return hold[idx * b:(idx + 1) * b]
 
         def maximum(values):
             while len(values) > 1:
@@ -623,7 +651,7 @@ class MaxPoolUnit(_Framed):
                         m.d.comb += beat.eq(Cat(*vals))
             return beat
 
-        self._send(m, payload_of, full, s.out_count // s.out_beat)
+        self._send(m, payload_of, sending, s.out_count // s.out_beat)
         return m
 
 
