@@ -1,7 +1,7 @@
 """Benchmark: the digits MLP on real boards, PoT vs uniform vs APoT vs table.
 
 For each weight scheme a digits MLP (64 inputs of 4 bits, 16 hidden units of 3 bits,
-10 classes, argmax) is trained with ``mulfree train`` (or taken from --models), built with
+3-bit weights, 10 classes, argmax) is trained with ``mulfree train`` (or taken from --models), built with
 the UART harness for the iCEBreaker (iCE40UP5K) and the ULX3S-85F, and measured: LUTs,
 logic cells placed, Fmax from nextpnr, cycles per inference from the network's manifest,
 inferences per second at Fmax (the core) and over the UART (the link). The same design is
@@ -33,16 +33,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMES = ("pot", "uniform", "apot", "table")
 BOARDS = ("icebreaker", "ulx3s-85f")
 TARGET = 1_000_000
-# PE/SIMD chosen for >= 1M inferences/s at the iCE40's Fmax (27 cycles: "auto").
-DEFAULT_FOLD = "auto"
+# PE/SIMD chosen for >= 1M inferences/s at the iCE40's Fmax: 96 lanes, 23 cycles per
+# inference (the "auto" fold has the same lanes but 8-code input beats: 27 cycles).
+DEFAULT_FOLD = {"input_values_per_beat": 16,
+                "layers": {"dense0": {"pe": 4, "simd": 16}, "dense1": {"pe": 2, "simd": 16}}}
 
 
-def train(scheme: str, out: Path, hidden: int, abits: int) -> tuple[Path, str]:
-    path = out / f"digits_{scheme}_h{hidden}_a{abits}.mf"
+def train(scheme: str, out: Path, hidden: int, abits: int, wbits: int) -> tuple[Path, str]:
+    path = out / f"digits_{scheme}_h{hidden}_a{abits}_w{wbits}.mf"
     if path.exists():
         return path, "trained (cached)"
     cmd = [sys.executable, "-m", "mulfree.gen", "train", "--arch", "mlp", "--hidden",
-           str(hidden), "--abits", str(abits), "--scheme", scheme, "-o", str(path)]
+           str(hidden), "--abits", str(abits), "--wbits", str(wbits), "--scheme", scheme,
+           "-o", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode == 0 and path.exists():
         return path, "trained"
@@ -50,9 +53,9 @@ def train(scheme: str, out: Path, hidden: int, abits: int) -> tuple[Path, str]:
     from mulfree.gen.examples import random_dense
     from mulfree.gen.model import Model, save
     rng = np.random.default_rng(0)
-    l1 = random_dense(rng, 64, hidden, scheme=scheme, wbits=4, in_bits=4, out_bits=abits,
+    l1 = random_dense(rng, 64, hidden, scheme=scheme, wbits=wbits, in_bits=4, out_bits=abits,
                       name="dense0")
-    l2 = random_dense(rng, hidden, 10, scheme=scheme, wbits=4, in_bits=abits,
+    l2 = random_dense(rng, hidden, 10, scheme=scheme, wbits=wbits, in_bits=abits,
                       output="argmax", name="dense1")
     save(Model(name=f"digits-random-{scheme}", input_shape=(64,), input_bits=4,
                layers=(l1, l2)), path)
@@ -104,7 +107,9 @@ def main(argv=None) -> int:
     p.add_argument("--boards", default=",".join(BOARDS))
     p.add_argument("--hidden", type=int, default=16)
     p.add_argument("--abits", type=int, default=3)
-    p.add_argument("--fold", default=DEFAULT_FOLD, help="fold preset or JSON file")
+    p.add_argument("--wbits", type=int, default=3)
+    p.add_argument("--fold", default=None, help="fold preset or JSON file (default: "
+                   "PE 4 x SIMD 16 and PE 2 x SIMD 16, 16 input codes per beat)")
     p.add_argument("--samples", type=int, default=24, help="test images simulated bit-exact")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("-o", "--out", default=str(ROOT / "out" / "bench-boards"))
@@ -112,6 +117,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.fold is None:
+        args.fold = DEFAULT_FOLD
     schemes = args.schemes.split(",")
     boards = args.boards.split(",")
 
@@ -120,7 +127,7 @@ def main(argv=None) -> int:
 
     models = {}
     for s in schemes:
-        models[s] = train(s, out, args.hidden, args.abits)
+        models[s] = train(s, out, args.hidden, args.abits, args.wbits)
     jobs = [(str(models[s][0]), b, args.fold, str(out / f"{s}-{b}")) for s in schemes
             for b in boards]
     start = time.monotonic()
@@ -150,7 +157,8 @@ def main(argv=None) -> int:
         rows.append(row)
 
     print(f"\ndigits MLP 64-{args.hidden}-10 (4-bit inputs, {args.abits}-bit hidden codes, "
-          f"4-bit weights, argmax), runtime weights, fold {args.fold}, UART 115200 baud "
+          f"{args.wbits}-bit weights, argmax), runtime weights, fold {json.dumps(args.fold)}, "
+          f"UART 115200 baud "
           f"({time.monotonic() - start:.0f} s of builds)\n")
     hdr = (f"{'board':<11}{'scheme':<8}{'acc/float':>12}{'LUT4':>7}{'FF':>6}{'BRAM':>5}"
            f"{'DSP':>4}{'cells':>13}{'Fmax MHz':>9}{'cyc':>5}{'inf/s @Fmax':>13}"

@@ -30,8 +30,8 @@ from .registry import Board
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
                         parse_yosys_stat, tool_env)
 
-__all__ = ["BuildResult", "DoesNotFit", "build", "format_report", "DEFAULT_BAUD",
-           "RESOURCE_ROWS"]
+__all__ = ["BuildResult", "DoesNotFit", "build", "format_report", "timing_warnings",
+           "DEFAULT_BAUD", "RESOURCE_ROWS"]
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +230,17 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
                          out_dir=out_dir, bitstream=bitstream, resources=res,
                          manifest=manifest, frames=frames, clk_hz=clk, baud=baud,
                          seconds=time.monotonic() - start)
-    for clk_name, (ach, con) in res.fmax_mhz.items():
-        if ach < con:
-            result.warnings.append(
-                f"timing missed on {clk_name}: achieved {ach:.1f} MHz, the board runs it at "
-                f"{con:.1f} MHz; the bitstream may not work (try --mode runtime or a smaller "
-                f"fold)")
+    result.warnings.extend(timing_warnings(res.fmax_mhz))
     atomic_write_text(out_dir / "report.json", json.dumps(result.to_json(), indent=2) + "\n")
     atomic_write_text(out_dir / "report.txt", format_report(result) + "\n")
     return result
+
+
+def timing_warnings(fmax_mhz: dict[str, tuple[float, float]]) -> list[str]:
+    """One warning per clock whose achieved Fmax is below its constraint."""
+    return [f"timing missed on {clk}: achieved {ach:.1f} MHz, the board runs it at "
+            f"{con:.1f} MHz; the bitstream may not work (try --mode runtime or a smaller fold)"
+            for clk, (ach, con) in fmax_mhz.items() if ach < con]
 
 
 def _gowin_counts(synth: ResourceReport) -> ResourceReport:

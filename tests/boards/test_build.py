@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mulfree.boards.build import DoesNotFit, _failure, build, format_report
+from mulfree.boards.build import DoesNotFit, _failure, build, format_report, timing_warnings
 from mulfree.boards.registry import BOARDS, UnsupportedBoard, get_board, tool_path_or_none
 from mulfree.gen.cli import main
 from mulfree.gen.examples import random_dense
@@ -104,3 +104,10 @@ def test_other_failures_quote_the_first_error(tmp_path):
                    get_board("ulx3s-85f"), tmp_path)
     assert not isinstance(err, DoesNotFit)
     assert "the build for ulx3s-85f failed: ERROR: Max frequency" in str(err)
+
+
+def test_missed_timing_is_a_warning_with_the_achieved_fmax():
+    assert timing_warnings({"cd_sync.clk": (30.0, 12.0)}) == []
+    (w,) = timing_warnings({"cd_sync.clk": (11.79, 12.0)})
+    assert w.startswith("timing missed on cd_sync.clk: achieved 11.8 MHz, the board runs it "
+                        "at 12.0 MHz")
