@@ -197,3 +197,16 @@ def test_cnn_float_npz_round_trip():
 def test_bad_float_models(arrays, match):
     with pytest.raises(MulfreeError, match=match):
         post_quantize(arrays, TrainConfig(scheme="pot", wbits=4), DATA)
+
+
+def test_gradual_schedule():
+    from mulfree.gen.train import stages
+
+    s = stages(TrainConfig(scheme="pot", wbits=4, abits=2))
+    assert [(w, b, a, q) for w, b, a, q, _ in s] == [
+        ("float", 4, 2, False), ("pot", 6, 4, True), ("pot", 5, 3, True), ("pot", 4, 2, True)]
+    assert sum(share for *_, share in s) == pytest.approx(1.0)
+    assert [w for w, *_ in stages(TrainConfig(scheme="binary", wbits=1))] == \
+        ["float", "uniform", "ternary", "binary"]
+    assert [w for w, *_ in stages(TrainConfig(scheme="pot", wbits=4, gradual=False))] == \
+        ["float", "pot"]
