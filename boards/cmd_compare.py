@@ -113,11 +113,13 @@ def run(args: argparse.Namespace) -> int:
     sweep = run_sweep(points, cache_dir=args.cache, jobs=jobs, scheduler=args.scheduler,
                       pnr=not args.no_pnr, progress=not args.quiet)
     models, note = None, None
-    want_models = args.models if args.models is not None else not args.quick
+    # On by default only for the full default grid (it trains six networks, once).
+    want_models = args.models if args.models is not None else not (args.quick or changes)
     if want_models:
         from .compare import model_table
 
-        models, note = model_table(cache_dir=args.cache, jobs=jobs, quiet=args.quiet)
+        models, note = model_table(cache_dir=args.cache, jobs=jobs, quiet=args.quiet,
+                                   pnr=not args.no_pnr)
     else:
         note = ("Left out: run `mulfree compare` without --quick, or with --models, to train "
                 "a digits network per scheme and measure it whole.")

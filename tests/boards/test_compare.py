@@ -1,0 +1,240 @@
+"""The sweep machinery of ``mulfree compare`` on tiny grids: real Yosys runs (the generic
+flow, about a second a point), cache hits, interrupted sweeps, reports, Dask."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mulfree.boards import compare
+from mulfree.boards.compare import Cache, Grid, Point, build_design, run_sweep
+from mulfree.boards.estimate import estimate_lut, primitives
+from mulfree.boards.report import COLUMNS, summary_ratios, write_reports
+from mulfree.gen.errors import InputError
+
+# Four cheap points: runtime lanes with 3-bit activations, generic gates only, no PnR.
+TINY = Grid(schemes=("uniform", "pot"), wbits=(2, 3), abits=(3,), modes=("runtime",),
+            targets=("generic",))
+
+
+def _quiet_sweep(points, cache, **kw):
+    return run_sweep(points, cache_dir=cache, progress=False, **kw)
+
+
+def test_grid_points_and_checks():
+    g = Grid(schemes=("uniform", "lut", "binary", "ternary"), wbits=(2, 4), abits=(8,),
+             modes=("runtime", "baked"), targets=("ice40",))
+    pts = g.points()
+    assert Point("runtime", "binary", 1, 8, "ice40") in pts
+    assert Point("runtime", "ternary", 2, 8, "ice40") in pts
+    assert Point("baked", "ternary", 2, 8, "ice40") in pts
+    # A runtime table of 4 + 8 index bits belongs in block RAM: left out; 2 + 8 stays.
+    assert Point("runtime", "lut", 2, 8, "ice40") in pts
+    assert Point("runtime", "lut", 4, 8, "ice40") not in pts
+    assert Point("baked", "lut", 4, 8, "ice40") in pts
+    assert len(pts) == len(set(pts))
+    assert pts == sorted(pts, key=compare._point_order)
+    with pytest.raises(InputError, match=r"Scheme must be one of .*, not 'fp8'"):
+        Grid(schemes=("fp8",))
+    with pytest.raises(InputError, match=r"wbits must be integers from 1 to 16, not 0"):
+        Grid(wbits=(0,))
+    with pytest.raises(ValueError, match=r"Target must be one of"):
+        Point("runtime", "pot", 4, 8, "asic")
+
+
+def test_baked_core_is_exact():
+    from amaranth.sim import Simulator
+
+    for scheme, wb in [("uniform", 3), ("apot", 3), ("lut", 2), ("binary", 1)]:
+        dut = build_design("baked", scheme, wb, 4)
+        w = compare.baked_weights(scheme, wb)
+        xs = np.random.default_rng(1).integers(0, 16, (12, w.shape[1]))
+        got = []
+
+        async def tb(ctx):
+            for x in xs:
+                for i, v in enumerate(x):
+                    ctx.set(dut.a[i], int(v))
+                got.append([ctx.get(dut.y[j]) for j in range(w.shape[0])])
+
+        sim = Simulator(dut)
+        sim.add_testbench(tb)
+        sim.run()
+        assert (np.array(got) == xs @ w.T).all(), scheme
+
+
+def test_runtime_lanes_build_for_every_scheme():
+    for scheme, wb in [("uniform", 4), ("pot", 4), ("apot", 4), ("lut", 2), ("binary", 1),
+                       ("ternary", 2)]:
+        lane = build_design("runtime", scheme, wb, 8)
+        assert len(lane.acc) >= 8 + 6
+        assert primitives("runtime", scheme, wb, 8)
+        assert estimate_lut(Point("runtime", scheme, wb, 8, "ice40")) > 0
+
+
+def test_sweep_reports_and_cache_hit(tmp_path):
+    cache = tmp_path / "cache"
+    pts = TINY.points()
+    assert len(pts) == 4
+    first = _quiet_sweep(pts, cache, jobs=2)
+    assert (first.synthesized, first.cached, first.failed) == (4, 0, 0)
+    assert [Point(**{k: r[k] for k in ("mode", "scheme", "wbits", "abits", "target")})
+            for r in first.rows] == pts
+    for r in first.rows:
+        assert r["lut"] > 0 and r["area_ge"] > 0 and r["fmax_mhz"] is None
+        assert r["est_lut"] > 0 and r["est_err_pct"] is not None
+    assert len(Cache(cache).keys()) == 4
+
+    again = _quiet_sweep(pts, cache, jobs=1)
+    assert (again.synthesized, again.cached) == (0, 4)
+    assert [r["lut"] for r in again.rows] == [r["lut"] for r in first.rows]
+
+    # Only a changed point is synthesized: one new activation width.
+    more = Grid(schemes=("uniform", "pot"), wbits=(2, 3), abits=(3, 2), modes=("runtime",),
+                targets=("generic",)).points()
+    grown = _quiet_sweep(more, cache, jobs=2)
+    assert (grown.synthesized, grown.cached) == (4, 4)
+
+    out = tmp_path / "report"
+    paths = write_reports(out, grown.rows, meta={"command": "test", "jobs": 2})
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0].keys()) == COLUMNS and len(rows) == 8
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["rows"]) == 8 and doc["summary"]
+    for name in ("luts", "ratio", "estimate"):
+        png = (out / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG")
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3
+    assert "<script" not in page and "src='http" not in page       # self-contained
+    md = (out / "report.md").read_text()
+    assert "relative to uniform" in md and "(plots/luts.png)" in md
+    assert set(paths) >= {"csv", "json", "md", "html"}
+    assert not list(out.rglob("*.tmp"))
+    ratios = summary_ratios(grown.rows)
+    assert all(e["ratio"]["uniform"] == 1.0 for e in ratios)
+
+
+def test_interrupted_sweep_resumes(tmp_path):
+    cache = tmp_path / "cache"
+    pts = TINY.points()
+    seen = []
+
+    def stop_after_two(row):
+        seen.append(row)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _quiet_sweep(pts, cache, jobs=2, on_result=stop_after_two)
+    assert len(Cache(cache).keys()) == 2
+    resumed = _quiet_sweep(pts, cache, jobs=2)
+    assert (resumed.cached, resumed.synthesized) == (2, 2)
+
+
+def test_unreadable_cache_entry_is_redone(tmp_path):
+    cache = tmp_path / "cache"
+    pts = TINY.points()[:1]
+    first = _quiet_sweep(pts, cache)
+    entry = next(cache.rglob("*.json"))
+    entry.write_text('{"key": "trunc')
+    again = _quiet_sweep(pts, cache)
+    assert (again.synthesized, again.cached, again.failed) == (1, 0, 0)
+    assert again.rows[0]["lut"] == first.rows[0]["lut"]
+    assert json.loads(entry.read_text())["key"] == first.rows[0]["key"]
+
+
+def test_failing_point_is_reported_not_fatal(tmp_path, monkeypatch):
+    real = compare.build_design
+
+    def broken(mode, scheme, wbits, abits):
+        if scheme == "pot":
+            raise RuntimeError("boom")
+        return real(mode, scheme, wbits, abits)
+
+    monkeypatch.setattr(compare, "build_design", broken)
+    res = _quiet_sweep(TINY.points(), tmp_path / "cache", jobs=1)
+    assert res.failed == 2 and res.synthesized == 2
+    bad = [r for r in res.rows if r["error"]]
+    assert all("boom" in r["error"] and r["lut"] is None for r in bad)
+    write_reports(tmp_path / "r", res.rows, meta={})
+    assert "Failed points" in (tmp_path / "r" / "report.md").read_text()
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ)
+    env.pop("YOSYS", None)
+    return subprocess.Popen([sys.executable, "-m", "mulfree.gen.cli", "compare", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            **kw)
+
+
+def test_cli_tiny_grid(tmp_path):
+    proc = _cli("-o", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"),
+                "--targets", "generic", "--schemes", "uniform,apot", "--wbits", "2",
+                "--abits", "3", "--modes", "runtime", "--jobs", "2")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert "| weight bits |" in out
+    assert "2 synthesized, 0 cached, 0 failed" in err
+    assert (tmp_path / "out" / "report.html").exists()
+    bad = _cli("--wbits", "x")
+    _out, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "expected integers" in err
+
+
+def test_cli_sigint_leaves_a_resumable_cache(tmp_path):
+    cache = tmp_path / "cache"
+    args = ("-o", str(tmp_path / "out"), "--cache", str(cache), "--targets", "generic",
+            "--schemes", "uniform,pot,apot", "--wbits", "2-8", "--abits", "3",
+            "--modes", "runtime", "--jobs", "2", "-q")
+    proc = _cli(*args)
+    deadline = time.monotonic() + 120
+    while not list(cache.rglob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    done = len(list(cache.rglob("*.json")))
+    assert done >= 1
+    assert not list(cache.rglob("*.tmp")) and not (tmp_path / "out" / "results.json").exists()
+    for entry in cache.rglob("*.json"):
+        json.loads(entry.read_text())       # every entry whole
+    proc = _cli(*args)
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert f"{done} cached" in err
+
+
+def test_dask_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    pts = TINY.points()[:2]
+    local = _quiet_sweep(pts, tmp_path / "local")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        res = _quiet_sweep(pts, tmp_path / "dask", scheduler=cluster.scheduler_address)
+        assert (res.synthesized, res.failed) == (2, 0)
+        assert [r["lut"] for r in res.rows] == [r["lut"] for r in local.rows]
+        assert [r["key"] for r in res.rows] == [r["key"] for r in local.rows]
+        # The parent wrote the cache: a rerun on the cluster synthesizes nothing.
+        again = _quiet_sweep(pts, tmp_path / "dask", scheduler=cluster.scheduler_address)
+        assert (again.synthesized, again.cached) == (0, 2)
+
+
+def test_missing_scheduler_is_a_clear_error(tmp_path):
+    pytest.importorskip("distributed")
+    from mulfree.gen.errors import MulfreeError
+
+    with pytest.raises(MulfreeError, match="cannot reach the Dask scheduler"):
+        _quiet_sweep(TINY.points()[:1], tmp_path, scheduler="tcp://127.0.0.1:9")
