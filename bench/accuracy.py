@@ -13,7 +13,6 @@ Numbers are the mean over the seeds, with the range in brackets.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
@@ -25,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from mulfree.gen import datasets  # noqa: E402
 from mulfree.gen.fileio import atomic_write_text  # noqa: E402
-from mulfree.gen.golden import run  # noqa: E402
 from mulfree.gen.model import Conv2d, Dense  # noqa: E402
 from mulfree.gen.train import (TrainConfig, evaluate_model, export, float_accuracy,  # noqa: E402
                                to_model, train)

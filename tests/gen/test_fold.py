@@ -8,8 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from mulfree.gen.errors import InputError, ModelError
 from mulfree.gen.fold import affine_codes, bn_affine, flip_codes, fold_thresholds
-from mulfree.gen.golden import (accumulator_bounds, apply_thresholds, conv2d_acc, dense_acc,
-                                run)
+from mulfree.gen.golden import accumulator_bounds, apply_thresholds, run
 from mulfree.gen.model import Conv2d, Dense, Model, Output, OutputKind, Weights, Scheme
 from mulfree.gen.quant import bipolar_act, learned_act, quantize_weights, uniform_act
 

@@ -2,7 +2,6 @@
 model equal to the fake-quantized float network on every test sample, determinism, the
 train / quantize / eval commands and their errors."""
 
-import io
 import json
 from dataclasses import replace
 
