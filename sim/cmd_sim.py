@@ -96,7 +96,8 @@ def _fmt(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:,.3g}"
 
 
-def report(result: SimResult, clock_mhz: float, out=sys.stdout) -> None:
+def report(result: SimResult, clock_mhz: float, out=None) -> None:
+    out = out or sys.stdout
     p = lambda *a: print(*a, file=out)  # noqa: E731
     stalls = (f"with {result.idle:.0%} input idle / {result.backpressure:.0%} output "
               f"back-pressure")

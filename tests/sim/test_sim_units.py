@@ -1,5 +1,7 @@
 """Pieces of the simulation flow that need no simulator: packing, scoring, discovery."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,18 @@ def test_missing_simulator_says_what_to_install(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SimulatorNotFound, match="apt-get install iverilog"):
         find_simulator("icarus")
+
+
+def test_verilator_without_compiler_says_what_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SimulatorNotFound, match="build-essential"):
+        find_simulator("verilator")
+
+
+def test_cli_reports_missing_simulator_with_exit_2(monkeypatch, capsys):
+    from mulfree.gen.cli import main
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    model = str(Path(__file__).resolve().parents[2] / "examples" / "example.mf")
+    assert main(["sim", model, "--simulator", "icarus", "--random", "1"]) == 2
+    assert "apt-get install iverilog" in capsys.readouterr().err
