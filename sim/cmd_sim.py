@@ -71,7 +71,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help="probability that the output side is not ready (default 0.25)")
     p.add_argument("--per-cycle", action="store_true",
                    help="drive and monitor the streams from cocotb one cycle at a time "
-                        "(slow; the default moves the whole batch inside the simulator)")
+                        "(Icarus only; slow; the default moves the whole batch inside the "
+                        "simulator)")
     p.add_argument("--opt", type=int, choices=[0, 1, 2, 3], default=1,
                    help="C++ optimization level of the Verilator model: 0 builds fastest, "
                         "2 runs fastest (default 1)")
@@ -131,9 +132,6 @@ def run(args: argparse.Namespace) -> int:
                      backpressure=args.backpressure, per_cycle=args.per_cycle,
                      cache_dir=args.cache_dir, keep_run=args.keep,
                      opt_level=args.opt)
-    if args.per_cycle and opt.simulator is Simulator.AMARANTH:
-        raise InputError("--per-cycle is for the cocotb simulators (icarus, verilator); "
-                         "Amaranth's simulator always runs per cycle")
     if not args.verbose:
         for name in ("cocotb", "cocotb_tools", "cocotb.runner"):
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -109,3 +109,12 @@ def test_stand_in_backend_still_works():
     res = simulate(model, random_inputs(model, 4), options("amaranth"),
                    backend=standin.StandInBackend)
     _check(res)
+
+
+
+def test_per_cycle_refused_on_verilator():
+    from mulfree.gen.errors import InputError
+
+    model = chain_model()
+    with pytest.raises(InputError, match="--per-cycle runs on Icarus only"):
+        simulate(model, random_inputs(model, 2), options("verilator", per_cycle=True))
