@@ -56,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                         "(Amaranth's simulator on the network component); default verilator")
     p.add_argument("--mode", choices=["runtime", "baked"], default="runtime",
                    help="weights in ROM (runtime) or as constants (baked)")
-    p.add_argument("--fold", metavar="FILE", help="folding file (PE and SIMD per layer)")
+    p.add_argument("--fold", metavar="FILE",
+                   help="folding file (PE and SIMD per layer), or serial, parallel or auto")
     p.add_argument("--layer", metavar="N", type=int,
                    help="simulate layer N alone, fed with the golden model's inputs for it")
     p.add_argument("--waves", metavar="FILE", type=Path,
@@ -124,10 +125,12 @@ def report(result: SimResult, clock_mhz: float, out=None) -> None:
 def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     x = _inputs(args, model)
-    if args.fold and not Path(args.fold).exists():
-        raise InputError(f"{args.fold}: no such fold file")
-    opt = SimOptions(simulator=args.simulator, mode=args.mode,
-                     fold=Path(args.fold) if args.fold else None, layer=args.layer,
+    fold = args.fold
+    if fold and fold not in ("auto", "serial", "parallel"):
+        if not Path(fold).is_file():
+            raise InputError(f"{fold}: no such fold file (or use serial, parallel or auto)")
+        fold = Path(fold)
+    opt = SimOptions(simulator=args.simulator, mode=args.mode, fold=fold, layer=args.layer,
                      waves=args.waves, seed=args.seed, idle=args.idle,
                      backpressure=args.backpressure, per_cycle=args.per_cycle,
                      cache_dir=args.cache_dir, keep_run=args.keep,

@@ -92,7 +92,7 @@ class SimOptions:
 
     simulator: Simulator | str = Simulator.VERILATOR
     mode: str = "runtime"
-    fold: Path | None = None
+    fold: Path | str | dict | None = None   # file, preset name or dict (gen.plan)
     layer: int | None = None
     waves: Path | None = None
     seed: int = 1
@@ -261,7 +261,12 @@ def _backend_digest(backend) -> str:
 def generate_verilog(model: Model, mode: str, fold: Path | None, cache_dir: Path,
                      backend=None) -> tuple[Path, Contract, bool]:
     """Emit (or reuse) the model's Verilog; returns (verilog path, contract, cache hit)."""
-    fold_text = Path(fold).read_bytes() if fold is not None else b""
+    if fold is None:
+        fold_text = b""
+    elif isinstance(fold, (str, os.PathLike)) and Path(fold).is_file():
+        fold_text = Path(fold).read_bytes()
+    else:  # a preset name ("serial", "parallel", "auto") or a dict
+        fold_text = json.dumps(fold, sort_keys=True, default=str).encode()
     key = _sha("verilog", dumps(model), mode, fold_text, _backend_digest(backend))
     out = cache_dir / "verilog" / key
     gen = backend or _RealBackend

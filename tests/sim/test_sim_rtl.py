@@ -118,3 +118,14 @@ def test_per_cycle_refused_on_verilator():
     model = chain_model()
     with pytest.raises(InputError, match="--per-cycle runs on Icarus only"):
         simulate(model, random_inputs(model, 2), options("verilator", per_cycle=True))
+
+
+@pytest.mark.parametrize("fold", ["serial", "auto"])
+def test_manifest_timing_matches_the_simulation_without_stalls(fold):
+    """The manifest's latency and cycles per inference are what the RTL does."""
+    model = chain_model(seed=2)
+    res = simulate(model, random_inputs(model, 6),
+                   options("icarus", idle=0.0, backpressure=0.0, fold=fold))
+    _check(res)
+    assert res.latency_measured == res.latency_manifest
+    assert res.cycles_per_inference_measured == res.cycles_per_inference_manifest
