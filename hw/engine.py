@@ -318,11 +318,14 @@ class LayerEngine(_Framed):
                 if key not in lookups:
                     lo, hi = min(min(row), 0), max(max(row), 0)
                     v = Signal(shape_for(lo, hi), name=f"lut{t}_{len(lookups)}")
+                    common = max(sorted(set(row)), key=row.count)
                     with m.Switch(code):
                         for c, level in enumerate(row):
-                            if level:
+                            if level != common:
                                 with m.Case(c):
                                     m.d.comb += v.eq(level)
+                        with m.Default():
+                            m.d.comb += v.eq(common)
                     if pads is not None:
                         g = Signal(shape_for(lo, hi), name=f"lutg{t}_{len(lookups)}")
                         m.d.comb += g.eq(Mux(pads[t], 0, v))
@@ -456,7 +459,11 @@ class LayerEngine(_Framed):
                         k = s.codes[n_ * s.pe + pe][f_ * s.simd + lane]
                         word |= s.native[k] << ((pe * s.simd + lane) * width)
                 words.append(word)
-            if len(words) == 1:
+            if len(words) == 1 and s.unit_kind == "table":
+                # Fully parallel table products: the weights are constants, so each
+                # product is a lookup on the activation code alone.
+                data = None
+            elif len(words) == 1:
                 # One word (fully parallel): a constant, not a memory with no address.
                 data = Const(words[0], unsigned(s.pe * s.simd * width))
             else:
@@ -467,7 +474,11 @@ class LayerEngine(_Framed):
                 rp = rom.read_port(domain="sync")
                 m.d.comb += rp.addr.eq(waddr)
                 data = rp.data
-            partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
+            if data is None:
+                partials = self._baked_partials(m, acts_b, pads_b)
+                carries = [[] for _ in partials]
+            else:
+                partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
 
         if s.pipeline:
             # one more register stage between the adder trees and the accumulators

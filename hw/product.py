@@ -427,9 +427,13 @@ class TableProduct(ProductUnit):
                 ok = k < len(self._table) and c < len(self._table[0])
                 entries.append(self._table[k][c] if ok else 0)
         width = len(self.p)
+        # the most common entry is the switch's default, so every path assigns ``p``
+        common = max(sorted(set(entries)), key=entries.count)
         with m.Switch(Cat(self.a, self.w)):
             for idx, v in enumerate(entries):
-                if v != 0:
+                if v != common:
                     with m.Case(idx):
                         m.d.comb += self.p.eq(Const(v, signed(width)))
+            with m.Default():
+                m.d.comb += self.p.eq(Const(common, signed(width)))
         return m

