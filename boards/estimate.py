@@ -6,18 +6,21 @@ kinds of bit-level primitive, then prices each kind per target:
 ``adder``
     one bit of a two-operand adder or subtractor (a carry-chain bit);
 ``mux``
-    one 2:1 multiplexer bit (a barrel-shifter stage, an add-or-subtract select);
+    one 2:1 multiplexer bit (a barrel-shifter stage; the accumulator's "first" clear);
+``xor``
+    one XOR bit (a one's complement by the weight's sign);
 ``gate``
-    one AND of two bits (zero gating, the accumulator's "first" clear);
+    one AND of two bits (zero gating);
 ``pp``
     one partial-product bit of a multiplier (``wbits * abits`` of them);
 ``rom``
     one output bit of a table over ``n`` index bits counts ``2**(n-4)`` (LUT4 leaves).
 
 The prices (LUT4 per primitive on iCE40 and ECP5, two-input gates in the generic flow)
-are round numbers read off a handful of measured reference designs, listed in
-``PRICES``; they are not fitted to the sweep, so the error column in the report is an
-honest test of the model. On ECP5, adders live in CCU2C carry cells which Yosys's stat
+are round numbers set by hand from a few measured designs (the 8 x 4-bit product unit,
+the 16-term adder tree, the 4-bit uniform lane) and then kept fixed; they are not
+least-squares fitted to a sweep, so the error column in the report tests the model. On
+ECP5, adders live in CCU2C carry cells which Yosys's stat
 does not count as LUT4, so an adder bit costs almost nothing in ``lut`` there.
 """
 
@@ -30,14 +33,15 @@ import numpy as np
 __all__ = ["PRICES", "primitives", "estimate_lut", "adder_tree_bits"]
 
 PRICES: dict[str, dict[str, float]] = {
-    # iCE40: an adder bit is one LUT4 beside its SB_CARRY; a mux bit one LUT4; two-input
-    # gates mostly merge into neighbouring LUTs; Yosys's multiplier ~2.4 LUT4 per partial
-    # product (measured: signed 8x4 76, 8x8 177, 4x4 37).
-    "ice40": {"adder": 1.0, "mux": 1.0, "gate": 0.5, "pp": 2.4, "rom": 1.3},
+    # iCE40: an adder bit is one LUT4 beside its SB_CARRY; a mux or xor bit one LUT4; a
+    # two-input gate mostly merges into a neighbouring LUT; Yosys's multiplier about 2.2
+    # LUT4 per partial product (measured: 8 x 4-bit product unit 70, 8 x 8 177).
+    "ice40": {"adder": 1.0, "mux": 1.0, "xor": 1.0, "gate": 0.25, "pp": 2.2, "rom": 1.3},
     # ECP5: adders in CCU2C (not LUT4); muxes and multipliers as LUT4 plus PFUMX.
-    "ecp5": {"adder": 0.15, "mux": 1.0, "gate": 0.5, "pp": 3.0, "rom": 1.3},
-    # generic: a full adder is 2 XOR + 2 AND + 1 OR; a mux one MUX cell.
-    "generic": {"adder": 5.0, "mux": 1.0, "gate": 1.0, "pp": 6.0, "rom": 6.0},
+    "ecp5": {"adder": 0.15, "mux": 1.0, "xor": 1.0, "gate": 0.25, "pp": 3.0, "rom": 1.3},
+    # generic: a ripple adder bit is about 4 gates (XOR, XNOR/MUX mixes); a mux one MUX
+    # cell; a partial-product bit an AND plus its share of the adder array.
+    "generic": {"adder": 4.3, "mux": 1.0, "xor": 1.0, "gate": 1.0, "pp": 6.0, "rom": 6.0},
 }
 
 
@@ -66,6 +70,12 @@ def adder_tree_bits(bounds: list[tuple[int, int]]) -> int:
     return bits
 
 
+def _csd_digits(value: int) -> list:
+    from .compare import _csd
+
+    return _csd(value)
+
+
 def _shifter_mux_bits(abits: int, exp_bits: int) -> int:
     bits, width, max_exp = 0, abits, 2**exp_bits - 1
     for s in range(exp_bits):
@@ -82,7 +92,7 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
     """The primitive counts of one design (see the module docstring)."""
     from .compare import ACC_TERMS, baked_weights, signed_terms  # noqa: PLC0415 (cycle)
 
-    p = {"adder": 0.0, "mux": 0.0, "gate": 0.0, "pp": 0.0, "rom": 0.0}
+    p = {"adder": 0.0, "mux": 0.0, "xor": 0.0, "gate": 0.0, "pp": 0.0, "rom": 0.0}
     amax = 2**abits - 1
     if mode == "runtime":
         from mulfree.hw.mac import apot_exp_bits, pot_exp_bits
@@ -90,37 +100,48 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
         if scheme == "uniform":
             lo, hi = -(2 ** (wbits - 1)) * amax, (2 ** (wbits - 1) - 1) * amax
             p["pp"] = wbits * abits
-            sub = False
         elif scheme in ("pot", "binary", "ternary"):
+            # Zero gate, barrel shifter, one's complement by the sign (the +1 is the
+            # accumulator adder's carry-in).
             e = pot_exp_bits(wbits) if scheme == "pot" else 0
             big = amax << (2**e - 1)
             lo, hi = -big, big
             p["mux"] += _shifter_mux_bits(abits, e)
-            p["gate"] += _signed_width(0, big) if scheme != "binary" else 0
-            sub = True
+            p["gate"] += abits if scheme != "binary" else 0
+            p["xor"] += _signed_width(-big, big)
         elif scheme == "apot":
+            # Two gated shifters, their sum, one's complement by the sign.
             e = apot_exp_bits(wbits)
             big = amax * 2 * (2 ** (2**e - 1))
             lo, hi = -big, big
             p["mux"] += 2 * _shifter_mux_bits(abits, e)
-            p["gate"] += 2 * _signed_width(0, big // 2)
-            p["adder"] += _signed_width(0, big)
-            sub = True
+            p["gate"] += 2 * abits
+            p["adder"] += _signed_width(-big, big)
+            p["xor"] += _signed_width(-big, big)
         elif scheme == "lut":
             from .compare import _codebook
 
             w = _codebook("lut", wbits)
             lo, hi = int(min(w.min() * amax, 0)), int(max(w.max() * amax, 0))
-            p["rom"] = _signed_width(lo, hi) * 2.0 ** max(0, wbits + abits - 4)
-            sub = False
+            width = _signed_width(lo, hi)
+            # Whichever is cheaper: a plain table over wbits + abits index bits, or (what
+            # logic synthesis finds for P = W[k] * c) one constant multiplier per weight
+            # code and a 2**wbits:1 multiplexer per product bit.
+            rom = width * 2.0 ** max(0, wbits + abits - 4) * 4 / 3
+            const = sum(max(0, len(_csd_digits(int(v))) - 1) for v in w) * (abits + wbits + 2)
+            muxes = width * (2**wbits - 1)
+            if rom <= const + muxes:
+                p["rom"] = width * 2.0 ** max(0, wbits + abits - 4)
+            else:
+                p["adder"] += const
+                p["mux"] += muxes
         else:
             raise ValueError(f"no estimate for scheme {scheme!r}")
         acc = _signed_width(ACC_TERMS * min(lo, 0), ACC_TERMS * max(hi, 0))
-        # base = first ? 0 : acc; then base + product (PoT/APoT: add or subtract, each an
-        # adder, then a select).
-        p["gate"] += acc
-        p["adder"] += acc * (2 if sub else 1)
-        p["mux"] += acc if sub else 0
+        # acc <= (first ? 0 : acc) + product: the clear is a gate per bit in front of an
+        # adder (a LUT of its own on FPGAs: the carry chain takes the operands raw).
+        p["mux"] += acc
+        p["adder"] += acc
         return p
     for terms in signed_terms(baked_weights(scheme, wbits)):
         pos = [(0, amax << sh) for _i, sg, sh in terms if sg > 0]

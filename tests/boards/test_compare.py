@@ -196,7 +196,7 @@ def test_cli_tiny_grid(tmp_path):
 def test_cli_sigint_leaves_a_resumable_cache(tmp_path):
     cache = tmp_path / "cache"
     args = ("-o", str(tmp_path / "out"), "--cache", str(cache), "--targets", "generic",
-            "--schemes", "uniform,pot,apot", "--wbits", "2-8", "--abits", "3",
+            "--schemes", "uniform,pot,apot", "--wbits", "2-4", "--abits", "3",
             "--modes", "runtime", "--jobs", "2", "-q")
     proc = _cli(*args)
     deadline = time.monotonic() + 120
