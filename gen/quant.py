@@ -90,8 +90,9 @@ def check_bits(scheme: str, bits: int, what: str = "weight bits") -> int:
     if scheme == "pot" and not 1 <= bits <= 6:
         # 6 bits: exponents up to 2**30, the largest the model format allows.
         raise InputError(f"pot weights need 1 to 6 bits, got {what} = {bits}")
-    if scheme == "apot" and not 2 <= bits <= 12:
-        raise InputError(f"apot weights need 2 to 12 bits, got {what} = {bits}")
+    if scheme == "apot" and not 2 <= bits <= 8:
+        # 8 bits: 127 magnitudes, the largest 2**15 + 2**5.
+        raise InputError(f"apot weights need 2 to 8 bits, got {what} = {bits}")
     if scheme in ("lut", "table") and not 1 <= bits <= MAX_CODE_BITS:
         raise InputError(f"{scheme} weights need 1 to {MAX_CODE_BITS} bits, got {what} = {bits}")
     if scheme not in WEIGHT_SCHEMES + ("table",):
@@ -123,13 +124,8 @@ def weight_levels(scheme: str, bits: int) -> np.ndarray:
         mags = 2 ** np.arange(2 ** (bits - 1) - 1, dtype=np.int64)
     elif scheme == "apot":
         n = 2 ** (bits - 1) - 1
-        mags_l: list[int] = []
-        v = 1
-        while len(mags_l) < n:
-            if bin(v).count("1") <= 2:
-                mags_l.append(v)
-            v += 1
-        mags = np.array(mags_l, np.int64)
+        sums = {(1 << e1) + (1 << e2) for e1 in range(32) for e2 in range(e1)}
+        mags = np.array(sorted(sums | {1 << e for e in range(32)})[:n], np.int64)
     else:
         raise InputError(f"scheme {scheme!r} has no fixed levels (it is learned)")
     return np.concatenate([[0], mags, -mags]).astype(np.int64)

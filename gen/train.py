@@ -511,7 +511,7 @@ def stages(cfg: TrainConfig) -> list[tuple[str, int, int, bool, float]]:
                 a = ab
             a = min(a, 8)
             if ws in ("uniform", "apot"):
-                w = min(max(w, 2), 12 if ws == "apot" else 16)
+                w = min(max(w, 2), 8 if ws == "apot" else 16)
             out.append((ws, w, a, True, 0.15))
     out.append((s, wb, ab, True, 1.0 - sum(st[4] for st in out)))
     return out

@@ -43,6 +43,7 @@ def test_scheme_specific_levels():
     assert weight_levels("uniform", 3).tolist() == [0, 1, 2, 3, -4, -3, -2, -1]
     assert weight_levels("ternary", 2).tolist() == [0, 1, -1]
     assert all(bin(abs(v)).count("1") <= 2 for v in weight_levels("apot", 8).tolist())
+    assert weight_levels("apot", 8).size == 255 and weight_levels("apot", 8).max() == 2**15 + 2**5
 
 
 @pytest.mark.parametrize("scheme,bits", [s for s in FIXED if s[0] not in ("binary", "ternary")])
@@ -169,7 +170,7 @@ def test_bad_weights(bad, match):
 @pytest.mark.parametrize("scheme,bits,match", [
     ("uniform", 1, "2 to 16"), ("uniform", 17, "2 to 16"), ("binary", 2, "1-bit"),
     ("ternary", 3, "2-bit"), ("pot", 7, "1 to 6"), ("pot", 0, "1 to 6"),
-    ("apot", 1, "2 to 12"), ("lut", 0, "1 to 16"), ("nope", 4, "unknown"),
+    ("apot", 1, "2 to 8"), ("apot", 9, "2 to 8"), ("lut", 0, "1 to 16"), ("nope", 4, "unknown"),
 ])
 def test_bits_out_of_range(scheme, bits, match):
     with pytest.raises(MulfreeError, match=match):
