@@ -154,6 +154,10 @@ def main(argv=None) -> int:
                   f"{parts[('acc', s)]['lut']} | {parts[('clear', s)]['lut']} | "
                   f"{parts[('lane', s)]['carry']} |")
         print()
+        uc = parts[("clear", "uniform")]["lut"]
+        print("with control='clear' (a synchronous clear instead of the 'first' multiplexer): "
+              + ", ".join(f"{s} {parts[('clear', s)]['lut'] / uc:.2f}x" for s in ("pot", "apot"))
+              + f" uniform ({uc} LUT4)")
         u = lanes[("uniform", 4)]["lut"]
         for s, limit in TARGETS.items():
             ratio = lanes[(s, 4)]["lut"] / u

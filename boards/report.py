@@ -103,6 +103,7 @@ def render_plots(rows: list[dict]) -> dict[str, bytes]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
     ok = _ok(rows)
     out = {}
@@ -131,8 +132,12 @@ def render_plots(rows: list[dict]) -> dict[str, bytes]:
                 ax.set_title(f"{mode}, {target}", fontsize=10)
                 ax.set_xlabel("weight bits")
                 ax.set_ylabel(ylabel(target))
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if log:
                     ax.set_yscale("log")
+                    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                    ax.yaxis.set_major_formatter(ScalarFormatter())
+                    ax.yaxis.set_minor_formatter(NullFormatter())
                 ax.grid(alpha=0.3)
         handles, labels = axes[0][0].get_legend_handles_labels()
         for ax in axes.flat:
@@ -141,9 +146,10 @@ def render_plots(rows: list[dict]) -> dict[str, bytes]:
                 if b not in labels:
                     handles.append(a)
                     labels.append(b)
-        fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False)
         fig.suptitle(f"{title} ({abits}-bit activations)", y=0.995, fontsize=11)
-        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
+                   bbox_to_anchor=(0.5, 0.96))
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
