@@ -103,6 +103,8 @@ class TrainConfig:
             raise InputError("every layer needs at least one unit (an empty layer was asked for)")
         if self.epochs < 1 or self.batch < 1 or not self.lr > 0:
             raise InputError("epochs, batch and lr must be positive")
+        if (self.lut_pot or self.lut_prune) and self.scheme != "lut":
+            raise InputError("--lut-pot and --lut-prune only apply to --scheme lut")
         if not 0.0 <= self.lut_prune < 1.0:
             raise InputError(f"--lut-prune must be in [0, 1), got {self.lut_prune}")
         if not 2 <= self.precision <= 16:

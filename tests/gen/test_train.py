@@ -110,6 +110,8 @@ def test_config_errors():
         TrainConfig(scheme="table", wbits=4, abits=2, ibits=4, table_entries=20)
     with pytest.raises(InputError, match="only applies"):
         TrainConfig(scheme="pot", table_entries=40)
+    with pytest.raises(InputError, match="only apply to --scheme lut"):
+        TrainConfig(scheme="ternary", wbits=2, lut_prune=0.3)
     with pytest.raises(InputError, match="bipolar"):
         TrainConfig(act="bipolar", abits=2)
 
