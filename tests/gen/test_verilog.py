@@ -48,8 +48,8 @@ def test_emit_files_and_manifest(tmp_path):
 
 def test_byte_identical(tmp_path):
     model = example_model(0)
-    a = emit_verilog(model, tmp_path / "a", mode="baked")
-    b = emit_verilog(model, tmp_path / "b", mode="baked")
+    a = emit_verilog(model, tmp_path / "a", mode="runtime", fold="serial")
+    b = emit_verilog(model, tmp_path / "b", mode="runtime", fold="serial")
     assert a.read_bytes() == b.read_bytes()
     assert (tmp_path / "a" / "manifest.json").read_bytes() == \
         (tmp_path / "b" / "manifest.json").read_bytes()
@@ -120,7 +120,7 @@ def _lint(path: Path, top: str) -> list[str]:
 @pytest.mark.parametrize("model,mode,fold", [
     ("example", "runtime", "serial"), ("example", "runtime", "auto"),
     ("example", "baked", None),
-    ("example", "runtime", {"default": "parallel", "double_buffer": True, "pipeline": True}),
+    ("mlp", "runtime", {"default": "parallel", "double_buffer": True, "pipeline": True}),
     ("mlp", "runtime", {"layers": {"fc1": {"pe": 2, "simd": 4, "rom": "block"}}}),
 ])
 def test_verilator_lint(tmp_path, model, mode, fold):
