@@ -91,3 +91,37 @@ def test_mac_lane_clear_control():
     assert got == [20, 14, 0, 7, 7, 0]
     with pytest.raises(ValueError, match="Control must be 'first' or 'clear', not 'reset'"):
         MacLane(scheme="pot", weight_bits=3, act_bits=3, acc_width=12, control="reset")
+
+
+@pytest.mark.parametrize("count", [1, 3, 7, 15])
+def test_sequential_threshold_unit(count):
+    from mulfree.hw.threshold import SequentialThresholdUnit
+
+    rng = np.random.default_rng(count)
+    t = np.sort(rng.integers(-20, 20, count)).tolist()
+    unit = SequentialThresholdUnit(acc_width=7, threshold_width=6, count=count)
+    accs = list(range(-25, 25))
+    got = []
+
+    async def bench(ctx):
+        for n, v in enumerate(t):
+            ctx.set(unit.thresholds[n], v)
+        for a in accs:
+            ctx.set(unit.acc, a)
+            ctx.set(unit.start, 1)
+            await ctx.tick()
+            ctx.set(unit.start, 0)
+            ctx.set(unit.acc, 0)
+            for _ in range(unit.latency):
+                assert not ctx.get(unit.done)
+                await ctx.tick()
+            assert ctx.get(unit.done)
+            got.append(ctx.get(unit.code))
+
+    sim = Simulator(unit)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == apply_thresholds(np.array(accs)[:, None], np.array([t]))[:, 0].tolist()
+    with pytest.raises(ValueError, match="Threshold count must be 2\\*\\*bits - 1, not 4"):
+        SequentialThresholdUnit(acc_width=7, threshold_width=6, count=4)
