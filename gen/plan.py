@@ -30,7 +30,6 @@ Baked mode is fully parallel per output position and accepts only ``"parallel"``
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path

@@ -176,8 +176,6 @@ class ComputeSpec:
                                   ("Output beat", self.out_count, self.out_beat)]:
             if part < 1 or whole % part:
                 raise ValueError(f"{name} must be a positive divisor of {whole}, not {part}")
-        if self.out_beat % self.pe and self.pe % self.out_beat:
-            pass  # any divisor of the output count works: the output buffer is whole
 
 
 class _Framed(wiring.Component):
