@@ -49,7 +49,7 @@ def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
     p.add_argument("--act", choices=ACTS, default="uniform",
                    help="activation quantizer: uniform (ReLU-clipped), bipolar (1 bit), learned")
     p.add_argument("--alpha", type=float, default=2.0, help="uniform activation clip (default 2)")
-    p.add_argument("--output", choices=("argmax", "acc"), default="argmax",
+    p.add_argument("--last", choices=("argmax", "acc"), default="argmax",
                    help="what the last layer emits (default argmax)")
     p.add_argument("--precision", type=int, default=8,
                    help="integer bits of learned levels, LUT-Q dictionaries and tables (default 8)")
@@ -59,7 +59,7 @@ def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
                    help="LUT-Q: pin entry 0 at zero with at least this fraction of weights")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--name", help="model name (default from the options)")
-    p.add_argument("-o", "--output-file", dest="out", required=True, help="model file to write")
+    p.add_argument("-o", "--output", dest="out", required=True, help="model file to write")
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
@@ -94,7 +94,7 @@ def _config(args: argparse.Namespace, **extra):
     from .train import TrainConfig
 
     return TrainConfig(scheme=args.scheme, wbits=args.wbits, abits=args.abits, ibits=args.ibits,
-                       act=args.act, alpha=args.alpha, output=args.output,
+                       act=args.act, alpha=args.alpha, output=args.last,
                        precision=args.precision, lut_pot=args.lut_pot,
                        lut_prune=args.lut_prune, seed=args.seed, **extra)
 
