@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from mulfree.sim.runner import SimOptions
 # One cache for every test and worker: folders are keyed by a hash of everything that
 # goes into a build, so tests with different designs never share one, and reruns (and
 # Verilator's runtime objects) are reused.
-CACHE = Path(__file__).resolve().parents[2] / "build" / "sim-cache"
+CACHE = Path(os.environ.get("MULFREE_SIM_CACHE",
+                           Path(__file__).resolve().parents[2] / "build" / "sim-cache"))
 
 SCHEMES = ("uniform", "binary", "ternary", "pot", "apot", "lut", "table")
 WBITS = {"uniform": 4, "binary": 1, "ternary": 2, "pot": 4, "apot": 4, "lut": 3, "table": 2}
