@@ -644,21 +644,24 @@ class MaxPoolUnit(_Framed):
             return values[0]
 
         def payload_of(cnt):
-            beat = Signal(s.out_beat * b, name="pool_beat")
+            # select each lane's window codes by the beat counter first, then one max
+            # tree per lane (not one per output value)
             n_beats = s.out_count // s.out_beat
+            taps = kh * kw
+            sel = [[Signal(b, name=f"win{lane}_{t}") for t in range(taps)]
+                   for lane in range(s.out_beat)]
             with m.Switch(cnt):
                 for bi in range(n_beats):
                     with m.Case(bi):
-                        vals = []
                         for lane in range(s.out_beat):
                             o = bi * s.out_beat + lane
                             oy, rest = divmod(o, ow * c)
                             ox, ch = divmod(rest, c)
-                            window = [code(((oy * sh + dy) * w + ox * sw + dx) * c + ch)
-                                      for dy in range(kh) for dx in range(kw)]
-                            vals.append(maximum(window))
-                        m.d.comb += beat.eq(Cat(*vals))
-            return beat
+                            for t in range(taps):
+                                dy, dx = divmod(t, kw)
+                                idx = ((oy * sh + dy) * w + ox * sw + dx) * c + ch
+                                m.d.comb += sel[lane][t].eq(code(idx))
+            return Cat(*(maximum(list(win)) for win in sel))
 
         self._send(m, payload_of, sending, s.out_count // s.out_beat)
         return m
