@@ -469,10 +469,15 @@ def _row(point: Point, result: SynthResult | None, *, cached: bool, error: str |
         "area_ge": result.area_ge if result else None,
         "placed_lc": _placed_logic(r) if r else None,
     })
+    # `logic`: the count every ratio and plot uses. On ECP5 an adder bit sits in half a
+    # CCU2C (which holds two LUT4), so LUT4 + 2 x CCU2C; elsewhere the LUT4 (or gate)
+    # count itself (an iCE40 SB_CARRY sits beside its LUT and takes no LUT of its own).
+    row["logic"] = (None if r is None else
+                    r.lut + 2 * r.carry if point.target == "ecp5" else r.lut)
     est = estimate_lut(point)
-    row["est_lut"] = est
-    row["est_err_pct"] = (round(100.0 * (est - row["lut"]) / row["lut"], 1)
-                          if est is not None and row["lut"] else None)
+    row["est_logic"] = est
+    row["est_err_pct"] = (round(100.0 * (est - row["logic"]) / row["logic"], 1)
+                          if est is not None and row["logic"] else None)
     row["seconds"] = result.seconds if result else None
     row["cached"] = cached
     row["key"] = key

@@ -20,8 +20,8 @@ The prices (LUT4 per primitive on iCE40 and ECP5, two-input gates in the generic
 are round numbers set by hand from a few measured designs (the 8 x 4-bit product unit,
 the 16-term adder tree, the 4-bit uniform lane) and then kept fixed; they are not
 least-squares fitted to a sweep, so the error column in the report tests the model. On
-ECP5, adders live in CCU2C carry cells which Yosys's stat
-does not count as LUT4, so an adder bit costs almost nothing in ``lut`` there.
+ECP5 the estimate is of ``logic`` = LUT4 + 2 x CCU2C (adders live in CCU2C carry cells,
+which Yosys's stat does not count as LUT4).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ PRICES: dict[str, dict[str, float]] = {
     # two-input gate mostly merges into a neighbouring LUT; Yosys's multiplier about 2.2
     # LUT4 per partial product (measured: 8 x 4-bit product unit 70, 8 x 8 177).
     "ice40": {"adder": 1.0, "mux": 1.0, "xor": 1.0, "gate": 0.25, "pp": 2.2, "rom": 1.3},
-    # ECP5: adders in CCU2C (not LUT4); muxes and multipliers as LUT4 plus PFUMX.
-    "ecp5": {"adder": 0.15, "mux": 1.0, "xor": 1.0, "gate": 0.25, "pp": 3.0, "rom": 1.3},
+    # ECP5 (``logic`` = LUT4 + 2 x CCU2C): an adder bit is half a CCU2C; muxes and
+    # multipliers as LUT4 (Yosys's ECP5 multiplier mapping is larger than iCE40's).
+    "ecp5": {"adder": 1.0, "mux": 1.0, "xor": 1.0, "gate": 0.25, "pp": 3.0, "rom": 1.3},
     # generic: a ripple adder bit is about 4 gates (XOR, XNOR/MUX mixes); a mux one MUX
     # cell; a partial-product bit an AND plus its share of the adder array.
     "generic": {"adder": 4.3, "mux": 1.0, "xor": 1.0, "gate": 1.0, "pp": 6.0, "rom": 6.0},
@@ -157,7 +158,8 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
 
 
 def estimate_lut(point) -> int | None:
-    """Estimated ``lut`` of a point (LUT4 on iCE40/ECP5, gates on generic), or ``None``
+    """Estimated ``logic`` of a point (LUT4 on iCE40, LUT4 + 2 x CCU2C on ECP5, gates on
+    generic), or ``None``
     when the model has nothing to say."""
     try:
         prims = primitives(point.mode, point.scheme, point.wbits, point.abits)

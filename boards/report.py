@@ -1,8 +1,9 @@
 """The reports of ``mulfree compare``: CSV, JSON, Markdown and a self-contained HTML page.
 
 ``results.csv`` / ``results.json`` hold one row per point (the columns in ``COLUMNS``);
-``report.md`` and ``report.html`` show the summary (ratio of each scheme's ``lut`` to the
-uniform scheme's at the same width, mode, activation width and target), every point
+``report.md`` and ``report.html`` show the summary (ratio of each scheme's ``logic`` to
+the uniform scheme's at the same width, mode, activation width and target; ``logic`` is
+the LUT4 count on iCE40, LUT4 + 2 x CCU2C on ECP5, the gate count for ``generic``), every point
 beside its analytic estimate, and the plots: LUTs against weight bits per scheme, Fmax,
 LUT x delay, and the ratio to uniform. The HTML page embeds the plots as base64 PNG, so
 it is one file that can be mailed or attached to a CI run; the PNGs are also written to
@@ -26,19 +27,20 @@ from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
 __all__ = ["COLUMNS", "summary_ratios", "write_reports", "markdown_summary", "render_plots"]
 
 COLUMNS = ("mode", "scheme", "wbits", "abits", "target", "lut", "ff", "carry", "dsp", "bram",
-           "cells", "fmax_mhz", "area_ge", "placed_lc", "est_lut", "est_err_pct", "seconds",
+           "cells", "fmax_mhz", "logic", "area_ge", "placed_lc", "est_logic", "est_err_pct",
+           "seconds",
            "cached", "key", "error")
 
 _SCHEME_ORDER = ("uniform", "pot", "apot", "lut", "binary", "ternary")
 _COLORS = {"uniform": "#333333", "pot": "#1f77b4", "apot": "#2ca02c", "lut": "#d62728",
            "binary": "#9467bd", "ternary": "#ff7f0e"}
-_UNIT = {"ice40": "LUT4", "ecp5": "LUT4", "generic": "gates"}
+_UNIT = {"ice40": "LUT4", "ecp5": "LUT4+2CCU2C", "generic": "gates"}
 # binary and ternary have their own code width; their ratio is to uniform at 2 bits.
 _RATIO_WBITS = {"binary": 2, "ternary": 2}
 
 
 def _ok(rows):
-    return [r for r in rows if r.get("error") is None and r.get("lut") is not None]
+    return [r for r in rows if r.get("error") is None and r.get("logic") is not None]
 
 
 def summary_ratios(rows: list[dict]) -> list[dict]:
@@ -46,7 +48,7 @@ def summary_ratios(rows: list[dict]) -> list[dict]:
     ``lut / uniform lut`` (binary and ternary against uniform at 2-bit weights, shown in
     that row)."""
     ok = _ok(rows)
-    uni = {(r["mode"], r["target"], r["abits"], r["wbits"]): r["lut"] for r in ok
+    uni = {(r["mode"], r["target"], r["abits"], r["wbits"]): r["logic"] for r in ok
            if r["scheme"] == "uniform"}
     table: dict[tuple, dict] = {}
     for r in ok:
@@ -56,7 +58,7 @@ def summary_ratios(rows: list[dict]) -> list[dict]:
             continue
         entry = table.setdefault(k, {"mode": k[0], "target": k[1], "abits": k[2], "wbits": k[3],
                                      "uniform_lut": uni[k], "ratio": {}})
-        entry["ratio"][r["scheme"]] = round(r["lut"] / uni[k], 3)
+        entry["ratio"][r["scheme"]] = round(r["logic"] / uni[k], 3)
     order = {"runtime": 0, "baked": 1}
     tgt = {"ice40": 0, "ecp5": 1, "generic": 2}
     return [table[k] for k in sorted(table, key=lambda k: (order.get(k[0], 9), tgt.get(k[1], 9),
@@ -155,36 +157,36 @@ def render_plots(rows: list[dict]) -> dict[str, bytes]:
         plt.close(fig)
         out[name] = buf.getvalue()
 
-    grid_plot("luts", "Logic vs weight width", lambda r: r["lut"],
+    grid_plot("luts", "Logic vs weight width", lambda r: r["logic"],
               lambda t: _UNIT.get(t, "LUT"), targets, log=True)
     timed = [t for t in targets if t != "generic"]
     grid_plot("fmax", "Fmax (register to register, nextpnr)", lambda r: r["fmax_mhz"],
               lambda t: "MHz", timed)
     grid_plot("lut_delay", "LUT x critical-path delay", lambda r: (
-        r["lut"] * 1000.0 / r["fmax_mhz"] if r["fmax_mhz"] else None),
-        lambda t: "LUT4 x ns", timed, log=True)
-    uni = {(r["mode"], r["target"], r["abits"], r["wbits"]): r["lut"] for r in ok
+        r["logic"] * 1000.0 / r["fmax_mhz"] if r["fmax_mhz"] else None),
+        lambda t: f"{_UNIT.get(t, 'LUT')} x ns", timed, log=True)
+    uni = {(r["mode"], r["target"], r["abits"], r["wbits"]): r["logic"] for r in ok
            if r["scheme"] == "uniform"}
 
     def ratio(r):
         k = (r["mode"], r["target"], r["abits"], _RATIO_WBITS.get(r["scheme"], r["wbits"]))
-        return r["lut"] / uni[k] if uni.get(k) else None
+        return r["logic"] / uni[k] if uni.get(k) else None
 
     grid_plot("ratio", "Logic relative to uniform", ratio, lambda t: "x uniform", targets)
-    est = [r for r in ok if r.get("est_lut")]
+    est = [r for r in ok if r.get("est_logic")]
     if est:
         fig, ax = plt.subplots(figsize=(5, 4.5))
         for target, marker in (("ice40", "o"), ("ecp5", "s"), ("generic", "^")):
-            pts = [(r["lut"], r["est_lut"]) for r in est if r["target"] == target]
+            pts = [(r["logic"], r["est_logic"]) for r in est if r["target"] == target]
             if pts:
                 xs, ys = zip(*pts)
                 ax.scatter(xs, ys, s=14, marker=marker, label=target, alpha=0.7)
-        lo = min(min(r["lut"], r["est_lut"]) for r in est)
-        hi = max(max(r["lut"], r["est_lut"]) for r in est)
+        lo = min(min(r["logic"], r["est_logic"]) for r in est)
+        hi = max(max(r["logic"], r["est_logic"]) for r in est)
         ax.plot([lo, hi], [lo, hi], color="gray", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("measured (LUT4 / gates)")
+        ax.set_xlabel("measured logic (LUT4, LUT4 + 2 CCU2C, gates)")
         ax.set_ylabel("analytic estimate")
         ax.set_title("Estimate vs measured")
         ax.legend()
@@ -219,7 +221,8 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-_TABLE_COLS = ("mode", "scheme", "wbits", "abits", "target", "lut", "est_lut", "est_err_pct",
+_TABLE_COLS = ("mode", "scheme", "wbits", "abits", "target", "logic", "est_logic", "est_err_pct",
+               "lut",
                "ff", "carry", "dsp", "bram", "fmax_mhz", "area_ge", "cells")
 
 
@@ -240,10 +243,11 @@ def _notes() -> list[str]:
         f"{ACC_TERMS}-term accumulator, the weight an input. `baked`: a dense layer of "
         f"{BAKED_IN} inputs and {BAKED_OUT} outputs with constant weights drawn (fixed seed) "
         f"from the scheme's codebook.",
-        "`lut` is LUT4 on iCE40 (`synth_ice40`, no DSP) and ECP5 (`synth_ecp5 -nodsp`; adders "
-        "sit in CCU2C carry cells there, counted under `carry`), and two-input gates plus "
-        "2:1 muxes for `generic` (`synth; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX`), whose "
-        "`area_ge` weighs them in NAND2 equivalents.",
+        "`lut` is LUT4 on iCE40 (`synth_ice40`, no DSP) and ECP5 (`synth_ecp5 -nodsp`), and "
+        "two-input gates plus 2:1 muxes for `generic` (`synth; abc -g "
+        "AND,NAND,OR,NOR,XOR,XNOR,MUX`), whose `area_ge` weighs them in NAND2 equivalents. "
+        "Ratios and plots use `logic`: `lut`, except on ECP5, where adders sit in CCU2C "
+        "carry cells (two LUT4 each) that Yosys does not count as LUT4: LUT4 + 2 x CCU2C.",
         "Fmax is nextpnr's register-to-register figure with every input and output of the "
         "design registered by a harness (iCE40UP5K sg48; LFE5U-85F), so pads do not count.",
         "PoT and APoT codebooks at b-bit codes reach exponents up to about 2**(b-1): extra "
