@@ -72,8 +72,7 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help="probability that the output side is not ready (default 0.25)")
     p.add_argument("--per-cycle", action="store_true",
                    help="drive and monitor the streams from cocotb one cycle at a time "
-                        "(Icarus only; slow; the default moves the whole batch inside the "
-                        "simulator)")
+                        "(slow; the default moves the whole batch inside the simulator)")
     p.add_argument("--opt", type=int, choices=[0, 1, 2, 3], default=1,
                    help="C++ optimization level of the Verilator model: 0 builds fastest, "
                         "2 runs fastest (default 1)")

@@ -451,11 +451,9 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
     ``expected_hook(expected) -> expected`` alters the golden outputs (both for tests:
     the latter shows that the checker can fail)."""
     opt = options or SimOptions()
-    if opt.per_cycle and opt.simulator is not Simulator.ICARUS:
-        # Known gap: on Verilator the cocotb per-cycle driver's writes do not line up with
-        # the DUT's handshakes (beats are lost); the batch path is unaffected.
-        raise InputError("--per-cycle runs on Icarus only (use the default batch path on "
-                         f"{opt.simulator.value})")
+    if opt.per_cycle and opt.simulator is Simulator.AMARANTH:
+        raise InputError("--per-cycle is for the cocotb simulators (icarus, verilator); "
+                         "Amaranth's simulator always runs one cycle at a time")
     sim_info = find_simulator(opt.simulator)
     built_model, xin, expected, layer_idx, layer_name = _prepare(model, x, opt.layer)
     if expected_hook is not None:

@@ -15,7 +15,8 @@ Run-time settings are plusargs, so one compiled simulator serves any batch:
 ``+mf_in=FILE +mf_out=FILE +mf_marks=FILE +mf_in_beats=N +mf_out_beats=N +mf_idle=P
 +mf_backpressure=P`` (P: probability x 256, 0..256), ``+mf_seed=S``, ``+mf_watchdog=C``,
 ``+mf_waves=FILE`` (Icarus only; Verilator traces through its own option),
-``+mf_finish`` ($finish one cycle after done, for runs without cocotb), ``+mf_external`` (cocotb drives ``x_payload``/``x_valid``/``x_ready`` itself, one
+``+mf_finish`` ($finish one cycle after done, for runs without cocotb), ``+mf_external`` (cocotb drives ``x_payload``/``x_valid``/``x_ready`` itself and observes the transfers
+through the counters ``in_ptr``, ``out_cnt`` and the last output ``out_last``, one
 cycle at a time: the per-cycle driver/monitor path).
 """
 
@@ -57,8 +58,9 @@ module {TB_TOP};
   reg timeout /*verilator public_flat_rd*/ = 1'b0;
   reg [63:0] cycle /*verilator public_flat_rd*/ = 64'd0;
   reg [63:0] last_transfer = 64'd0;
-  reg [31:0] in_ptr = 32'd0;
-  reg [31:0] out_cnt = 32'd0;
+  reg [31:0] in_ptr /*verilator public_flat_rd*/ = 32'd0;
+  reg [31:0] out_cnt /*verilator public_flat_rd*/ = 32'd0;
+  reg [OW-1:0] out_last /*verilator public_flat_rd*/ = {{OW{{1'b0}}}};
   reg [31:0] in_beats = 32'd0;
   reg [31:0] out_beats = 32'd0;
   reg [31:0] idle_thr = 32'd0;
@@ -152,6 +154,7 @@ module {TB_TOP};
       if (out_fire) begin
         last_transfer <= cycle;
         if (fd_out != 0) $fwrite(fd_out, "%0d %h\\n", cycle, dut_o_payload);
+        out_last <= dut_o_payload;
         out_cnt <= out_cnt + 32'd1;
         if (!external && out_cnt + 32'd1 >= out_beats) begin
           done <= 1'b1;
