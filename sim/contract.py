@@ -174,9 +174,18 @@ class Contract:
         def _int_or_none(v):
             return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-        return cls(top=top, ports=Ports.from_manifest(manifest.get("ports")),
-                   input=StreamGeometry.from_dict(manifest["input"], "input"),
-                   output=StreamGeometry.from_dict(manifest["output"], "output"),
+        ports = Ports.from_manifest(manifest.get("ports"))
+        geo_in = StreamGeometry.from_dict(manifest["input"], "input")
+        geo_out = StreamGeometry.from_dict(manifest["output"], "output")
+        details = manifest.get("port_details")
+        if isinstance(details, dict):
+            for port, geo in ((ports.i_payload, geo_in), (ports.o_payload, geo_out)):
+                bits = details.get(port, {}).get("bits") if isinstance(details.get(port), dict) else None
+                if isinstance(bits, int) and bits != geo.width:
+                    raise ContractError(f"manifest: port {port} is {bits} bits wide, but "
+                                        f"{geo.values_per_beat} values of {geo.value_bits} bits "
+                                        f"make {geo.width}")
+        return cls(top=top, ports=ports, input=geo_in, output=geo_out,
                    latency_cycles=_int_or_none(manifest.get("latency_cycles")),
                    cycles_per_inference=_int_or_none(manifest.get("cycles_per_inference")),
                    raw=manifest)

@@ -84,3 +84,11 @@ def test_cli_reports_missing_simulator_with_exit_2(monkeypatch, capsys):
     model = str(Path(__file__).resolve().parents[2] / "examples" / "example.mf")
     assert main(["sim", model, "--simulator", "icarus", "--random", "1"]) == 2
     assert "apt-get install iverilog" in capsys.readouterr().err
+
+
+def test_contract_checks_payload_width_against_port_details():
+    doc = {"top": "t", "input": {"beats": 2, "values_per_beat": 4, "value_bits": 2},
+           "output": {"beats": 1, "value_bits": 5},
+           "port_details": {"i__payload": {"bits": 6}, "o__payload": {"bits": 5}}}
+    with pytest.raises(ContractError, match="i__payload is 6 bits wide, but 4 values of 2"):
+        Contract.from_manifest(doc)
