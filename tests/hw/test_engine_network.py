@@ -142,3 +142,24 @@ def test_bad_folds():
         build_network(model, "runtime", {"input_values_per_beat": 4})
     with pytest.raises(InputError, match="mode must be one of runtime, baked"):
         build_network(model, "fast")
+
+
+@pytest.mark.parametrize("double_buffer", [False, True])
+def test_flatten_and_pool_first(double_buffer):
+    rng = np.random.default_rng(5)
+    fc = random_dense(rng, 8, 3, scheme="pot", wbits=3, in_bits=2, output="argmax", name="fc")
+    fold = {"double_buffer": double_buffer}
+    _check(Model(name="a", input_shape=(2, 2, 2), input_bits=2,
+                 layers=(Flatten(name="f"), fc)), fold=fold)
+    _check(Model(name="b", input_shape=(4, 2, 4), input_bits=2,
+                 layers=(MaxPool(name="p", kernel=(2, 2)), Flatten(name="f"), fc)), fold=fold)
+    _check(Model(name="c", input_shape=(4, 4, 1), input_bits=2,
+                 layers=(MaxPool(name="p", kernel=(2, 2)),)), fold=fold)
+
+
+def test_flatten_only_is_an_error():
+    from mulfree.gen.errors import ModelError
+
+    with pytest.raises(ModelError, match="no layer that needs hardware"):
+        build_network(Model(name="d", input_shape=(4,), input_bits=2,
+                            layers=(Flatten(name="f"),)))
