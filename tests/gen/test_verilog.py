@@ -135,3 +135,18 @@ def test_verilator_lint(tmp_path, model, mode, fold):
         if not any(re.search(rx, line) for rx in rules):
             unexpected.append(line)
     assert not unexpected, "\n".join(unexpected[:20])
+
+
+def test_byte_identical_across_processes(tmp_path):
+    import subprocess
+    import sys
+
+    save(_mlp(), tmp_path / "m.mf")
+    outs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        subprocess.run([sys.executable, "-m", "mulfree.gen.cli", "verilog", str(tmp_path / "m.mf"),
+                        "-o", str(tmp_path / seed), "--mode", "baked"], check=True, env=env,
+                       capture_output=True)
+        outs.append((tmp_path / seed / "mulfree_tiny_mlp.v").read_bytes())
+    assert outs[0] == outs[1]
