@@ -1,7 +1,8 @@
 """Real bitstreams through Yosys, nextpnr and the packers (YoWASP), and the reports.
 
-iCEBreaker and ULX3S-85F build in the default run; ULX3S-12F and OrangeCrab-25F are marked
-slow. Each builds a small serial-folded MLP inside the full UART harness.
+iCEBreaker (through the CLI) and ULX3S-85F build in the default run; ULX3S-12F,
+OrangeCrab-25F and Tang Nano 9K (when its tools are installed) are marked slow. Each builds a
+small serial-folded MLP inside the full UART harness.
 """
 
 import json
@@ -62,7 +63,6 @@ def test_build_icebreaker_through_the_cli(tmp_path, capsys):
     "ulx3s-85f",
     pytest.param("ulx3s-12f", marks=pytest.mark.slow),
     pytest.param("orangecrab-25f", marks=pytest.mark.slow),
-    pytest.param("icebreaker", marks=pytest.mark.slow),
     pytest.param("tangnano9k", marks=[pytest.mark.slow, pytest.mark.skipif(
         tool_path_or_none("gowin_pack") is None or tool_path_or_none("yowasp-nextpnr-gowin") is None,
         reason="yowasp-nextpnr-gowin (with Apycula's gowin_pack) is not installed")]),
