@@ -609,7 +609,7 @@ MODEL_SCHEMES = (("uniform", 4), ("pot", 4), ("apot", 4), ("lut", 4), ("ternary"
                  ("binary", 1))
 MODEL_HIDDEN = (32,)
 MODEL_EPOCHS = 15
-MODEL_TARGET = "ice40"
+MODEL_TARGET = "ecp5"   # the default-folded networks overflow an iCE40UP5K (5.7k-6.5k LCs)
 
 
 def _model_config(scheme: str, wbits: int):
