@@ -63,14 +63,14 @@ def train(scheme: str, out: Path, hidden: int, abits: int, wbits: int) -> tuple[
 
 
 def build_one(job: tuple) -> dict:
-    model_path, board_name, fold, out_dir = job
+    model_path, board_name, fold, out_dir, nodsp = job
     from mulfree.boards.build import build
     from mulfree.boards.registry import get_board
     from mulfree.gen.model import load
 
     model = load(model_path)
     try:
-        r = build(model, get_board(board_name), out_dir, fold=fold,
+        r = build(model, get_board(board_name), out_dir, fold=fold, nodsp=nodsp,
                   model_label=Path(model_path).name)
     except Exception as e:  # a row that says what went wrong, not a dead benchmark
         return {"model": str(model_path), "board": board_name, "error": str(e)}
@@ -112,6 +112,7 @@ def main(argv=None) -> int:
                    "PE 4 x SIMD 16 and PE 2 x SIMD 16, 16 input codes per beat)")
     p.add_argument("--samples", type=int, default=24, help="test images simulated bit-exact")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--nodsp", action="store_true", help="ECP5: no DSP blocks (synth_ecp5 -nodsp)")
     p.add_argument("-o", "--out", default=str(ROOT / "out" / "bench-boards"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -128,8 +129,8 @@ def main(argv=None) -> int:
     models = {}
     for s in schemes:
         models[s] = train(s, out, args.hidden, args.abits, args.wbits)
-    jobs = [(str(models[s][0]), b, args.fold, str(out / f"{s}-{b}")) for s in schemes
-            for b in boards]
+    jobs = [(str(models[s][0]), b, args.fold, str(out / f"{s}-{b}"), args.nodsp)
+            for s in schemes for b in boards]
     start = time.monotonic()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(build_one, jobs))
