@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import cocotb
-import numpy as np
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from mulfree.sim.scoreboard import parse_output_log, score

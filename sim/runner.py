@@ -472,7 +472,6 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
         waves.parent.mkdir(parents=True, exist_ok=True)
 
     if opt.simulator is Simulator.AMARANTH:
-        from .amaranth_sim import run_amaranth
         gen = backend or _RealBackend
         os.environ["AMARANTH_USE_YOSYS"] = "builtin"
         component, manifest = gen.build_network(built_model, opt.mode, opt.fold)

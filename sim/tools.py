@@ -67,7 +67,7 @@ def find_simulator(sim: Simulator | str) -> SimulatorInfo:
         return SimulatorInfo(sim, None, getattr(amaranth, "__version__", "?"))
     try:
         import cocotb  # noqa: F401
-        import cocotb_tools.runner  # noqa: F401
+        import cocotb_tools.runner  # noqa: F401  (availability check)
     except ImportError:
         raise SimulatorNotFound("cocotb is not installed: `pip install 'cocotb>=2.1,<2.2'` "
                                 "(needed for --simulator icarus and verilator)") from None
