@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import queue
+import select
 import threading
 import time
+import tty
 
 from amaranth.sim import Simulator
 
@@ -78,7 +80,6 @@ class SimulatedBoard:
         Returns ``(device path, stop event, thread)``; set the event to end the thread.
         """
         master, slave = os.openpty()
-        import tty
         tty.setraw(slave)
         path = os.ttyname(slave)
         stop = threading.Event()
@@ -86,7 +87,6 @@ class SimulatedBoard:
 
         def reader():
             while not stop.is_set():
-                import select
                 r, _, _ = select.select([master], [], [], 0.05)
                 if r:
                     try:

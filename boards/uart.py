@@ -8,11 +8,10 @@ between both ends).
 """
 
 
-from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import bits_for
 
 __all__ = ["bit_period", "UARTRx", "UARTTx"]
 
