@@ -209,7 +209,7 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
         pnr_log = build_dir / "top.tim"      # nextpnr's own log (--log), with utilisation
         if pnr_log.exists():
             log_text += "\n" + pnr_log.read_text(errors="replace")
-        raise _failure(log_text, board, build_dir)
+        raise _failure(log_text, board, build_dir, mode)
 
     synth = parse_yosys_stat(build_dir / "top_stat.json")
     if board.family == "gowin":
@@ -256,7 +256,8 @@ def _gowin_counts(synth: ResourceReport) -> ResourceReport:
 _UTIL_RE = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
 
 
-def _failure(log_text: str, board: Board, build_dir: Path) -> ToolchainError:
+def _failure(log_text: str, board: Board, build_dir: Path,
+             mode: str = "runtime") -> ToolchainError:
     """A short, specific error from a failed build's log."""
     errors = [l.strip() for l in log_text.splitlines() if l.lstrip().startswith("ERROR")]
     over = []
@@ -272,8 +273,9 @@ def _failure(log_text: str, board: Board, build_dir: Path) -> ToolchainError:
                              for n, u, a in over)
         else:
             what = errors[0] if errors else "placement failed"
-        hint = ("use --mode runtime (weights in ROM instead of logic) or a smaller fold "
-                "(fewer PE/SIMD lanes, --fold FILE)")
+        hint = "a smaller fold (fewer PE/SIMD lanes: --fold serial or --fold FILE)"
+        if mode != "runtime":
+            hint = f"--mode runtime (weights in ROM instead of logic) or {hint}"
         return DoesNotFit(f"the design does not fit the {board.device} on {board.name}: "
                           f"{what}. Hint: {hint}, or a larger board. Full log: "
                           f"{build_dir / 'top.log'}")

@@ -90,13 +90,16 @@ def test_tang_nano_without_its_tools_says_what_to_install(monkeypatch):
 def test_does_not_fit_message_from_a_real_nextpnr_log(tmp_path):
     log = ((DATA / "icebreaker_too_big_stderr.log").read_text() + "\n" +
            (DATA / "icebreaker_too_big_nextpnr.log").read_text())
-    err = _failure(log, get_board("icebreaker"), tmp_path)
+    err = _failure(log, get_board("icebreaker"), tmp_path, mode="baked")
     assert isinstance(err, DoesNotFit)
     msg = str(err)
     assert msg.startswith("the design does not fit the iCE40UP5K-SG48 on icebreaker: "
-                          "ICESTORM_LC: 6420 used, 5280 available (122%). Hint: use --mode "
+                          "ICESTORM_LC: 6420 used, 5280 available (122%). Hint: --mode "
                           "runtime")
     assert "smaller fold" in msg and "Failed to expand" not in msg
+    # Already in runtime mode: the hint does not suggest it again.
+    runtime = str(_failure(log, get_board("icebreaker"), tmp_path, mode="runtime"))
+    assert "--mode runtime" not in runtime and "Hint: a smaller fold" in runtime
 
 
 def test_other_failures_quote_the_first_error(tmp_path):
