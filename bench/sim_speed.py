@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", default="runtime", choices=["runtime", "baked"])
     ap.add_argument("--fold", help="fold file or preset (serial, parallel, auto)")
     ap.add_argument("--samples-icarus", type=int, default=40)
-    ap.add_argument("--samples-verilator", type=int, default=2000)
+    ap.add_argument("--samples-verilator", type=int, default=20000)
     ap.add_argument("--samples-amaranth", type=int, default=10)
     ap.add_argument("--clock-mhz", type=float, default=50.0)
     ap.add_argument("--cache-dir", default=os.environ.get("MULFREE_SIM_CACHE", "build/sim-cache"))
