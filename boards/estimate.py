@@ -53,18 +53,21 @@ def _signed_width(lo: int, hi: int) -> int:
     return w
 
 
-def adder_tree_bits(bounds: list[tuple[int, int]]) -> int:
-    """Adder bits of a balanced pairwise tree over terms with these bounds (each node
-    exactly as wide as its sum's bounds), paired in order like the hardware does."""
-    level = list(bounds)
+def adder_tree_bits(bounds: list[tuple[int, ...]]) -> int:
+    """Adder bits of a balanced pairwise tree over unsigned terms ``(lo, hi)`` or
+    ``(lo, hi, tz)`` (``tz``: bits known to be zero at the bottom, as in a shifted
+    activation), each node exactly as wide as its sum's bounds, paired in order like the
+    hardware does. Bits below the higher of the two operands' zero bits are wiring."""
+    level = [(b[0], b[1], b[2] if len(b) > 2 else 0) for b in bounds]
     bits = 0
     while len(level) > 1:
         nxt = []
         for n in range(0, len(level) - 1, 2):
-            (alo, ahi), (blo, bhi) = level[n], level[n + 1]
+            (alo, ahi, at), (blo, bhi, bt) = level[n], level[n + 1]
             lo, hi = alo + blo, ahi + bhi
-            bits += _signed_width(lo, hi) - (1 if lo >= 0 else 0)
-            nxt.append((lo, hi))
+            width = _signed_width(lo, hi) - (1 if lo >= 0 else 0)
+            bits += max(0, width - max(at, bt))
+            nxt.append((lo, hi, min(at, bt)))
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -145,15 +148,16 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
         p["adder"] += acc
         return p
     for terms in signed_terms(baked_weights(scheme, wbits)):
-        pos = [(0, amax << sh) for _i, sg, sh in terms if sg > 0]
-        neg = [(0, amax << sh) for _i, sg, sh in terms if sg < 0]
+        pos = [(0, amax << sh, sh) for _i, sg, sh in terms if sg > 0]
+        neg = [(0, amax << sh, sh) for _i, sg, sh in terms if sg < 0]
         p["adder"] += adder_tree_bits(pos) + adder_tree_bits(neg)
-        plo, phi = 0, sum(h for _l, h in pos)
-        nlo, nhi = 0, sum(h for _l, h in neg)
-        if pos and neg:
-            p["adder"] += _signed_width(plo - nhi, phi - nlo)
+        phi = sum(t[1] for t in pos)
+        nhi = sum(t[1] for t in neg)
+        ntz = min((t[2] for t in neg), default=0)
+        if pos and neg:        # pos - neg: below neg's zero bits, pos passes through
+            p["adder"] += max(0, _signed_width(-nhi, phi) - ntz)
         elif neg:
-            p["adder"] += _signed_width(-nhi, 0)
+            p["adder"] += max(0, _signed_width(-nhi, 0) - ntz)
     return p
 
 
