@@ -719,13 +719,19 @@ def model_table(*, cache_dir=None, jobs: int = 1, quiet: bool = False,
         r = result.report if result else None
         fmax = result.fmax_mhz if result else None
         cycles = res.get("cycles_per_inference")
+        accuracy = res.get("accuracy")
         rows.append({
             "scheme": scheme, "wbits": wbits, "model": "MLP 64-32-10, 2-bit act.",
-            "lut": r.lut if r else None, "ff": r.ff if r else None,
+            "target": MODEL_TARGET,
+            "logic": (r.lut + 2 * r.carry if MODEL_TARGET == "ecp5" else r.lut) if r else None,
+            "lut": r.lut if r else None, "carry": r.carry if r else None,
+            "ff": r.ff if r else None,
             "bram": r.bram if r else None, "fmax_mhz": fmax,
             "cycles_per_inference": cycles,
             "inferences_per_s": (round(fmax * 1e6 / cycles) if fmax and cycles else None),
-            "accuracy": res.get("accuracy"), "error": res["error"],
+            "accuracy": accuracy,
+            "accuracy_pct": round(100 * accuracy, 1) if accuracy is not None else None,
+            "error": res["error"],
         })
     bar.close()
     note = (f"Each network: `mulfree train --arch mlp --hidden {','.join(map(str, MODEL_HIDDEN))} "

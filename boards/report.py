@@ -293,8 +293,8 @@ def _md_table(cols, rows) -> str:
 
 
 def _model_cols():
-    return ("scheme", "model", "lut", "ff", "bram", "fmax_mhz", "cycles_per_inference",
-            "inferences_per_s", "accuracy")
+    return ("scheme", "wbits", "model", "target", "logic", "lut", "carry", "ff", "bram",
+            "fmax_mhz", "cycles_per_inference", "inferences_per_s", "accuracy_pct")
 
 
 def _markdown(rows, meta, plots, models, models_note) -> str:
