@@ -239,3 +239,20 @@ def test_missing_scheduler_is_a_clear_error(tmp_path):
 
     with pytest.raises(MulfreeError, match="cannot reach the Dask scheduler"):
         _quiet_sweep(TINY.points()[:1], tmp_path, scheduler="tcp://127.0.0.1:9")
+
+
+@pytest.mark.slow
+def test_model_table_trains_once_and_measures(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "MODEL_SCHEMES", (("ternary", 2),))
+    monkeypatch.setattr(compare, "MODEL_EPOCHS", 2)
+    rows, note = compare.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
+    assert len(rows) == 1 and rows[0]["error"] is None, rows
+    r = rows[0]
+    assert r["logic"] > 100 and r["fmax_mhz"] is None and r["cycles_per_inference"] > 0
+    assert 0 <= r["accuracy_pct"] <= 100
+    assert "mulfree train" in note
+    models = list((tmp_path / "models").glob("*.mf"))
+    assert len(models) == 1
+    again, _ = compare.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
+    assert again[0]["logic"] == r["logic"]
+    assert list((tmp_path / "models").glob("*.mf")) == models
