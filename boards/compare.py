@@ -493,10 +493,12 @@ def _placed_logic(report) -> int | None:
 
 
 def _init_worker() -> None:
-    # Ctrl-C is the parent's to handle: it terminates the pool, and a terminated worker
-    # exits through SystemExit so its temporary folders and tool processes are cleaned up.
+    # Ctrl-C is the parent's to handle: it terminates the pool. A terminated worker must
+    # die at once: a Python-level SIGTERM handler can be stuck behind the pool's queue
+    # lock (seen as a hang under load), so SIGTERM keeps its default action. The cost is
+    # that an interrupted point may leave its mulfree-synth-* temporary folder behind.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _call(args):
