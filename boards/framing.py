@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mulfree.gen.beats import pack_beats, unpack_beats
 from mulfree.gen.errors import InputError
 
 __all__ = ["FRAME_IN", "FRAME_OUT", "IDENT", "IDENT_MAGIC", "FRAMING_VERSION", "StreamFormat",
@@ -86,32 +87,17 @@ class StreamFormat:
         hi = (1 << (self.value_bits - 1)) if self.signed else (1 << self.value_bits)
         if flat.size and (flat.min() < lo or flat.max() >= hi):
             raise InputError(f"values must lie in [{lo}, {hi}), got {flat.min()}..{flat.max()}")
-        out = bytearray()
-        mask = (1 << self.value_bits) - 1
-        padded = np.zeros(self.values, np.int64)
-        padded[:flat.size] = flat
-        for b in range(self.beats):
-            word = 0
-            for v in range(self.values_per_beat):
-                word |= (int(padded[b * self.values_per_beat + v]) & mask) << (v * self.value_bits)
-            out += word.to_bytes(self.bytes_per_beat, "little")
-        return bytes(out)
+        words = pack_beats(flat[None], self.beats, self.values_per_beat, self.value_bits)
+        return b"".join(w.to_bytes(self.bytes_per_beat, "little") for w in words)
 
     def unpack(self, data: bytes, count: int | None = None) -> np.ndarray:
         """The frame's bytes to ``count`` values (default: all)."""
         if len(data) != self.frame_bytes:
             raise ValueError(f"expected {self.frame_bytes} bytes, got {len(data)}")
-        mask = (1 << self.value_bits) - 1
-        vals = []
-        for b in range(self.beats):
-            word = int.from_bytes(data[b * self.bytes_per_beat:(b + 1) * self.bytes_per_beat],
-                                  "little")
-            for v in range(self.values_per_beat):
-                x = (word >> (v * self.value_bits)) & mask
-                if self.signed and x >> (self.value_bits - 1):
-                    x -= 1 << self.value_bits
-                vals.append(x)
-        arr = np.array(vals, np.int64)
+        n = self.bytes_per_beat
+        words = [int.from_bytes(data[b * n:(b + 1) * n], "little") for b in range(self.beats)]
+        arr = unpack_beats(words, self.beats, self.values_per_beat, self.value_bits,
+                           self.signed)[0].astype(np.int64)
         return arr if count is None else arr[:count]
 
     def to_json(self) -> dict:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..gen.beats import pack_beats, unpack_beats
 from ..gen.errors import MulfreeError
 
 __all__ = ["StreamGeometry", "Ports", "Contract", "ContractError", "load_manifest"]
@@ -61,40 +62,19 @@ class StreamGeometry:
 
     def pack(self, values: np.ndarray) -> list[int]:
         """``[N, count]`` integers to ``N * beats`` beat words (padding slots are 0)."""
-        values = np.asarray(values, dtype=np.int64)
-        n, count = values.shape
-        if count > self.slots:
-            raise ContractError(f"{count} values per inference do not fit {self.beats} beats "
-                                f"of {self.values_per_beat}")
-        mask = (1 << self.value_bits) - 1
-        flat = np.zeros((n, self.slots), np.int64)
-        flat[:, :count] = values
-        words = []
-        for row in flat.reshape(n * self.beats, self.values_per_beat):
-            w = 0
-            for k, v in enumerate(row.tolist()):
-                w |= (int(v) & mask) << (k * self.value_bits)
-            words.append(w)
-        return words
+        try:
+            return pack_beats(values, self.beats, self.values_per_beat, self.value_bits)
+        except ValueError as e:
+            raise ContractError(str(e)) from None
 
     def unpack(self, words: list[int | None], count: int) -> np.ndarray:
         """Beat words (``None`` for an undefined beat) to ``[N, count]`` values as an
         object array (``None`` where a value was undefined)."""
-        if len(words) % self.beats:
-            raise ContractError(f"{len(words)} beats are not whole inferences of {self.beats}")
-        n = len(words) // self.beats
-        mask = (1 << self.value_bits) - 1
-        half = 1 << (self.value_bits - 1)
-        out = np.empty((n, self.slots), dtype=object)
-        for b, w in enumerate(words):
-            for k in range(self.values_per_beat):
-                if w is None:
-                    v = None
-                else:
-                    v = (w >> (k * self.value_bits)) & mask
-                    if self.signed and v >= half:
-                        v -= 1 << self.value_bits
-                out[b // self.beats, (b % self.beats) * self.values_per_beat + k] = v
+        try:
+            out = unpack_beats(words, self.beats, self.values_per_beat, self.value_bits,
+                               self.signed)
+        except ValueError as e:
+            raise ContractError(str(e)) from None
         return out[:, :count]
 
     @classmethod
