@@ -136,8 +136,14 @@ def project(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     levels = np.asarray(levels, np.float64)
     order = np.argsort(levels, kind="stable")
     s = levels[order]
-    mid = (s[1:] + s[:-1]) / 2
-    return order[np.searchsorted(mid, x, side="right")]
+    # Compare the real distances to the two neighbours: a midpoint (a + b) / 2 can round
+    # onto one of them (subnormal levels), which would break "nearest" and idempotence.
+    above = np.searchsorted(s, x, side="left")
+    hi = np.minimum(above, s.size - 1)
+    lo = np.maximum(above - 1, 0)
+    x = np.asarray(x, np.float64)
+    take_hi = np.abs(s[hi] - x) <= np.abs(x - s[lo])
+    return order[np.where(take_hi, hi, lo)]
 
 
 def usable_levels(scheme: str, bits: int) -> np.ndarray:

@@ -4,7 +4,7 @@ clearly."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from mulfree.gen.errors import InputError, MulfreeError
 from mulfree.gen.model import Scheme, scheme_allows
@@ -78,6 +78,7 @@ def test_binary_ternary():
 @given(st.lists(st.floats(-10, 10), min_size=1, max_size=40),
        st.lists(st.floats(-10, 10), min_size=1, max_size=8, unique=True))
 @settings(max_examples=200, deadline=None)
+@example(xs=[0.0, 1.0], levels=[0.0, 5e-324])  # a midpoint that rounds onto a level
 def test_project_nearest_property(xs, levels):
     x = np.array(xs)
     lv = np.array(levels)
