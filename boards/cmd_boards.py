@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from mulfree.gen import golden
-from mulfree.gen.errors import InputError, MulfreeError
+from mulfree.gen.errors import MulfreeError
 from mulfree.gen.fileio import load_npy, save_npy
 from mulfree.gen.model import load
+from mulfree.gen.plan import load_fold
 
 from .build import DEFAULT_BAUD
 from .registry import BOARDS, get_board
@@ -68,26 +69,15 @@ def _network_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
                         help="runtime: weights in ROM, folded; baked: weights as constants "
                              "in the logic, fully parallel (default runtime)")
-    parser.add_argument("--fold", metavar="FILE", help="folding (PE/SIMD per layer), JSON")
+    parser.add_argument("--fold", metavar="FILE",
+                        help="fold file (JSON, see docs/hardware.md) or a preset: auto, serial, "
+                             "parallel (default: auto)")
     parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
 
 
 def _load_fold(path: str | None):
-    if path is None:
-        return None
-    try:
-        from mulfree.gen import plan  # the generator's own reader, when it has one
-        reader = getattr(plan, "load_fold", None)
-    except ModuleNotFoundError:
-        reader = None
-    if reader is not None:
-        return reader(path)
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such fold file") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    """The generator's own fold reader: a file, a preset, or None for the default."""
+    return None if path is None else load_fold(path)
 
 
 def run(args: argparse.Namespace) -> int:
