@@ -183,15 +183,16 @@ def _choose_unit(layer, act_identity: bool, products: np.ndarray):
     is_pot = all(m & (m - 1) == 0 for m in mags)
     is_apot = all(bin(m).count("1") <= 2 for m in mags)
     if scheme in (Scheme.POT, Scheme.BINARY, Scheme.TERNARY) or (scheme is Scheme.LUT and is_pot):
+        # the codebook's own largest exponent: products and accumulators no wider
         exps = [m.bit_length() - 1 for m in mags] or [0]
         from mulfree.hw.product import PotProduct
-        unit = PotProduct(exp_bits=_exp_bits(max(exps)), act_bits=1)
-        kind, params = "pot", {"exp_bits": unit.exp_bits}
+        unit = PotProduct(max_exp=max(exps), act_bits=1)
+        kind, params = "pot", {"max_exp": unit.max_exp}
     elif scheme is Scheme.APOT or (scheme is Scheme.LUT and is_apot):
-        exps = [m.bit_length() - 1 for m in mags]
-        from mulfree.hw.product import ApotProduct
-        unit = ApotProduct(exp_bits=_exp_bits(max(exps)), act_bits=1)
-        kind, params = "apot", {"exp_bits": unit.exp_bits}
+        from mulfree.hw.product import ApotProduct, apot_max_exps
+        hi, lo = apot_max_exps(mags)
+        unit = ApotProduct(max_exp=hi, lo_max_exp=lo, act_bits=1)
+        kind, params = "apot", {"max_exp": unit.max_exp, "lo_max_exp": unit.lo_max_exp}
     else:
         from mulfree.hw.product import UniformProduct, signed_width
         wb = max(signed_width(min(values)), signed_width(max(values)))

@@ -54,10 +54,10 @@ def make_unit(kind: str, params: dict, act_bits: int, act_signed: bool):
         return UniformProduct(weight_bits=params["weight_bits"], act_bits=act_bits,
                               act_signed=act_signed)
     if kind == "pot":
-        return PotProduct(exp_bits=params["exp_bits"], act_bits=act_bits, act_signed=act_signed)
+        return PotProduct(max_exp=params["max_exp"], act_bits=act_bits, act_signed=act_signed)
     if kind == "apot":
-        return ApotProduct(exp_bits=params["exp_bits"], act_bits=act_bits,
-                           act_signed=act_signed)
+        return ApotProduct(max_exp=params["max_exp"], lo_max_exp=params["lo_max_exp"],
+                           act_bits=act_bits, act_signed=act_signed)
     if kind == "table":
         return TableProduct(table=params["table"])
     raise ValueError(f"Product unit kind must be uniform, pot, apot or table, not {kind!r}")

@@ -22,7 +22,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ProductUnit", "UniformProduct", "PotProduct", "ApotProduct", "TableProduct",
-           "signed_width", "shape_for"]
+           "signed_width", "shape_for", "apot_max_exps"]
 
 
 def signed_width(value: int) -> int:
@@ -159,8 +159,9 @@ def ones_complement_shift(m: Module, a, exp, enable, sign, max_exp: int, name: s
     ``a << exp`` when ``sign`` is 0 and its one's complement ``-(a << exp) - 1`` when it is
     1; the missing ``+1`` is the caller's to add (an adder's carry-in).
 
-    The activation is gated by ``enable`` before the first shift level, where the gate
-    folds into the level's multiplexer; the complement folds into the last level."""
+    ``exp`` must not exceed ``max_exp`` while ``enable`` is high. The activation is gated
+    by ``enable`` before the first shift level, where the gate folds into the level's
+    multiplexer; the complement folds into the last level."""
     n = len(a)
     a_signed = a.shape().signed
     width = n + max_exp + (0 if a_signed else 1)
@@ -179,10 +180,14 @@ def ones_complement_shift(m: Module, a, exp, enable, sign, max_exp: int, name: s
     return term, -big - 1, big
 
 
-def pot_fields(exp_bits: int) -> dict[str, tuple[int, int]]:
-    """Bit ranges ``(start, stop)`` of the PoT native encoding."""
-    return {"exp": (0, exp_bits), "sign": (exp_bits, exp_bits + 1),
-            "zero": (exp_bits + 1, exp_bits + 2)}
+def _mux4(m: Module, s0, s1, d, name: str):
+    """``d[s1 s0]`` as two chained 4-input functions, ``t = s1 ? s0 : (s0 ? d1 : d0)`` and
+    ``s1 ? (t ? d3 : d2) : t``: two LUT4 where a mux tree of 2:1 muxes maps to three."""
+    t = Signal(name=f"{name}_t")
+    o = Signal(name=f"{name}_o")
+    m.d.comb += [t.eq(Mux(s1, s0, Mux(s0, d[1], d[0]))),
+                 o.eq(Mux(s1, Mux(t, d[3], d[2]), t))]
+    return o
 
 
 def shift_by(m: Module, value, exp, max_exp: int):
@@ -196,170 +201,274 @@ def shift_by(m: Module, value, exp, max_exp: int):
     return cur
 
 
+def pot_fields(max_exp: int) -> dict[str, tuple[int, int]]:
+    """Bit ranges ``(start, stop)`` of the PoT native encoding."""
+    e = (max_exp + 1).bit_length()
+    return {"exp": (0, e), "sign": (e, e + 1)}
+
+
 class PotProduct(ProductUnit):
     """``p = +-(a << e)`` or 0: a power-of-two weight is a shift, no multiplier.
 
     Parameters
     ----------
-    exp_bits : int
-        Width of the exponent field (0 allows only +-1 and 0: binary and ternary weights).
+    max_exp : int
+        The largest exponent the codebook uses (0 allows only +-1 and 0: binary and
+        ternary weights). The product, and every accumulator sized from it, is exactly
+        as wide as this exponent needs.
     act_bits : int
         Width of the activation.
     act_signed : bool
         Whether the activation is two's complement.
 
-    Native encoding (``exp_bits + 2`` bits, LSB first): exponent ``e``, sign (1 means
-    negative), zero (1 means the weight is 0).
+    Native encoding (``exp_bits + 1`` bits, LSB first, ``exp_bits`` the width of
+    ``max_exp + 1``): the exponent ``e`` (``0 <= e <= max_exp``), then the sign (1 means
+    negative). An exponent field above ``max_exp`` means the weight 0 (:meth:`encode` uses
+    all ones), so a codebook ``0, +-2**0 .. +-2**(2**k - 2)`` needs ``k + 1`` bits, as
+    many as its codes.
     """
 
-    def __init__(self, *, exp_bits: int, act_bits: int, act_signed: bool = False) -> None:
-        _check_width("Exponent width", exp_bits, minimum=0)
+    def __init__(self, *, max_exp: int, act_bits: int, act_signed: bool = False) -> None:
+        _check_width("Maximum exponent", max_exp, minimum=0)
         _check_width("Activation width", act_bits)
         _check_bool("act_signed", act_signed)
-        self._exp_bits = exp_bits
+        self._max_exp = max_exp
+        self._exp_bits = (max_exp + 1).bit_length()
         alo, ahi = _act_range(act_bits, act_signed)
-        big = max(abs(alo), abs(ahi)) << self.max_exp
-        super().__init__(exp_bits + 2, act_bits, act_signed, (-big, big))
+        big = max(abs(alo), abs(ahi)) << max_exp
+        super().__init__(self._exp_bits + 1, act_bits, act_signed, (-big, big))
 
     @property
     def exp_bits(self) -> int:
+        """Width of the exponent field."""
         return self._exp_bits
 
     @property
     def max_exp(self) -> int:
-        return 2**self._exp_bits - 1
+        return self._max_exp
 
     def encode(self, value: int) -> int:
         value = int(value)
         if value == 0:
-            return 1 << (self._exp_bits + 1)
+            return 2**self._exp_bits - 1
         mag = abs(value)
         if mag & (mag - 1) or mag.bit_length() - 1 > self.max_exp:
             raise ValueError(f"Weight {value} is not 0 or +-2**e with e <= {self.max_exp}")
         return (mag.bit_length() - 1) | ((value < 0) << self._exp_bits)
 
     def value(self, native: int) -> int:
-        if native >> (self._exp_bits + 1) & 1:
-            return 0
         e = native & (2**self._exp_bits - 1)
+        if e > self.max_exp:
+            return 0
         return -(1 << e) if native >> self._exp_bits & 1 else 1 << e
 
-    def magnitude(self, m: Module):
-        """``(magnitude, negate)``: the shifted activation (zero-gated) and the sign bit;
-        shared with :class:`~mulfree.hw.mac.MacLane`, which adds or subtracts instead of
-        negating."""
+    def _fields(self):
         eb = self._exp_bits
-        exp, sign, zero = self.w[:eb], self.w[eb], self.w[eb + 1]
-        shifted = shift_by(m, self.a, exp, self.max_exp)
-        mag = Mux(zero, 0, shifted)
-        return mag, sign
+        exp, sign = self.w[:eb], self.w[eb]
+        return exp, sign, exp <= self.max_exp
 
     def terms(self, m: Module, name: str = "pot"):
         """``(term, lo, hi, carry)`` with ``p == term + carry``: the product as a one's
         complement term plus a carry-in bit, built in ``m`` from this unit's ``w`` and
         ``a`` (for adders that take the sign as their carry instead of negating)."""
-        eb = self._exp_bits
-        exp, sign, zero = self.w[:eb], self.w[eb], self.w[eb + 1]
-        term, lo, hi = ones_complement_shift(m, self.a, exp, ~zero, sign, self.max_exp, name)
+        exp, sign, nonzero = self._fields()
+        term, lo, hi = ones_complement_shift(m, self.a, exp, nonzero, sign, self.max_exp,
+                                             name)
         # a zero weight with the sign set is -1 + 1: still exact for any native encoding
         return term, lo, hi, sign
 
     def elaborate(self, platform):
         m = Module()
-        mag, neg = self.magnitude(m)
-        m.d.comb += self.p.eq(Mux(neg, -mag, mag))
+        exp, sign, nonzero = self._fields()
+        mag = Mux(nonzero, shift_by(m, self.a, exp, self.max_exp), 0)
+        m.d.comb += self.p.eq(Mux(sign, -mag, mag))
         return m
 
 
-def apot_fields(exp_bits: int) -> dict[str, tuple[int, int]]:
-    e = exp_bits
-    return {"e1": (0, e), "e2": (e, 2 * e), "en1": (2 * e, 2 * e + 1),
-            "en2": (2 * e + 1, 2 * e + 2), "sign": (2 * e + 2, 2 * e + 3)}
+def apot_fields(max_exp: int, lo_max_exp: int) -> dict[str, tuple[int, int]]:
+    """Bit ranges ``(start, stop)`` of the APoT native encoding."""
+    h = max_exp.bit_length()
+    lo = lo_max_exp.bit_length()
+    return {"hi": (0, h), "lo_en": (h, h + 1), "lo": (h + 1, h + 1 + lo),
+            "sign": (h + 1 + lo, h + 2 + lo)}
+
+
+def apot_max_exps(levels) -> tuple[int, int]:
+    """``(max_exp, lo_max_exp)`` of :class:`ApotProduct` for weight
+    magnitudes ``levels`` (each a power of two or a sum of two)."""
+    hi, lo = 0, 0
+    for v in levels:
+        v = abs(int(v))
+        bits = [i for i in range(v.bit_length()) if v >> i & 1]
+        if not bits:
+            continue
+        if len(bits) > 2:
+            raise ValueError(f"Level {v} is not a sum of at most two powers of two")
+        hi = max(hi, bits[-1])
+        if len(bits) == 2:
+            lo = max(lo, bits[0])
+    return hi, lo
 
 
 class ApotProduct(ProductUnit):
-    """``p = +-((a << e1) + (a << e2))``, either term optional: two shifts and an add.
+    """``p = +-((a << h) + (a << l))``, either term optional: two shifts and an add.
+
+    The two terms are not alike: the high term's exponent ``h`` runs over
+    ``1 .. max_exp``, the low term's ``l`` over ``0 .. lo_max_exp``. Every magnitude
+    ``2**e1 + 2**e2`` (``e1 > e2``) is ``h = e1, l = e2``; ``2**e`` is the high term
+    alone, except 1, the low term alone. A codebook of the smallest additive
+    powers of two needs a short low shifter: the 4-bit one (1, 2, 3, 4, 5, 6, 8) has
+    ``max_exp = 3``, ``lo_max_exp = 1``.
 
     Parameters
     ----------
-    exp_bits : int
-        Width of each exponent field.
+    max_exp : int
+        The largest exponent of the codebook (of its high terms); 0 allows only +-1 and 0.
+    lo_max_exp : int or None
+        The largest exponent of a low term (below ``max_exp``, or 0 when ``max_exp`` is
+        0); ``None``: ``max(0, max_exp - 1)``, every two-term sum.
     act_bits : int
         Width of the activation.
     act_signed : bool
         Whether the activation is two's complement.
 
-    Native encoding (``2 * exp_bits + 3`` bits, LSB first): ``e1``, ``e2``, ``en1``,
-    ``en2`` (term enables), sign (1 means negative). Zero is both enables clear.
+    Native encoding (LSB first, see :func:`apot_fields`): ``hi`` (``h``, 0 meaning no
+    high term; ``max_exp.bit_length()`` bits), ``lo_en``, ``lo`` (``l``;
+    ``lo_max_exp.bit_length()`` bits), sign (1 means negative). A high field above
+    ``max_exp`` or a low one above ``lo_max_exp`` means no such term.
     """
 
-    def __init__(self, *, exp_bits: int, act_bits: int, act_signed: bool = False) -> None:
-        _check_width("Exponent width", exp_bits, minimum=0)
+    def __init__(self, *, max_exp: int, lo_max_exp: int | None = None, act_bits: int,
+                 act_signed: bool = False) -> None:
+        _check_width("Maximum exponent", max_exp, minimum=0)
+        if lo_max_exp is None:
+            lo_max_exp = max(0, max_exp - 1)
+        _check_width("Maximum low exponent", lo_max_exp, minimum=0)
+        if lo_max_exp > max(0, max_exp - 1):
+            raise ValueError(f"Maximum low exponent must be below the maximum exponent "
+                             f"{max_exp} (or 0), not {lo_max_exp}")
         _check_width("Activation width", act_bits)
         _check_bool("act_signed", act_signed)
-        self._exp_bits = exp_bits
+        self._max_exp = max_exp
+        self._lo_max_exp = lo_max_exp
+        self._fields_at = apot_fields(max_exp, lo_max_exp)
         alo, ahi = _act_range(act_bits, act_signed)
-        big = max(abs(alo), abs(ahi)) * 2 * (2**self.max_exp)
-        super().__init__(2 * exp_bits + 3, act_bits, act_signed, (-big, big))
-
-    @property
-    def exp_bits(self) -> int:
-        return self._exp_bits
+        big = max(abs(alo), abs(ahi)) * self.max_magnitude
+        super().__init__(self._fields_at["sign"][1], act_bits, act_signed, (-big, big))
 
     @property
     def max_exp(self) -> int:
-        return 2**self._exp_bits - 1
+        return self._max_exp
+
+    @property
+    def lo_max_exp(self) -> int:
+        return self._lo_max_exp
+
+    @property
+    def max_magnitude(self) -> int:
+        """The largest weight magnitude the encoding can express."""
+        if self._max_exp == 0:
+            return 1
+        return 2**self._max_exp + 2**self._lo_max_exp
+
+    def _field(self, native: int, key: str) -> int:
+        start, stop = self._fields_at[key]
+        return native >> start & (2 ** (stop - start) - 1)
 
     def encode(self, value: int) -> int:
         value = int(value)
-        e = self._exp_bits
-        if value == 0:
-            return 0
         mag = abs(value)
         bits = [i for i in range(mag.bit_length()) if mag >> i & 1]
-        if len(bits) > 2 or bits[-1] > self.max_exp:
-            raise ValueError(f"Weight {value} is not 0, +-2**e1 or +-(2**e1 + 2**e2) with "
-                             f"exponents <= {self.max_exp}")
-        native = bits[0] | (1 << (2 * e))
-        if len(bits) == 2:
-            native |= (bits[1] << e) | (1 << (2 * e + 1))
-        return native | ((value < 0) << (2 * e + 2))
+        if len(bits) == 1 and bits[0] > 0:
+            h, low = bits[0], None
+        elif len(bits) == 1:
+            h, low = 0, 0
+        elif len(bits) == 2:
+            h, low = bits[1], bits[0]
+        else:
+            h, low = 0, None
+        if len(bits) > 2 or h > self._max_exp or (low is not None and low > self._lo_max_exp):
+            raise ValueError(f"Weight {value} is not 0, +-2**e or +-(2**e1 + 2**e2) with "
+                             f"e1 <= {self._max_exp} and e2 <= {self._lo_max_exp}")
+        f = self._fields_at
+        native = h << f["hi"][0]
+        if low is not None:
+            native |= (1 << f["lo_en"][0]) | (low << f["lo"][0])
+        return native | ((value < 0) << f["sign"][0])
 
     def value(self, native: int) -> int:
-        e = self._exp_bits
-        mask = 2**e - 1
-        mag = ((native >> (2 * e) & 1) << (native & mask)) + \
-              ((native >> (2 * e + 1) & 1) << (native >> e & mask))
-        return -mag if native >> (2 * e + 2) & 1 else mag
+        h = self._field(native, "hi")
+        low = self._field(native, "lo")
+        mag = (1 << h) if 1 <= h <= self._max_exp else 0
+        if self._field(native, "lo_en") and low <= self._lo_max_exp:
+            mag += 1 << low
+        return -mag if self._field(native, "sign") else mag
 
-    def magnitude(self, m: Module):
-        """``(magnitude, negate)``; see :meth:`PotProduct.magnitude`."""
-        e = self._exp_bits
-        w = self.w
-        t1 = Mux(w[2 * e], shift_by(m, self.a, w[:e], self.max_exp), 0)
-        t2 = Mux(w[2 * e + 1], shift_by(m, self.a, w[e:2 * e], self.max_exp), 0)
-        return t1 + t2, w[2 * e + 2]
+    def _pair(self, m: Module, name: str):
+        """``(pair, lo, hi)``: ``(a << h) + (a << l)`` with absent terms 0, and its bounds."""
+        f = self._fields_at
+        w, a = self.w, self.a
+        n = len(a)
+        a_signed = self.act_signed
+        alo, ahi = _act_range(self.act_bits, a_signed)
+        top = a[n - 1] if a_signed else Const(0, 1)
+        h = w[f["hi"][0]:f["hi"][1]]
+        th = Signal(shape_for(min(alo, 0) << self._max_exp, ahi << self._max_exp),
+                    name=f"{name}_th")
+        if len(h) == 0:
+            m.d.comb += th.eq(0)
+        elif len(h) <= 2:
+            # each bit one 4:1 mux (two LUT4) over a[j-1], a[j-2], a[j-3]; code 0 picks 0
+            def cand(j, v):
+                if not 1 <= v <= self._max_exp or j - v < 0:
+                    return Const(0, 1)
+                return a[j - v] if j - v < n else top
+
+            h1 = h[1] if len(h) > 1 else Const(0, 1)
+            m.d.comb += th.eq(Cat(*(_mux4(m, h[0], h1, [cand(j, v) for v in range(4)],
+                                          f"{name}_hi{j}")
+                                    for j in range(len(th)))))
+        else:
+            en = h != 0
+            if self._max_exp < 2 ** len(h) - 1:
+                en = en & (h <= self._max_exp)
+            x = Signal(a.shape(), name=f"{name}_hi_x")
+            m.d.comb += x.eq(a & en.replicate(n))
+            m.d.comb += th.eq(shift_by(m, x, h, self._max_exp))
+        lo_f = w[f["lo"][0]:f["lo"][1]]
+        lo_en = w[f["lo_en"][0]]
+        if self._lo_max_exp < 2 ** len(lo_f) - 1:
+            lo_en = lo_en & (lo_f <= self._lo_max_exp)
+        tl = Signal(shape_for(min(alo, 0) << self._lo_max_exp, ahi << self._lo_max_exp),
+                    name=f"{name}_tl")
+        x = Signal(a.shape(), name=f"{name}_lo_x")
+        m.d.comb += x.eq(a & lo_en.replicate(n))
+        m.d.comb += tl.eq(shift_by(m, x, lo_f, self._lo_max_exp) if len(lo_f) else x)
+        mags = self.max_magnitude
+        plo, phi = min(alo * mags, 0), max(ahi * mags, 0)
+        pair = Signal(shape_for(plo, phi), name=f"{name}_pair")
+        m.d.comb += pair.eq(th + tl)
+        return pair, plo, phi
 
     def terms(self, m: Module, name: str = "apot"):
         """``(term, lo, hi, carry)`` with ``p == term + carry``; see
-        :meth:`PotProduct.terms`. The two shifted terms are one's complements when the
-        sign is set; one ``+1`` rides into their adder, the other is returned."""
-        e = self._exp_bits
-        w = self.w
-        sign = w[2 * e + 2]
-        t1, lo1, hi1 = ones_complement_shift(m, self.a, w[:e], w[2 * e], sign, self.max_exp,
-                                             f"{name}_t1")
-        t2, lo2, hi2 = ones_complement_shift(m, self.a, w[e:2 * e], w[2 * e + 1], sign,
-                                             self.max_exp, f"{name}_t2")
-        lo, hi = lo1 + lo2, hi1 + hi2 + 1
-        pair = Signal(shape_for(lo, hi), name=f"{name}_pair", attrs={"keep": 1})
-        m.d.comb += pair.eq(t1 + t2 + sign)
-        return pair, lo, hi, sign
+        :meth:`PotProduct.terms`. The two shifted terms are added as magnitudes and the
+        sum complemented by the sign: on iCE40 that XOR lands on the free input of the
+        pair adder's LUTs and costs nothing."""
+        sign = self.w[self._fields_at["sign"][0]]
+        pair, plo, phi = self._pair(m, name)
+        lo, hi = min(plo, -phi - 1), max(phi, -plo - 1)
+        shape = shape_for(lo, hi)
+        ext = Signal(shape, name=f"{name}_ext")
+        term = Signal(shape, name=f"{name}_term")
+        m.d.comb += [ext.eq(pair), term.eq(ext ^ sign.replicate(shape.width))]
+        return term, lo, hi, sign
 
     def elaborate(self, platform):
         m = Module()
-        mag, neg = self.magnitude(m)
-        m.d.comb += self.p.eq(Mux(neg, -mag, mag))
+        sign = self.w[self._fields_at["sign"][0]]
+        pair, _, _ = self._pair(m, "apot")
+        m.d.comb += self.p.eq(Mux(sign, -pair, pair))
         return m
 
 

@@ -70,7 +70,8 @@ def test_threshold_unit_exhaustive():
 
 
 def test_mac_lane_clear_control():
-    lane = MacLane(scheme="pot", weight_bits=3, act_bits=3, acc_width=12, control="clear")
+    lane = MacLane(scheme="pot", weight_bits=3, act_bits=3, acc_width=12, control="clear",
+                   max_exp=3)
     steps = [(lane.encode(4), 5, 1, 0), (lane.encode(-2), 3, 1, 0), (0, 0, 0, 1),
              (lane.encode(1), 7, 1, 0), (lane.encode(0), 7, 1, 0), (lane.encode(-8), 1, 1, 1)]
     got = []
@@ -89,7 +90,8 @@ def test_mac_lane_clear_control():
     sim.add_testbench(bench)
     sim.run()
     assert got == [20, 14, 0, 7, 7, 0]
-    with pytest.raises(ValueError, match="Control must be 'first' or 'clear', not 'reset'"):
+    with pytest.raises(ValueError, match="Control must be one of 'first', 'clear', 'last', "
+                                         "not 'reset'"):
         MacLane(scheme="pot", weight_bits=3, act_bits=3, acc_width=12, control="reset")
 
 
