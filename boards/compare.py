@@ -47,7 +47,8 @@ from .toolchain import ToolchainError
 
 __all__ = ["MODES", "SCHEMES", "TARGETS", "Point", "Grid", "QUICK_GRID", "DEFAULT_GRID",
            "build_design", "evaluate_point", "Cache", "Progress", "SweepResult", "run_sweep",
-           "ACC_TERMS", "LANE_CONTROL", "lane_codebook", "BAKED_IN", "BAKED_OUT", "TABLE_MAX_INDEX_BITS", "default_cache_dir"]
+           "ACC_TERMS", "LANE_CONTROL", "lane_codebook", "BAKED_IN", "BAKED_OUT",
+           "TABLE_MAX_INDEX_BITS", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
 
