@@ -20,9 +20,10 @@ activations (8 bits). Like for like:
 (``P[k][c]`` from a LUT-Q codebook) is only built up to 10 index bits.
 
 At 4-bit weights it also synthesizes the parts on their own (the product unit, the bare
-accumulator) and every lane under each accumulator control (``first``: a multiplexer in
+accumulator), every lane under each accumulator control (``first``: a multiplexer in
 front of the adder, or for a two's complement product behind it; ``clear``: a synchronous
-clear and a cycle between sums; ``last``). Targets (issue 4): PoT <= 0.5x and APoT <=
+clear and a cycle between sums; ``last``) and the APoT lane with the unit's index
+encoding (as many native bits as the quantizer's codes). Targets (issue 4): PoT <= 0.5x and APoT <=
 0.75x the uniform lane at 4-bit weights. Exit code 0 when both hold, 1 otherwise.
 """
 
@@ -60,6 +61,15 @@ def _lane(scheme: str, wbits: int, abits: int, control: str | None = None):
         ref._MustUse__silence = ref.unit._MustUse__silence = True
         return MacLane(scheme="multiply", weight_bits=wbits, act_bits=abits,
                        acc_width=len(ref.acc), control=control)
+    if scheme == "apot_index":
+        from mulfree.hw.mac import apot_levels
+
+        ref = compare._runtime_lane("apot", wbits, abits, control=control)
+        ref._MustUse__silence = ref.unit._MustUse__silence = True
+        lane = MacLane(scheme="apot", weight_bits=wbits, act_bits=abits,
+                       acc_width=len(ref.acc), control=control, levels=apot_levels(wbits))
+        lane.unit._MustUse__silence = True
+        return lane
     name = "lut" if scheme == "table" else scheme
     return compare._runtime_lane(name, wbits, abits, control=control)
 
@@ -168,6 +178,7 @@ def main(argv=None) -> int:
             jobs += [("unit", s, 4, args.abits, LANE_CONTROL),
                      ("acc", s, 4, args.abits, LANE_CONTROL)]
             jobs += [("lane", s, 4, args.abits, c) for c in CONTROLS if c != LANE_CONTROL]
+        jobs.append(("lane", "apot_index", 4, args.abits, LANE_CONTROL))
     start = time.monotonic()
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         rows = pool.map(_measure, jobs)
@@ -226,6 +237,11 @@ def main(argv=None) -> int:
             print(f"control={c!r}: " + ", ".join(
                 f"{s} {parts[('lane', s, c)]['lut'] / uc:.2f}x" for s in ("pot", "apot"))
                 + f" the uniform lane ({uc} LUT4)")
+        idx = parts[("lane", "apot_index", LANE_CONTROL)]
+        print(f"apot with the index encoding (ApotProduct(levels=...): "
+              f"{idx['weight_port']} native bits, the quantizer's code width, decoded by a "
+              f"table): {idx['lut']} LUT4, {idx['ff']} FF, "
+              f"{idx['lut'] / lanes[('uniform', 4)]['lut']:.2f}x the uniform lane")
         print()
         u = lanes[("uniform", 4)]["lut"]
         for s, limit in TARGETS.items():

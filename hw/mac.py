@@ -74,6 +74,8 @@ class MacLane(wiring.Component):
         flip-flops.
     max_exp, lo_max_exp : int or None
         The PoT / APoT unit's exponents (:class:`PotProduct`, :class:`ApotProduct`).
+    levels : list of int or None
+        APoT only: the codebook's magnitudes, for the unit's index encoding.
 
     Members
     -------
@@ -92,7 +94,8 @@ class MacLane(wiring.Component):
 
     def __init__(self, *, scheme: str, weight_bits: int, act_bits: int, acc_width: int,
                  act_signed: bool = False, table=None, control: str = "first",
-                 max_exp: int | None = None, lo_max_exp: int | None = None) -> None:
+                 max_exp: int | None = None, lo_max_exp: int | None = None,
+                 levels=None) -> None:
         if not isinstance(scheme, str):
             raise TypeError(f"Scheme must be a string, not {scheme!r}")
         if scheme not in SCHEMES:
@@ -108,6 +111,8 @@ class MacLane(wiring.Component):
                              f"not {control!r}")
         if (max_exp is not None or lo_max_exp is not None) and scheme not in ("pot", "apot"):
             raise ValueError(f"Exponents are for the pot and apot schemes, not {scheme!r}")
+        if levels is not None and scheme != "apot":
+            raise ValueError(f"Levels are for the apot scheme, not {scheme!r}")
         self._control = control
         self._scheme = scheme
         if scheme in ("multiply", "uniform"):
@@ -120,10 +125,10 @@ class MacLane(wiring.Component):
                 max_exp=pot_max_exp(weight_bits) if max_exp is None else max_exp,
                 act_bits=act_bits, act_signed=act_signed)
         elif scheme == "apot":
-            if max_exp is None:
+            if max_exp is None and levels is None:
                 max_exp, default_lo = apot_max_exps(apot_levels(weight_bits))
                 lo_max_exp = default_lo if lo_max_exp is None else lo_max_exp
-            self.unit = ApotProduct(max_exp=max_exp, lo_max_exp=lo_max_exp,
+            self.unit = ApotProduct(max_exp=max_exp, lo_max_exp=lo_max_exp, levels=levels,
                                     act_bits=act_bits, act_signed=act_signed)
         else:
             if table is None:

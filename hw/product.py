@@ -322,28 +322,59 @@ class ApotProduct(ProductUnit):
 
     Parameters
     ----------
-    max_exp : int
+    max_exp : int or None
         The largest exponent of the codebook (of its high terms); 0 allows only +-1 and 0.
+        ``None``: the largest of ``levels``.
     lo_max_exp : int or None
         The largest exponent of a low term (below ``max_exp``, or 0 when ``max_exp`` is
-        0); ``None``: ``max(0, max_exp - 1)``, every two-term sum.
+        0); ``None``: that of ``levels``, or without them ``max(0, max_exp - 1)``, every
+        two-term sum.
+    levels : list of int or None
+        The codebook's magnitudes (positive, each a power of two or a sum of two). Given,
+        the native encoding is an index into them instead of the exponent fields.
     act_bits : int
         Width of the activation.
     act_signed : bool
         Whether the activation is two's complement.
 
-    Native encoding (LSB first, see :func:`apot_fields`): ``hi`` (``h``, 0 meaning no
-    high term; ``max_exp.bit_length()`` bits), ``lo_en``, ``lo`` (``l``;
-    ``lo_max_exp.bit_length()`` bits), sign (1 means negative). A high field above
-    ``max_exp`` or a low one above ``lo_max_exp`` means no such term.
+    Native encoding (LSB first), without ``levels`` (see :func:`apot_fields`): ``hi``
+    (``h``, 0 meaning no high term; ``max_exp.bit_length()`` bits), ``lo_en``, ``lo``
+    (``l``; ``lo_max_exp.bit_length()`` bits), sign (1 means negative); a high field
+    above ``max_exp`` or a low one above ``lo_max_exp`` means no such term. With
+    ``levels``: an index ``k`` (``len(levels).bit_length()`` bits; 0 is the weight 0, ``k``
+    the ``k``-th smallest level, past the last 0), then the sign: as many bits as the
+    quantizer's codes, decoded to the fields by a small table.
     """
 
-    def __init__(self, *, max_exp: int, lo_max_exp: int | None = None, act_bits: int,
-                 act_signed: bool = False) -> None:
+    def __init__(self, *, max_exp: int | None = None, lo_max_exp: int | None = None,
+                 levels=None, act_bits: int, act_signed: bool = False) -> None:
+        if levels is not None:
+            if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+                raise TypeError(f"Levels must be a list of integers, not {levels!r}")
+            levels = list(levels)
+            for v in levels:
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise TypeError(f"Levels must be integers, not {v!r}")
+                if v <= 0:
+                    raise ValueError(f"Levels must be positive, not {v}")
+            if not levels:
+                raise ValueError("Levels must not be empty")
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"Levels must be distinct, not {levels!r}")
+            need_hi, need_lo = apot_max_exps(levels)
+            if max_exp is None:
+                max_exp = need_hi
+            if lo_max_exp is None:
+                lo_max_exp = need_lo
+        elif max_exp is None:
+            raise TypeError("ApotProduct needs max_exp or levels")
         _check_width("Maximum exponent", max_exp, minimum=0)
         if lo_max_exp is None:
             lo_max_exp = max(0, max_exp - 1)
         _check_width("Maximum low exponent", lo_max_exp, minimum=0)
+        if levels is not None and (need_hi > max_exp or need_lo > lo_max_exp):
+            raise ValueError(f"Levels need exponents up to {need_hi} and {need_lo}, "
+                             f"not {max_exp} and {lo_max_exp}")
         if lo_max_exp > max(0, max_exp - 1):
             raise ValueError(f"Maximum low exponent must be below the maximum exponent "
                              f"{max_exp} (or 0), not {lo_max_exp}")
@@ -352,9 +383,20 @@ class ApotProduct(ProductUnit):
         self._max_exp = max_exp
         self._lo_max_exp = lo_max_exp
         self._fields_at = apot_fields(max_exp, lo_max_exp)
+        self._levels = None
+        if levels is not None:
+            self._levels = tuple(sorted(levels))
+            self._sign_at = len(levels).bit_length()
+        else:
+            self._sign_at = self._fields_at["sign"][0]
         alo, ahi = _act_range(act_bits, act_signed)
         big = max(abs(alo), abs(ahi)) * self.max_magnitude
-        super().__init__(self._fields_at["sign"][1], act_bits, act_signed, (-big, big))
+        super().__init__(self._sign_at + 1, act_bits, act_signed, (-big, big))
+
+    @property
+    def levels(self) -> tuple[int, ...] | None:
+        """The magnitudes an index encoding stands for (``None``: exponent fields)."""
+        return self._levels
 
     @property
     def max_exp(self) -> int:
@@ -367,6 +409,8 @@ class ApotProduct(ProductUnit):
     @property
     def max_magnitude(self) -> int:
         """The largest weight magnitude the encoding can express."""
+        if self._levels is not None:
+            return max(self._levels)
         if self._max_exp == 0:
             return 1
         return 2**self._max_exp + 2**self._lo_max_exp
@@ -375,9 +419,22 @@ class ApotProduct(ProductUnit):
         start, stop = self._fields_at[key]
         return native >> start & (2 ** (stop - start) - 1)
 
+    def _split(self, mag: int) -> tuple[int, int | None]:
+        """``(h, l)`` of a magnitude: ``h`` 0 for no high term, ``l`` ``None`` for none."""
+        bits = [i for i in range(mag.bit_length()) if mag >> i & 1]
+        if len(bits) == 1:
+            return (bits[0], None) if bits[0] > 0 else (0, 0)
+        return (bits[1], bits[0]) if len(bits) == 2 else (0, None)
+
     def encode(self, value: int) -> int:
         value = int(value)
         mag = abs(value)
+        if self._levels is not None:
+            if mag and mag not in self._levels:
+                raise ValueError(f"Weight {value} is not 0 or +-one of the levels "
+                                 f"{list(self._levels)}")
+            index = self._levels.index(mag) + 1 if mag else 0
+            return index | ((value < 0) << self._sign_at)
         bits = [i for i in range(mag.bit_length()) if mag >> i & 1]
         if len(bits) == 1 and bits[0] > 0:
             h, low = bits[0], None
@@ -397,6 +454,10 @@ class ApotProduct(ProductUnit):
         return native | ((value < 0) << f["sign"][0])
 
     def value(self, native: int) -> int:
+        if self._levels is not None:
+            index = native & (2**self._sign_at - 1)
+            mag = self._levels[index - 1] if 1 <= index <= len(self._levels) else 0
+            return -mag if native >> self._sign_at & 1 else mag
         h = self._field(native, "hi")
         low = self._field(native, "lo")
         mag = (1 << h) if 1 <= h <= self._max_exp else 0
@@ -404,15 +465,32 @@ class ApotProduct(ProductUnit):
             mag += 1 << low
         return -mag if self._field(native, "sign") else mag
 
+    def _decode(self, m: Module, name: str):
+        """``(h, lo_en, lo)``: the exponent fields, from the native weight."""
+        f = self._fields_at
+        w = self.w
+        if self._levels is None:
+            return w[f["hi"][0]:f["hi"][1]], w[f["lo_en"][0]], w[f["lo"][0]:f["lo"][1]]
+        h = Signal(f["hi"][1] - f["hi"][0], name=f"{name}_h")
+        lo_en = Signal(name=f"{name}_lo_en")
+        lo = Signal(f["lo"][1] - f["lo"][0], name=f"{name}_lo")
+        with m.Switch(w[:self._sign_at]):
+            for k, v in enumerate(self._levels, 1):
+                hk, lk = self._split(v)
+                with m.Case(k):
+                    m.d.comb += h.eq(hk)
+                    if lk is not None:
+                        m.d.comb += [lo_en.eq(1), lo.eq(lk)]
+        return h, lo_en, lo
+
     def _pair(self, m: Module, name: str):
         """``(pair, lo, hi)``: ``(a << h) + (a << l)`` with absent terms 0, and its bounds."""
-        f = self._fields_at
-        w, a = self.w, self.a
+        a = self.a
         n = len(a)
         a_signed = self.act_signed
         alo, ahi = _act_range(self.act_bits, a_signed)
         top = a[n - 1] if a_signed else Const(0, 1)
-        h = w[f["hi"][0]:f["hi"][1]]
+        h, lo_en, lo_f = self._decode(m, name)
         th = Signal(shape_for(min(alo, 0) << self._max_exp, ahi << self._max_exp),
                     name=f"{name}_th")
         if len(h) == 0:
@@ -435,8 +513,6 @@ class ApotProduct(ProductUnit):
             x = Signal(a.shape(), name=f"{name}_hi_x")
             m.d.comb += x.eq(a & en.replicate(n))
             m.d.comb += th.eq(shift_by(m, x, h, self._max_exp))
-        lo_f = w[f["lo"][0]:f["lo"][1]]
-        lo_en = w[f["lo_en"][0]]
         if self._lo_max_exp < 2 ** len(lo_f) - 1:
             lo_en = lo_en & (lo_f <= self._lo_max_exp)
         tl = Signal(shape_for(min(alo, 0) << self._lo_max_exp, ahi << self._lo_max_exp),
@@ -455,7 +531,7 @@ class ApotProduct(ProductUnit):
         :meth:`PotProduct.terms`. The two shifted terms are added as magnitudes and the
         sum complemented by the sign: on iCE40 that XOR lands on the free input of the
         pair adder's LUTs and costs nothing."""
-        sign = self.w[self._fields_at["sign"][0]]
+        sign = self.w[self._sign_at]
         pair, plo, phi = self._pair(m, name)
         lo, hi = min(plo, -phi - 1), max(phi, -plo - 1)
         shape = shape_for(lo, hi)
@@ -466,7 +542,7 @@ class ApotProduct(ProductUnit):
 
     def elaborate(self, platform):
         m = Module()
-        sign = self.w[self._fields_at["sign"][0]]
+        sign = self.w[self._sign_at]
         pair, _, _ = self._pair(m, "apot")
         m.d.comb += self.p.eq(Mux(sign, -pair, pair))
         return m

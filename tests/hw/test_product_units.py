@@ -53,6 +53,10 @@ UNITS = [
     lambda s: ApotProduct(max_exp=3, lo_max_exp=1, act_bits=3, act_signed=s),  # 4-bit
     lambda s: ApotProduct(max_exp=4, lo_max_exp=3, act_bits=2, act_signed=s),  # 5-bit
     lambda s: ApotProduct(max_exp=5, lo_max_exp=2, act_bits=2, act_signed=s),
+    lambda s: ApotProduct(levels=[1, 2, 3, 4, 5, 6, 8], act_bits=3, act_signed=s),  # index
+    lambda s: ApotProduct(levels=[3, 12, 16, 2], act_bits=3, act_signed=s),
+    lambda s: ApotProduct(levels=[1], act_bits=3, act_signed=s),
+    lambda s: ApotProduct(levels=[2, 4], max_exp=3, lo_max_exp=2, act_bits=2, act_signed=s),
 ]
 
 
@@ -118,6 +122,10 @@ def test_codebook_exponents_match_the_quantizer(bits):
                     lo_max_exp=apot_max_exps(apot_levels(bits))[1], act_bits=2)
     u._MustUse__silence = True
     assert [u.value(u.encode(int(v))) for v in levels] == levels.tolist()
+    u = ApotProduct(levels=apot_levels(bits), act_bits=2)
+    u._MustUse__silence = True
+    assert [u.value(u.encode(int(v))) for v in levels] == levels.tolist()
+    assert u.weight_bits == bits and u.bounds == (-3 * max(levels), 3 * max(levels))
     if bits <= 6:
         levels = weight_levels("pot", bits)
         assert max(abs(levels)) == 2 ** pot_max_exp(bits)
@@ -212,6 +220,20 @@ def test_bad_parameters(kwargs, exc, msg):
      r"Maximum low exponent must be below the maximum exponent 3 \(or 0\), not 3"),
     (lambda: ApotProduct(max_exp=0, lo_max_exp=1, act_bits=4), ValueError,
      r"Maximum low exponent must be below the maximum exponent 0 \(or 0\), not 1"),
+    (lambda: ApotProduct(act_bits=4), TypeError, r"ApotProduct needs max_exp or levels"),
+    (lambda: ApotProduct(levels=3, act_bits=4), TypeError,
+     r"Levels must be a list of integers, not 3"),
+    (lambda: ApotProduct(levels=[1, 2.0], act_bits=4), TypeError,
+     r"Levels must be integers, not 2\.0"),
+    (lambda: ApotProduct(levels=[1, 0], act_bits=4), ValueError,
+     r"Levels must be positive, not 0"),
+    (lambda: ApotProduct(levels=[], act_bits=4), ValueError, r"Levels must not be empty"),
+    (lambda: ApotProduct(levels=[1, 2, 1], act_bits=4), ValueError,
+     r"Levels must be distinct, not \[1, 2, 1\]"),
+    (lambda: ApotProduct(levels=[1, 7], act_bits=4), ValueError,
+     r"Level 7 is not a sum of at most two powers of two"),
+    (lambda: ApotProduct(levels=[12], max_exp=2, act_bits=4), ValueError,
+     r"Levels need exponents up to 3 and 2, not 2 and 2"),
 ])
 def test_bad_exponents(make, exc, msg):
     with pytest.raises(exc, match=msg):
@@ -232,8 +254,13 @@ def test_bad_parameters_other_units():
     for bad in (7, 12, -16):        # three bits; a low term 4 > 2**1; past 2**3
         with pytest.raises(ValueError, match=rf"Weight {bad} is not 0, \+-2\*\*e or"):
             a.encode(bad)
+    with pytest.raises(ValueError,
+                       match=r"Weight -7 is not 0 or \+-one of the levels \[1, 2, 3\]"):
+        ApotProduct(levels=[3, 1, 2], act_bits=4).encode(-7)
     with pytest.raises(ValueError, match="Scheme must be one of"):
         MacLane(scheme="fp8", weight_bits=4, act_bits=8, acc_width=16)
+    with pytest.raises(ValueError, match="Levels are for the apot scheme, not 'pot'"):
+        MacLane(scheme="pot", weight_bits=4, act_bits=8, acc_width=16, levels=[1, 2])
     with pytest.raises(TypeError, match="Control must be a string, not 1"):
         MacLane(scheme="pot", weight_bits=4, act_bits=8, acc_width=16, control=1)
     with pytest.raises(ValueError, match="Control must be one of 'first', 'clear', 'last', "
@@ -274,6 +301,7 @@ def _golden_lane(steps, product, control):
     ("apot", {}),                                       # 1, 2, 3: max_exp 1, lo 0
     ("apot", {"max_exp": 3, "lo_max_exp": 1}),          # the 4-bit codebook's unit
     ("apot", {"max_exp": 4}),
+    ("apot", {"levels": [1, 2, 3, 4, 5, 6, 8]}),      # index encoding
 ])
 @pytest.mark.parametrize("act_signed", [False, True])
 def test_mac_lane(scheme, kwargs, control, act_signed):
