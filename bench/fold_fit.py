@@ -116,16 +116,27 @@ def _save_cache(cache: dict) -> None:
     atomic_write_text(CACHE, json.dumps(cache, indent=0, sort_keys=True))
 
 
+CACHED_ONLY = False
+
+
 def measure(spec, target: str, cache: dict) -> dict:
     """Yosys's counts for one stage: lut (ECP5: LUT4 + 2 x CCU2C), ff, bram."""
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
+    from mulfree.boards.toolchain import ToolchainError
     from mulfree.hw.engine import build_stage
 
     text = emit_verilog(build_stage(spec))
     key = hashlib.sha256((target + "\n" + text).encode()).hexdigest()
+    if key not in cache and CACHED_ONLY:
+        return None
     if key not in cache:
         t = time.monotonic()
-        r = synthesize(text, Flow(target=target, pnr=False)).report
+        try:
+            r = synthesize(text, Flow(target=target, pnr=False)).report
+        except ToolchainError as e:      # reported, not fatal: the sweep goes on
+            print(f"\n{target}: Yosys failed on a stage ({str(e).splitlines()[0]})",
+                  file=sys.stderr)
+            return None
         lut = r.lut + (2 * r.carry if target == "ecp5" else 0)
         cache[key] = {"lut": lut, "ff": r.ff, "bram": r.bram, "lut4": r.lut, "carry": r.carry,
                       "seconds": round(time.monotonic() - t, 1)}
@@ -144,7 +155,9 @@ def points(targets, quick: bool):
             names = _stage_names(manifest, stages)
             for spec, sname in zip(stages, names):
                 for target in targets:
-                    yield label, flabel, sname, spec, target, measure(spec, target, cache)
+                    m = measure(spec, target, cache)
+                    if m is not None:
+                        yield label, flabel, sname, spec, target, m
 
 
 def _stage_names(manifest, stages):
@@ -203,6 +216,8 @@ def harness(boards, folds) -> None:
         board = get_board(bname)
         fam = board.family
         for fold in folds:
+            if fold == "device":
+                fold = f"device:{board.part.name}"
             out = ROOT / "out" / "fold_fit" / "builds" / f"{bname}-{str(fold).replace(':', '_')}"
             r = build(model, board, out, fold=fold)
             cell = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}[fam]
@@ -216,20 +231,47 @@ def harness(boards, folds) -> None:
                   f"{r.resources.ff - nf:>11}", flush=True)
 
 
+def fit_scale(data, target: str, base: str = "ice40") -> dict:
+    """``target``'s constants as ``base``'s times one factor, with a factor of its own for
+    the multipliers (Yosys maps them differently per family): non-negative least squares
+    on the relative error, for a target with too few measured stages for a full fit."""
+    from scipy.optimize import nnls
+
+    from mulfree.gen.cost import COEFFS, FEATURES, stage_features
+
+    rows = [(stage_features(spec, target), m["lut"]) for *_, spec, t, m in data if t == target]
+    mult = np.array([COEFFS[base]["prod_uniform"] * f["prod_uniform"] for f, _ in rows])
+    rest = np.array([sum(COEFFS[base][k] * f[k] for k in FEATURES) for f, _ in rows]) - mult
+    y = np.array([lut for _, lut in rows], float)
+    w = 1.0 / np.maximum(y, 30.0)
+    (scale, umul), _ = nnls(np.stack([rest * w, mult * w], axis=1), y * w)
+    print(f"{target}: {len(rows)} stages, scale {scale:.3f} x {base}, multipliers "
+          f"{umul:.3f} x {base}", file=sys.stderr)
+    out = {k: round(COEFFS[base][k] * scale, 3) for k in FEATURES}
+    out["prod_uniform"] = round(COEFFS[base]["prod_uniform"] * umul, 3)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="ice40,ecp5")
     p.add_argument("--quick", action="store_true", help="three models only")
     p.add_argument("--fit", action="store_true", help="fit and print COEFFS")
     p.add_argument("--stages", action="store_true", help="print every stage")
+    p.add_argument("--cached", action="store_true",
+                   help="use only stages already measured (skip the rest)")
+    p.add_argument("--scale", action="store_true",
+                   help="with --fit: fit one factor on top of the iCE40 constants")
     p.add_argument("--harness", metavar="BOARDS",
                    help="board builds (comma-separated boards) for the iCE40 packing "
                         "fraction and the harness reserve")
     args = p.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    global CACHED_ONLY
+    CACHED_ONLY = args.cached
     if args.harness:
         harness(args.harness.split(","), ["serial", {"layers": {
-            "dense0": {"pe": 2, "simd": 8}, "dense1": {"pe": 2, "simd": 4}}}])
+            "fc0": {"pe": 2, "simd": 8}, "fc1": {"pe": 2, "simd": 4}}}, "auto", "device"])
         return 0
 
     from mulfree.gen.cost import stage_cost
@@ -242,7 +284,7 @@ def main(argv=None) -> int:
     if args.fit:
         from mulfree.gen import cost
         for target in targets:
-            cost.COEFFS[target] = fit(data, target)
+            cost.COEFFS[target] = fit_scale(data, target) if args.scale else fit(data, target)
             print(f"COEFFS[{target!r}] = {json.dumps(cost.COEFFS[target])}")
 
     errors = {t: [] for t in targets}
@@ -251,6 +293,14 @@ def main(argv=None) -> int:
     if args.stages:
         print(f"{'model':<16}{'fold':<9}{'stage':<14}{'target':<7}{'est':>7}{'yosys':>7}"
               f"{'err':>7}{'ff est':>8}{'ff':>7}{'bram':>9}")
+    from mulfree.gen.plan import plan_network
+    complete = {}
+    for label, model in models(args.quick):
+        for flabel, fold in folds_for(model):
+            complete[(label, flabel)] = len(plan_network(model, "runtime", fold)[0])
+    counted: dict = {}
+    for label, flabel, sname, spec, target, m in data:
+        counted[(label, flabel, target)] = counted.get((label, flabel, target), 0) + 1
     for label, flabel, sname, spec, target, m in data:
         c = stage_cost(spec, target)
         n = nets.setdefault((label, flabel, target), [0, 0, 0, 0, 0, 0])
@@ -263,6 +313,8 @@ def main(argv=None) -> int:
     print(f"\n{'network':<16}{'fold':<9}{'target':<7}{'LUT est':>8}{'yosys':>7}{'err':>7}"
           f"{'FF est':>8}{'yosys':>7}{'err':>7}{'BRAM est/yosys':>16}")
     for (label, flabel, target), (le, lm, fe, fm, be, bm) in nets.items():
+        if counted[(label, flabel, target)] < complete[(label, flabel)]:
+            continue            # a stage was not measured (Yosys failed, or --cached)
         err, ferr = (le - lm) / lm, (fe - fm) / fm
         errors[target].append(err)
         ff_err[target].append(ferr)
