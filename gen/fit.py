@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from .cost import HARNESS, StageCost, stage_cost
 from .devices import Device, get_device
@@ -236,16 +235,3 @@ def _no_fit_message(model, device: Device, options, reserve, limit) -> str:
         what += f", and {bram} block RAMs of {device.bram_count}"
     return (f"model '{model.name}' does not fit the {device.part} ({device.name}) even with "
             f"its cheapest fold: {what}; choose a larger device")
-
-
-def describe(result: FitResult) -> str:
-    d = result.device
-    return (f"fitted to {d.part}: {result.cycles_per_inference} cycles per inference, "
-            f"estimated {result.cells}/{d.cells} cells, {result.bram}/{d.bram_count} BRAM")
-
-
-def parse_device_fold(fold: Any) -> str | None:
-    """The device name of a ``"device:NAME"`` fold string, else ``None``."""
-    if isinstance(fold, str) and fold.startswith("device:"):
-        return fold[len("device:"):]
-    return None

@@ -53,7 +53,8 @@ def test_device_table_has_the_boards_devices_with_real_capacities():
     assert (d["ice40up5k"].cells, d["ice40up5k"].bram_count, d["ice40up5k"].dsps) == (5280, 30, 8)
     assert (d["ice40hx8k"].cells, d["ice40hx8k"].bram_count) == (7680, 32)
     assert (d["ice40hx1k"].cells, d["ice40hx1k"].bram_count) == (1280, 16)
-    assert (d["lfe5u-85f"].cells, d["lfe5u-85f"].bram_count, d["lfe5u-85f"].dsps) == (83640, 208, 156)
+    assert (d["lfe5u-85f"].cells, d["lfe5u-85f"].bram_count,
+            d["lfe5u-85f"].dsps) == (83640, 208, 156)
     assert (d["lfe5u-25f"].cells, d["lfe5u-25f"].bram_count) == (24288, 56)
     assert (d["lfe5u-12f"].cells, d["lfe5u-12f"].bram_count) == (12288, 32)
     assert (d["gw1nr-9"].cells, d["gw1nr-9"].ffs, d["gw1nr-9"].bram_count) == (8640, 6480, 26)
