@@ -88,7 +88,7 @@ COEFFS: dict[str, dict[str, float]] = {
     # ECP5 (logic = LUT4 + 2 x CCU2C, synth_ecp5 -nodsp): too few stages measured for a
     # full fit (Yosys on ECP5 is slow here), so the iCE40 constants times one factor, and
     # a factor of their own for the multipliers (``bench/fold_fit.py --targets ecp5 --fit
-    # --scale``: 49 stages, 1.189 and 1.864); whole networks median 13.7%, max 26.7% off,
+    # --scale``: 49 stages, 1.189 and 1.864); whole networks (12) median 9.0%, max 26.7% off,
     # mostly under.
     "ecp5": {"prod_pot": 0.48, "prod_apot": 0.612, "prod_uniform": 2.149, "prod_table": 0.416,
              "tree": 1.051, "acc": 1.145, "thr": 0.776, "const": 1.355, "sel": 0.512,
