@@ -16,6 +16,7 @@ from mulfree.gen import golden
 from mulfree.gen.errors import MulfreeError
 from mulfree.gen.fileio import load_npy, save_npy
 from mulfree.gen.model import load
+from mulfree.gen.devices import device_names
 from mulfree.gen.plan import load_fold
 
 from .build import DEFAULT_BAUD
@@ -71,13 +72,21 @@ def _network_args(parser: argparse.ArgumentParser) -> None:
                              "in the logic, fully parallel (default runtime)")
     parser.add_argument("--fold", metavar="FILE",
                         help="fold file (JSON, see docs/hardware.md) or a preset: auto, serial, "
-                             "parallel (default: auto)")
+                             "parallel (build default: fitted to the board's device; run "
+                             "default: auto)")
+    parser.add_argument("--device", metavar="NAME",
+                        help=f"fit the fold to this device (runtime mode): one of "
+                             f"{', '.join(device_names())}")
     parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
 
 
-def _load_fold(path: str | None):
-    """The generator's own fold reader: a file, a preset, or None for the default."""
-    return None if path is None else load_fold(path)
+def _load_fold(path: str | None, device: str | None = None):
+    """The generator's own fold reader: a file, a preset, a device fit (``--device``), or
+    None for the default."""
+    from mulfree.gen.cmd_verilog import fold_argument
+
+    fold = fold_argument(path, device)
+    return None if fold is None else load_fold(fold)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +101,14 @@ def _build(args) -> int:
     out = Path(args.out) if args.out else Path("build") / f"{Path(args.model).stem}-{board.name}"
     print(f"mulfree build: {model.name} for {board.title}, {args.mode} weights -> {out}",
           file=sys.stderr, flush=True)
-    result = build(model, board, out, mode=args.mode, fold=_load_fold(args.fold),
+    device = args.device
+    if device is None and args.fold is None and args.mode == "runtime":
+        device = board.part.name      # the default: the fastest fold that fits this board
+    fold = _load_fold(args.fold, device)
+    if device is not None:
+        print(f"mulfree build: fold fitted to the {fold['device']} (estimate; --fold auto "
+              f"or a fold file to choose it yourself)", file=sys.stderr, flush=True)
+    result = build(model, board, out, mode=args.mode, fold=fold,
                    baud=args.baud, nodsp=args.nodsp, standin=args.standin,
                    model_label=Path(args.model).name)
     print(format_report(result))
@@ -149,7 +165,8 @@ def _run(args) -> int:
         baud = baud or int(report["uart"]["baud"])
     else:
         from .network import frames_for
-        frames = frames_for(model, args.mode, _load_fold(args.fold), standin=args.standin)
+        frames = frames_for(model, args.mode, _load_fold(args.fold, args.device),
+                            standin=args.standin)
     baud = baud or DEFAULT_BAUD
     with BoardLink(args.port, frames, baud=baud, timeout=args.timeout) as link:
         link.identify()

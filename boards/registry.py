@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
+from mulfree.gen.devices import DEVICES, Device
 from mulfree.gen.errors import MulfreeError
 
 from .toolchain import ToolchainError, tool_path
@@ -35,7 +36,8 @@ class Board:
     name: str
     title: str
     family: str                 # ice40 | ecp5 | gowin (nextpnr-<family>)
-    device: str
+    device: str                 # the full part number (package, speed grade)
+    part: Device                # its capacities: mulfree.gen.devices, the one source
     module: str                 # amaranth_boards module
     platform: str               # class name in it
     bitstream: str              # file extension of the product
@@ -47,6 +49,12 @@ class Board:
     notes: str = ""
     unsupported: str = ""
     needs: tuple = ()                  # (executable, package) beyond Yosys and nextpnr
+
+    def __post_init__(self) -> None:
+        if self.part.family != self.family or not self.device.upper().startswith(
+                self.part.part.upper().split("-")[0]):
+            raise ValueError(f"Board {self.name}: device {self.device} does not match "
+                             f"{self.part.part} ({self.part.family})")
 
     def make_platform(self):
         if self.unsupported:
@@ -73,21 +81,24 @@ class Board:
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
-    Board("icebreaker", "1BitSquared iCEBreaker", "ice40", "iCE40UP5K-SG48",
+    Board("icebreaker", "1BitSquared iCEBreaker", "ice40",
+          "iCE40UP5K-SG48", DEVICES["ice40up5k"],
           "amaranth_boards.icebreaker", "ICEBreakerPlatform", "bin",
           leds=(("led_g", 0, None), ("led_r", 0, None)),
           programmers=(("iceprog", "{bitstream}"),
                        ("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
           notes="12 MHz clock; UART through the FTDI's second channel (/dev/ttyUSB1). "
                 "Green LED: heartbeat; red LED: busy."),
-    Board("ulx3s-85f", "Radiona ULX3S (ECP5 LFE5U-85F)", "ecp5", "LFE5U-85F-6BG381C",
+    Board("ulx3s-85f", "Radiona ULX3S (ECP5 LFE5U-85F)", "ecp5",
+          "LFE5U-85F-6BG381C", DEVICES["lfe5u-85f"],
           "amaranth_boards.ulx3s", "ULX3S_85F_Platform", "bit",
           leds=tuple(("led", i, None) for i in range(4)),
           programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
                        ("fujprog", "{bitstream}")),
           build_env={"OPENFPGALOADER": "true"},
           notes="25 MHz clock; UART through the FTDI (US1 port)."),
-    Board("ulx3s-12f", "Radiona ULX3S (ECP5 LFE5U-12F)", "ecp5", "LFE5U-12F-6BG381C",
+    Board("ulx3s-12f", "Radiona ULX3S (ECP5 LFE5U-12F)", "ecp5",
+          "LFE5U-12F-6BG381C", DEVICES["lfe5u-12f"],
           "amaranth_boards.ulx3s", "ULX3S_12F_Platform", "bit",
           leds=tuple(("led", i, None) for i in range(4)),
           programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
@@ -95,7 +106,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           build_env={"OPENFPGALOADER": "true"},
           notes="25 MHz clock; UART through the FTDI (US1 port)."),
     Board("orangecrab-25f", "Good Stuff Department OrangeCrab r0.2 (ECP5 LFE5U-25F)", "ecp5",
-          "LFE5U-25F-8MG285C", "amaranth_boards.orangecrab_r0_2",
+          "LFE5U-25F-8MG285C", DEVICES["lfe5u-25f"], "amaranth_boards.orangecrab_r0_2",
           "OrangeCrabR0_2_25FPlatform", "bit",
           leds=(("rgb_led", 0, "g"), ("rgb_led", 0, "b"), ("rgb_led", 0, "r")),
           programmers=(("dfu-util", "-a", "0", "-D", "{bitstream}"),
@@ -106,7 +117,8 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
                 "the Feather header, RX on pin 0 and TX on pin 1 (3.3 V); connect a USB-serial "
                 "adapter there. Program over USB DFU (hold the button while plugging in). "
                 "Green: heartbeat, blue: busy, red: error."),
-    Board("tangnano9k", "Sipeed Tang Nano 9K (Gowin GW1NR-9C)", "gowin", "GW1NR-LV9QN88PC6/I5",
+    Board("tangnano9k", "Sipeed Tang Nano 9K (Gowin GW1NR-9C)", "gowin",
+          "GW1NR-LV9QN88PC6/I5", DEVICES["gw1nr-9"],
           "amaranth_boards.tang_nano_9k", "TangNano9kPlatform", "fs",
           leds=tuple(("led", i, None) for i in range(4)),
           programmers=(("openFPGALoader", "-b", "tangnano9k", "{bitstream}"),),

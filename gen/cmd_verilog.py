@@ -1,12 +1,14 @@
-"""``mulfree verilog MODEL -o DIR [--mode runtime|baked] [--fold FILE|PRESET]``."""
+"""``mulfree verilog MODEL -o DIR [--mode runtime|baked] [--fold FILE|PRESET] [--device NAME]``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from .devices import device_names
+from .errors import InputError
 from .model import load
-from .plan import FOLD_PRESETS
+from .plan import FOLD_PRESETS, load_fold
 from .verilog import emit_verilog
 
 
@@ -20,11 +22,30 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--fold", metavar="FILE",
                    help=f"fold file (JSON, see docs/hardware.md) or a preset: "
                         f"{', '.join(FOLD_PRESETS)} (default: auto)")
+    p.add_argument("--device", metavar="NAME",
+                   help=f"fit the fold to a device: the fastest PE/SIMD per layer whose "
+                        f"estimate fits it (runtime mode; with --fold FILE the layers the "
+                        f"file lists are kept); one of {', '.join(device_names())}")
+
+
+def fold_argument(fold: str | None, device: str | None):
+    """The fold from ``--fold`` and ``--device``: ``"device:NAME"``, or a fold file with
+    the device added, or ``--fold`` alone."""
+    if device is None:
+        return fold
+    if fold is None:
+        return f"device:{device}"
+    if fold in FOLD_PRESETS:
+        raise InputError(f"--fold {fold} and --device {device} both choose every layer's "
+                         f"fold; give one (with --device, --fold takes a file whose listed "
+                         f"layers are kept)")
+    return {**load_fold(fold), "device": device}
 
 
 def run(args: argparse.Namespace) -> int:
     model = load(args.model)
-    path = emit_verilog(model, args.output, mode=args.mode, fold=args.fold)
+    path = emit_verilog(model, args.output, mode=args.mode,
+                        fold=fold_argument(args.fold, args.device))
     manifest = json.loads((path.parent / "manifest.json").read_text())
     out = manifest["output"]
     print(f"wrote {path} and {path.parent / 'manifest.json'}")
@@ -34,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
           f"bits ({out['kind']})")
     print(f"latency {manifest['latency_cycles']} cycles, one inference every "
           f"{manifest['cycles_per_inference']} cycles")
+    fit = manifest.get("device_fit")
+    if fit:
+        d, e = fit["device"], fit["estimate"]
+        print(f"fitted to {d['part']}: estimated {e['cells']} of {d['cells']} logic cells "
+              f"(budget {fit['budget']['cells']}, harness included), {e['bram']} of "
+              f"{d['bram']} block RAMs")
     for r in manifest["layers"]:
         if "pe" in r:
             print(f"  {r['name']:<12} {r['type']:<7} pe {r['pe']:>3} simd {r['simd']:>4} "

@@ -12,6 +12,7 @@ Fold file (JSON)::
       "pipeline": false,                   # optional: register the adder trees' outputs
       "double_buffer": false,              # optional: overlap load, compute and send
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
+      "device": "ice40up5k",               # optional: fit the layers not listed to it
       "layers": {                          # optional, by layer name
         "fc1": {"pe": 4, "simd": 16, "rom": "block"},
         "conv1": "parallel"
@@ -25,6 +26,16 @@ synthesis to put the weight ROM in block RAM (``"block"``) or logic (``"logic"``
 default the tool decides (Yosys maps shallow ROMs to logic). ``fold`` may
 also be one of those strings for every layer, a dict of that form, or a path to the file.
 Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
+
+Device fit: ``fold="device:NAME"`` (or ``"device"`` in a fold file; names in
+:mod:`mulfree.gen.devices`) picks ``pe``, ``simd``, ``rom`` and, unless given,
+``input_values_per_beat`` for every layer the fold does not list: the fold with the fewest
+cycles per inference (the slowest stage's period, as in :func:`_timing`) whose estimated
+logic cells (:mod:`mulfree.gen.cost`, plus a reserve for the board harness) stay within
+:data:`mulfree.gen.fit.UTILIZATION` of the device and whose block RAMs fit it; among
+equally fast folds the cheapest. Runtime mode only. When nothing fits, :class:`InputError`
+names the device, the estimate and the budget. The manifest's ``device_fit`` records the
+device, the fitted layers and the estimated use against the capacity.
 """
 
 from __future__ import annotations
@@ -62,17 +73,25 @@ def top_name(model: Model) -> str:
     return "mulfree_" + name
 
 
-def load_fold(fold: Any) -> dict:
-    """Normalize a fold (``None``, a preset name, a dict, or a JSON file path)."""
+def load_fold(fold: Any, model: Model | None = None, mode: str = "runtime") -> dict:
+    """Normalize a fold (``None``, a preset name, ``"device:NAME"``, a dict, or a JSON
+    file path). With ``model`` given, a fold that names a device is fitted to it
+    (:func:`mulfree.gen.fit.fit_fold`): the result lists every layer's ``pe``, ``simd``
+    and ``rom``, and ``"fit"`` holds the fitter's record for the manifest."""
+    from .devices import get_device
+
     if fold is None:
         return {"default": "auto", "layers": {}, "pipeline": False, "double_buffer": False}
     if isinstance(fold, str) and fold in FOLD_PRESETS:
         return {"default": fold, "layers": {}, "pipeline": False, "double_buffer": False}
-    if isinstance(fold, (str, os.PathLike)):
+    if isinstance(fold, str) and fold.startswith("device:"):
+        fold = {"device": fold[len("device:"):]}
+    elif isinstance(fold, (str, os.PathLike)):
         try:
             text = Path(fold).read_text()
         except FileNotFoundError:
-            raise InputError(f"{fold}: no such fold file") from None
+            raise InputError(f"{fold}: no such fold file (or a preset: "
+                             f"{', '.join(FOLD_PRESETS)}, or device:NAME)") from None
         except OSError as e:
             raise InputError(f"{fold}: cannot read fold file ({e.strerror})") from None
         try:
@@ -81,13 +100,14 @@ def load_fold(fold: Any) -> dict:
             raise InputError(f"{fold}: not valid JSON at line {e.lineno} column {e.colno}: "
                              f"{e.msg}") from None
     if not isinstance(fold, dict):
-        raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}) "
-                         f"or a file, got {type(fold).__name__}")
+        raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}), "
+                         f"device:NAME or a file, got {type(fold).__name__}")
     unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
-                                  "double_buffer"})
+                                  "double_buffer", "device"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
-                         f"input_values_per_beat, default, layers, pipeline, double_buffer)")
+                         f"input_values_per_beat, default, layers, pipeline, double_buffer, "
+                         f"device)")
     for key in ("pipeline", "double_buffer"):
         if not isinstance(fold.get(key, False), bool):
             raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
@@ -102,6 +122,16 @@ def load_fold(fold: Any) -> dict:
            "double_buffer": fold.get("double_buffer", False)}
     if "input_values_per_beat" in fold:
         out["input_values_per_beat"] = fold["input_values_per_beat"]
+    if fold.get("device") is not None:
+        if not isinstance(fold["device"], str):
+            raise InputError(f"fold: 'device' must be a device name, got {fold['device']!r}")
+        out["device"] = get_device(fold["device"]).name
+        if model is not None:
+            from .fit import fit_fold
+            result = fit_fold(model, out["device"], out, mode)
+            out["layers"] = {**out["layers"], **result.layers}
+            out["input_values_per_beat"] = result.input_values_per_beat
+            out["fit"] = result.to_json()
     return out
 
 
@@ -226,7 +256,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
 
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    fold = load_fold(fold)
+    fold = load_fold(fold, model, mode)
     names = {layer.name for layer in model.layers}
     for name in fold["layers"]:
         if name not in names:
@@ -334,6 +364,8 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
         raise ModelError("the model has no layer that needs hardware (only flatten)")
 
     manifest = _manifest(model, mode, stages, rows, in_vpb)
+    if "fit" in fold:
+        manifest["device_fit"] = fold["fit"]
     return stages, manifest
 
 
@@ -407,8 +439,13 @@ def _count_out(model: Model) -> int:
 
 
 def _estimate(stages, rows) -> dict:
-    """A coarse estimate from the plan (not synthesis): product units, ROM bits, FFs."""
-    from mulfree.hw.engine import ComputeSpec, MaxPoolSpec
+    """The plan's resource estimate (not synthesis): product units, ROM bits, the frame
+    buffers' and accumulators' flip-flops, and, for runtime weights, the resource model's
+    LUT, flip-flop, block RAM and logic-cell estimates per target family and per stage
+    (:mod:`mulfree.gen.cost`; the network alone, without a board harness)."""
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
+
+    from .cost import network_cost, total
 
     units = rom = ffs = 0
     for s in stages:
@@ -418,8 +455,23 @@ def _estimate(stages, rows) -> dict:
         elif isinstance(s, MaxPoolSpec):
             ffs += s.in_count * s.in_bits
     rom = sum(r.get("rom_bits", 0) for r in rows)
-    return {"product_units": units, "weight_rom_bits": rom, "buffer_and_acc_ffs": ffs,
-            "note": "planner's estimate; synthesize for real numbers (mulfree build)"}
+    est = {"product_units": units, "weight_rom_bits": rom, "buffer_and_acc_ffs": ffs}
+    if all(s.mode == "runtime" for s in stages if isinstance(s, ComputeSpec)):
+        names, it = [], iter(r["name"] for r in rows if r["type"] != "flatten")
+        for s in stages:
+            names.append(f"{names[-1]}.argmax" if isinstance(s, ArgMaxSpec) else next(it))
+        per = {f: network_cost(stages, f) for f in ("ice40", "ecp5")}
+        for family, costs in per.items():
+            est[family] = total(costs, family)
+        est["stages"] = [{"name": n, **{f: per[f][i].to_json(f) for f in per}}
+                         for i, n in enumerate(names)]
+        est["note"] = ("planner's estimate (gen/cost.py, calibrated against Yosys: see "
+                       "docs/hardware.md); ice40 lut = LUT4, ecp5 lut = LUT4 + 2 x CCU2C; "
+                       "cells = what nextpnr places; the board harness is not included")
+    else:
+        est["note"] = ("planner's estimate; the LUT model covers runtime weights only: "
+                       "synthesize for real numbers (mulfree build)")
+    return est
 
 
 def build_network(model: Model, mode: str = "runtime", fold: Any = None):

@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help="weights in ROM (runtime) or as constants (baked)")
     p.add_argument("--fold", metavar="FILE",
                    help="folding file (PE and SIMD per layer), or serial, parallel or auto")
+    p.add_argument("--device", metavar="NAME",
+                   help="fit the fold to a device (see mulfree verilog --device)")
     p.add_argument("--layer", metavar="N", type=int,
                    help="simulate layer N alone, fed with the golden model's inputs for it")
     p.add_argument("--waves", metavar="FILE", type=Path,
@@ -125,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     x = _inputs(args, model)
     fold = args.fold
-    if fold and fold not in ("auto", "serial", "parallel"):
+    if args.device:
+        from mulfree.gen.cmd_verilog import fold_argument
+        fold = fold_argument(fold, args.device)
+    elif fold and fold not in ("auto", "serial", "parallel"):
         if not Path(fold).is_file():
             raise InputError(f"{fold}: no such fold file (or use serial, parallel or auto)")
         fold = Path(fold)

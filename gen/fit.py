@@ -1,0 +1,237 @@
+"""The device fitter: the fastest fold (PE, SIMD per layer) whose estimate fits a device.
+
+``fold="device:NAME"`` (``--device NAME``) asks for it. The fitter
+
+1. plans the network once (fully serial) to get every stage's parameters;
+2. lists each dense/conv2d layer's candidates: ``pe`` a divisor of its output channels,
+   ``simd`` a divisor of its taps, and (when the weight ROM has more than one word and
+   the device has block RAM) the ROM in logic or in block RAM; layers the fold names
+   explicitly keep their given ``pe``/``simd`` (and ``rom``);
+3. prices every candidate with the resource model (:mod:`mulfree.gen.cost`) and times it
+   with the engine's own formulas (:attr:`ComputeSpec.period`, as ``_timing`` does);
+4. finds the smallest cycles per inference (the slowest stage's period) for which some
+   choice fits: estimated logic cells of the network plus the board harness within
+   :data:`UTILIZATION` of the device's cells, flip-flops likewise, block RAMs within the
+   device. For a given period the cheapest choice comes from a dynamic program over the
+   stages (state: the beat width entering a stage and the block RAMs used so far, kept
+   as a Pareto front), and the period is found by bisection over the candidates' periods
+   (a larger period only admits more choices). Among equally fast folds the one with the
+   fewest estimated cells wins; ties go to the first candidate in (pe, simd, rom) order,
+   so the result is deterministic.
+
+A bigger device of the same family never gets a slower fold (its budget admits every
+fold the smaller one does). When not even the cheapest fold fits, :class:`InputError`
+says so with the device, the estimate and the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .cost import HARNESS, StageCost, stage_cost
+from .devices import Device, get_device
+from .errors import InputError
+
+__all__ = ["UTILIZATION", "FitResult", "fit_fold", "budget"]
+
+# Share of the device's logic cells (and flip-flops) the estimate may fill, harness
+# included: nextpnr needs room to place and route (iCE40 designs above about 90% of the
+# cells often fail to route or lose much Fmax), and the estimate is off by up to about
+# 15% (bench/fold_fit.py).
+UTILIZATION = 0.80
+
+
+@dataclass(frozen=True)
+class FitResult:
+    device: Device
+    layers: dict          # name -> {"pe", "simd", "rom"}
+    input_values_per_beat: int
+    cycles_per_inference: int
+    cells: int            # estimated, network + harness
+    ffs: int
+    bram: int
+    budget: dict
+
+    def to_json(self) -> dict:
+        d = self.device
+        return {
+            "device": d.to_json(),
+            "utilization_budget": UTILIZATION,
+            "harness_reserve": dict(HARNESS[d.family]),
+            "fitted_layers": self.layers,
+            "input_values_per_beat": self.input_values_per_beat,
+            "cycles_per_inference": self.cycles_per_inference,
+            "estimate": {"cells": self.cells, "ffs": self.ffs, "bram": self.bram},
+            "capacity": {"cells": d.cells, "ffs": d.ffs, "bram": d.bram_count},
+            "budget": self.budget,
+            "use": {"cells": round(self.cells / d.cells, 3), "ffs": round(self.ffs / d.ffs, 3),
+                    "bram": round(self.bram / d.bram_count, 3) if d.bram_count else 0.0},
+        }
+
+
+def budget(device: Device) -> dict:
+    return {"cells": int(UTILIZATION * device.cells), "ffs": int(UTILIZATION * device.ffs),
+            "bram": device.bram_count}
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _stage_period(spec) -> int:
+    from mulfree.hw.engine import ArgMaxSpec
+
+    if isinstance(spec, ArgMaxSpec):
+        return spec.group // spec.in_beat + 1
+    return spec.period
+
+
+def _with_beat(spec, beat: int):
+    return dataclasses.replace(spec, in_beat=beat)
+
+
+def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> FitResult:
+    """Fit ``model`` to ``device``; ``fold`` is a normalized fold (``load_fold``) whose
+    listed layers are kept as given. Returns the fitted layers and the estimate."""
+    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec
+
+    from .plan import plan_network
+
+    device = get_device(device)
+    if mode != "runtime":
+        raise InputError(f"fold: a device fit ('{device.name}') folds runtime weights; baked "
+                         f"mode is fully parallel (use --mode runtime, or --fold parallel)")
+    family = device.family
+    base = {k: v for k, v in fold.items() if k not in ("device",)}
+    pinned = dict(fold.get("layers", {}))
+    base["layers"] = {name: entry for name, entry in pinned.items()}
+    base["default"] = "serial"
+    stages, manifest = plan_network(model, mode, base)
+    names = iter(r["name"] for r in manifest["layers"] if "pe" in r)
+    reserve = HARNESS[family]
+    limit = budget(device)
+    has_bram = family != "gowin" and device.bram_count > 0
+
+    # The input beat: as given, else any divisor of the input size up to 64 bits wide (a
+    # wider beat means fewer input beats, which bound the first layer's period; the
+    # harness pays about a cell and a flip-flop per bit of it).
+    n_in = stages[0].in_count
+    if "input_values_per_beat" in fold:
+        firsts = [stages[0].in_beat]
+    else:
+        firsts = [v for v in _divisors(n_in) if v * model.input_bits <= 64] or [1]
+    # Per stage: {beat in: [(period, cells, ffs, bram, beat out, choice)]}
+    options = []
+    beats_in = set(firsts)
+    for spec in stages:
+        per_beat = {}
+        if isinstance(spec, ComputeSpec):
+            name = next(names)
+            entry = pinned.get(name)
+            if isinstance(entry, dict):
+                pes, simds = [spec.pe], [spec.simd]
+                roms = [entry["rom"]] if entry.get("rom") in ("block", "logic") else None
+            elif entry in ("serial", "parallel", "auto"):
+                pes, simds, roms = [spec.pe], [spec.simd], None
+            else:
+                pes, simds, roms = _divisors(spec.out_channels), _divisors(spec.taps), None
+            for beat in sorted(beats_in):
+                opts = []
+                for pe in pes:
+                    for simd in simds:
+                        cand = dataclasses.replace(spec, pe=pe, simd=simd, out_beat=pe,
+                                                   in_beat=beat, rom_style=None)
+                        styles = roms
+                        if styles is None:
+                            multi = cand.nf * cand.sf > 1
+                            styles = ["logic", "block"] if multi and has_bram else \
+                                (["logic"] if multi else [None])
+                        for rom in styles:
+                            c = cand if rom is None else dataclasses.replace(cand, rom_style=rom)
+                            cost = stage_cost(c, family)
+                            opts.append((c.period, cost.cells(family), cost.ff, cost.bram, pe,
+                                         (name, pe, simd, rom)))
+                per_beat[beat] = opts
+        else:
+            for beat in sorted(beats_in):
+                c = _with_beat(spec, beat)
+                cost: StageCost = stage_cost(c, family)
+                out = 1 if isinstance(spec, ArgMaxSpec) else c.out_beat
+                per_beat[beat] = [(_stage_period(c), cost.cells(family), cost.ff, cost.bram,
+                                   out, None)]
+        options.append(per_beat)
+        beats_in = {o[4] for opts in per_beat.values() for o in opts}
+
+    cell_cap = limit["cells"] - reserve["cells"]
+    ff_cap = limit["ffs"] - reserve["ff"]
+
+    def solve(period: int):
+        # state: beat -> list of (bram, cells, ffs, picks) Pareto-minimal in (bram, cells)
+        states = {v: [(0, v * model.input_bits, v * model.input_bits, (("in", v),))]
+                  for v in firsts}
+        for per_beat in options:
+            nxt: dict[int, list] = {}
+            for beat, front in states.items():
+                for per, cells, ffs, bram, out, choice in per_beat.get(beat, ()):
+                    if per > period:
+                        continue
+                    for b0, c0, f0, picks in front:
+                        b, c, f = b0 + bram, c0 + cells, f0 + ffs
+                        if b > limit["bram"] or c > cell_cap or f > ff_cap:
+                            continue
+                        nxt.setdefault(out, []).append(
+                            (b, c, f, picks + ((choice,) if choice else ())))
+            states = {beat: _pareto(front) for beat, front in nxt.items()}
+            if not states:
+                return None
+        best = min((s for front in states.values() for s in front),
+                   key=lambda s: (s[1], s[0]), default=None)
+        return best
+
+    periods = sorted({o[0] for per_beat in options for opts in per_beat.values() for o in opts})
+    if solve(periods[-1]) is None:
+        raise InputError(_no_fit_message(model, device, options, reserve, limit))
+    lo, hi = 0, len(periods) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if solve(periods[mid]) is not None:
+            hi = mid
+        else:
+            lo = mid + 1
+    bram, cells, ffs, picks = solve(periods[lo])
+    layers = {}
+    in_vpb = picks[0][1]
+    for name, pe, simd, rom in picks[1:]:
+        entry = {"pe": pe, "simd": simd}
+        if rom is not None:
+            entry["rom"] = rom
+        layers[name] = entry
+    return FitResult(device=device, layers=layers, input_values_per_beat=in_vpb,
+                     cycles_per_inference=periods[lo],
+                     cells=cells + reserve["cells"], ffs=ffs + reserve["ff"], bram=bram,
+                     budget=limit)
+
+
+def _pareto(front: list) -> list:
+    """Keep states not dominated in (bram, cells, ffs); first found wins ties."""
+    front = sorted(front, key=lambda s: (s[0], s[1], s[2]))
+    out = []
+    for s in front:
+        if any(o[0] <= s[0] and o[1] <= s[1] and o[2] <= s[2] for o in out):
+            continue
+        out.append(s)
+    return out
+
+
+def _no_fit_message(model, device: Device, options, reserve, limit) -> str:
+    # The cheapest choice per stage, ignoring how beats chain (a lower bound).
+    cells = reserve["cells"] + sum(min(o[1] for opts in pb.values() for o in opts)
+                                   for pb in options)
+    bram = sum(min(o[3] for opts in pb.values() for o in opts) for pb in options)
+    what = (f"estimated {cells} logic cells with the harness, budget {limit['cells']} "
+            f"({int(UTILIZATION * 100)}% of {device.cells})")
+    if bram > device.bram_count:
+        what += f", and {bram} block RAMs of {device.bram_count}"
+    return (f"model '{model.name}' does not fit the {device.part} ({device.name}) even with "
+            f"its cheapest fold: {what}; choose a larger device")

@@ -1,0 +1,285 @@
+"""The device fitter (gen/fit.py), the device table (gen/devices.py) and the resource
+model (gen/cost.py), including the model against Yosys."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mulfree.gen import cost, devices, fit
+from mulfree.gen.errors import InputError
+from mulfree.gen.examples import example_model, random_conv2d, random_dense
+from mulfree.gen.model import Flatten, MaxPool, Model, save
+from mulfree.gen.plan import load_fold, plan_network
+
+
+def _digits(scheme="pot", hidden=16, wbits=3, seed=0):
+    """The demo's shape: 64 inputs of 4 bits, a hidden layer of 2-bit codes, argmax."""
+    rng = np.random.default_rng(seed)
+    l1 = random_dense(rng, 64, hidden, scheme=scheme, wbits=wbits, in_bits=4, out_bits=2,
+                      name="dense0")
+    l2 = random_dense(rng, hidden, 10, scheme=scheme, wbits=wbits, in_bits=2,
+                      output="argmax", name="dense1")
+    return Model(name=f"digits-{scheme}", input_shape=(64,), input_bits=4, layers=(l1, l2))
+
+
+def _cnn(seed=0):
+    rng = np.random.default_rng(seed)
+    conv = random_conv2d(rng, (8, 8, 2), 8, (3, 3), (1, 1), (1, 1), scheme="apot", wbits=3,
+                         in_bits=2, out_bits=2, name="conv1")
+    fc = random_dense(rng, 128, 10, scheme="uniform", wbits=3, in_bits=2, output="acc",
+                      name="fc1")
+    return Model(name="cnn", input_shape=(8, 8, 2), input_bits=2,
+                 layers=(conv, MaxPool(name="pool1", kernel=(2, 2)), Flatten(name="flat"), fc))
+
+
+MODELS = [_digits(), _digits("uniform", 32, 4, 1), _digits("table", 16, 2, 2), _cnn(),
+          example_model(0)]
+
+
+def _fitted(model, device):
+    stages, manifest = plan_network(model, "runtime", f"device:{device}")
+    return stages, manifest
+
+
+# -- devices ---------------------------------------------------------------------------
+
+def test_device_table_has_the_boards_devices_with_real_capacities():
+    d = devices.DEVICES
+    assert (d["ice40up5k"].cells, d["ice40up5k"].bram_count, d["ice40up5k"].dsps) == (5280, 30, 8)
+    assert (d["ice40hx8k"].cells, d["ice40hx8k"].bram_count) == (7680, 32)
+    assert (d["ice40hx1k"].cells, d["ice40hx1k"].bram_count) == (1280, 16)
+    assert (d["lfe5u-85f"].cells, d["lfe5u-85f"].bram_count,
+            d["lfe5u-85f"].dsps) == (83640, 208, 156)
+    assert (d["lfe5u-25f"].cells, d["lfe5u-25f"].bram_count) == (24288, 56)
+    assert (d["lfe5u-12f"].cells, d["lfe5u-12f"].bram_count) == (12288, 32)
+    assert (d["gw1nr-9"].cells, d["gw1nr-9"].ffs, d["gw1nr-9"].bram_count) == (8640, 6480, 26)
+    assert devices.ICE40_EBR.bits == 4096 and (256, 16) in devices.ICE40_EBR.shapes \
+        and (2048, 2) in devices.ICE40_EBR.shapes
+    assert devices.ECP5_EBR.bits == 18 * 1024
+
+
+def test_nextpnr_reports_agree_with_the_table():
+    from pathlib import Path
+    data = Path(__file__).parents[1] / "boards" / "data"
+    for name, dev, keys in [("icebreaker_counter_report.json", "ice40up5k",
+                             ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP")),
+                            ("ulx3s85_counter_report.json", "lfe5u-85f",
+                             ("TRELLIS_COMB", "DP16KD", "MULT18X18D"))]:
+        util = json.loads((data / name).read_text())["utilization"]
+        d = devices.DEVICES[dev]
+        assert [util[k]["available"] for k in keys] == [d.cells, d.bram_count, d.dsps]
+
+
+def test_block_ram_shapes():
+    assert devices.ICE40_EBR.blocks_for(256, 16) == 1
+    assert devices.ICE40_EBR.blocks_for(16, 96) == 6          # 256x16 shape, 6 wide
+    assert devices.ICE40_EBR.blocks_for(2048, 3) == 2
+    assert devices.ECP5_EBR.blocks_for(512, 36) == 1
+    assert devices.ECP5_EBR.blocks_for(0, 8) == 0
+
+
+def test_boards_use_the_same_device_entries():
+    from mulfree.boards.registry import BOARDS
+    for board in BOARDS.values():
+        assert board.part is devices.get_device(board.device)
+        assert board.part is devices.DEVICES[board.part.name]
+
+
+@pytest.mark.parametrize("name", ["iCE40UP5K", "ice40up5k", "LFE5U-85F-6BG381C",
+                                  "GW1NR-LV9QN88PC6/I5"])
+def test_device_names_parts_and_part_numbers(name):
+    assert devices.get_device(name).name in devices.DEVICES
+
+
+def test_unknown_device_lists_the_known_ones():
+    with pytest.raises(InputError, match=r"^unknown device 'up5k'; known devices: ice40up5k, "
+                                         r"ice40hx8k, ice40hx1k, lfe5u-85f, lfe5u-25f, "
+                                         r"lfe5u-12f, gw1nr-9$"):
+        load_fold("device:up5k")
+    with pytest.raises(InputError, match="unknown device 'x'"):
+        load_fold({"device": "x"})
+
+
+# -- the fitter ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+@pytest.mark.parametrize("device", ["ice40up5k", "ice40hx8k", "lfe5u-12f", "lfe5u-85f",
+                                    "gw1nr-9"])
+def test_fitted_folds_divide_and_fit_the_budget(model, device):
+    try:
+        stages, manifest = _fitted(model, device)
+    except InputError as e:
+        assert "does not fit" in str(e)
+        return
+    fit_rec = manifest["device_fit"]
+    assert fit_rec["device"]["name"] == device
+    for row in manifest["layers"]:
+        if "pe" in row:
+            assert row["out_channels"] % row["pe"] == 0 and row["taps"] % row["simd"] == 0
+            assert fit_rec["fitted_layers"][row["name"]]["pe"] == row["pe"]
+    est, budget = fit_rec["estimate"], fit_rec["budget"]
+    assert est["cells"] <= budget["cells"] and est["bram"] <= budget["bram"]
+    assert est["ffs"] <= budget["ffs"]
+    # the period the fitter promised is the plan's
+    assert fit_rec["cycles_per_inference"] == manifest["cycles_per_inference"]
+    # and the estimate in the manifest is the same model: network + harness reserve
+    family = devices.DEVICES[device].family
+    net = manifest["resources_estimate"].get(family)
+    if net is not None:
+        beat_bits = manifest["input"]["values_per_beat"] * manifest["input"]["value_bits"]
+        expect = net["cells"] + cost.HARNESS[family]["cells"] + beat_bits
+        assert abs(est["cells"] - expect) <= len(manifest["layers"]), (est, expect)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
+def test_bigger_devices_are_never_slower(model):
+    for chain in (["ice40hx1k", "ice40up5k", "ice40hx8k"], ["lfe5u-12f", "lfe5u-25f", "lfe5u-85f"]):
+        last = None
+        for name in chain:
+            try:
+                cycles = _fitted(model, name)[1]["cycles_per_inference"]
+            except InputError:
+                assert last is None, f"{name} fails after a smaller device fitted"
+                continue
+            assert last is None or cycles <= last, (name, cycles, last)
+            last = cycles
+
+
+def test_monotone_in_capacity_on_a_sweep_of_synthetic_devices():
+    model = _digits()
+    base = devices.DEVICES["ice40up5k"]
+    last = None
+    for cells in range(1500, 12001, 750):
+        d = dataclasses.replace(base, name=f"test{cells}", cells=cells, ffs=cells)
+        try:
+            r = fit.fit_fold(model, d, load_fold("serial"))
+        except InputError:
+            assert last is None
+            continue
+        assert last is None or r.cycles_per_inference <= last
+        last = r.cycles_per_inference
+    assert last is not None and last < 40
+
+
+def test_fit_beats_serial_and_is_deterministic_and_fast():
+    for model in (_digits(), _digits("apot", 16, 3, 4)):
+        t = time.monotonic()
+        a = _fitted(model, "ice40up5k")[1]
+        took = time.monotonic() - t
+        b = _fitted(model, "ice40up5k")[1]
+        assert a == b
+        assert took < 1.0, took
+        serial = plan_network(model, "runtime", "serial")[1]
+        assert a["cycles_per_inference"] < serial["cycles_per_inference"]
+
+
+def test_layers_the_fold_lists_are_kept():
+    fold = {"device": "ice40up5k", "layers": {"dense1": {"pe": 1, "simd": 2}}}
+    _, manifest = plan_network(_digits(), "runtime", fold)
+    rows = {r["name"]: r for r in manifest["layers"]}
+    assert (rows["dense1"]["pe"], rows["dense1"]["simd"]) == (1, 2)
+    assert manifest["device_fit"]["fitted_layers"]["dense1"]["pe"] == 1
+
+
+def test_nothing_fits_is_an_input_error_with_the_numbers():
+    with pytest.raises(InputError, match=r"^model 'example-0' does not fit the iCE40HX1K "
+                                         r"\(ice40hx1k\) even with its cheapest fold: estimated "
+                                         r"\d+ logic cells with the harness, budget 1024 "
+                                         r"\(80% of 1280\); choose a larger device$"):
+        plan_network(example_model(0), "runtime", "device:ice40hx1k")
+
+
+def test_baked_mode_refuses_a_device_fit():
+    with pytest.raises(InputError, match="baked mode is fully parallel"):
+        plan_network(_digits(), "baked", "device:ice40up5k")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "mulfree.gen", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_cli_exit_2_when_nothing_fits(tmp_path):
+    save(example_model(0), tmp_path / "ex.mf")
+    p = _cli("verilog", tmp_path / "ex.mf", "-o", tmp_path / "v", "--device", "ice40hx1k")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr
+    assert "does not fit the iCE40HX1K" in lines[0] and "budget 1024 (80% of 1280)" in lines[0]
+    p = _cli("verilog", tmp_path / "ex.mf", "-o", tmp_path / "v", "--device", "nope")
+    assert p.returncode == 2 and "known devices: ice40up5k" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_cli_verilog_with_device_writes_the_fit_into_the_manifest(tmp_path):
+    save(_digits(), tmp_path / "d.mf")
+    p = _cli("verilog", tmp_path / "d.mf", "-o", tmp_path / "v", "--device", "ice40up5k")
+    assert p.returncode == 0, p.stderr
+    assert "fitted to iCE40UP5K" in p.stdout
+    man = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    f = man["device_fit"]
+    assert f["device"]["part"] == "iCE40UP5K" and f["capacity"]["cells"] == 5280
+    assert set(f["fitted_layers"]) == {"dense0", "dense1"}
+    assert 0 < f["use"]["cells"] <= fit.UTILIZATION
+    est = man["resources_estimate"]
+    for key in ("product_units", "weight_rom_bits", "buffer_and_acc_ffs", "ice40", "ecp5",
+                "stages"):
+        assert key in est
+    # --fold preset and --device together are refused
+    p = _cli("verilog", tmp_path / "d.mf", "-o", tmp_path / "v", "--device", "ice40up5k",
+             "--fold", "auto")
+    assert p.returncode == 2 and "give one" in p.stderr
+
+
+# -- the resource model against Yosys ----------------------------------------------------
+
+# Stated band (docs/hardware.md): whole networks within 25% of Yosys's LUT4 on iCE40.
+BAND = 0.25
+
+
+def _designs():
+    return [(_digits(), "serial"), (_digits(), {"layers": {"dense0": {"pe": 2, "simd": 8},
+                                                          "dense1": {"pe": 2, "simd": 4}}}),
+            (_digits("apot", 16, 3, 4), "auto")]
+
+
+def _yosys_luts(stages):
+    from mulfree.boards.synth import Flow, emit_verilog, synthesize
+    from mulfree.hw.engine import build_stage
+    return [synthesize(emit_verilog(build_stage(s)), Flow(target="ice40", pnr=False)).report.lut
+            for s in stages]
+
+
+@pytest.fixture(scope="module")
+def measured():
+    out = []
+    for model, fold in _designs():
+        stages, _ = plan_network(model, "runtime", fold)
+        out.append((stages, sum(_yosys_luts(stages))))
+    return out
+
+
+def _within(measured) -> list[float]:
+    errs = []
+    for stages, lut in measured:
+        est = sum(c.lut for c in cost.network_cost(stages, "ice40"))
+        errs.append((est - lut) / lut)
+    return errs
+
+
+def test_estimate_is_within_the_band_of_yosys(measured):
+    errs = _within(measured)
+    assert all(abs(e) <= BAND for e in errs), [f"{100 * e:.1f}%" for e in errs]
+
+
+def test_the_band_check_catches_a_wrong_constant(measured, monkeypatch):
+    wrong = dict(cost.COEFFS["ice40"])
+    wrong["tree"] *= 2      # a plausible slip: an adder bit priced as LUT4 + carry, 2 cells
+    monkeypatch.setitem(cost.COEFFS, "ice40", wrong)
+    errs = _within(measured)
+    assert not all(abs(e) <= BAND for e in errs), errs
