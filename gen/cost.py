@@ -201,13 +201,17 @@ def _unit_features_of(kind: str, params: str, in_bits: int, act_decode):
         big = amax << unit.max_exp
         return f, [(-big - 1, big)], True
     if kind == "apot":
-        e = unit.exp_bits
-        width = ab + unit.max_exp + (0 if asg else 1)
+        # a high shifter over 0 .. max_exp and a short low one over 0 .. lo_max_exp, their
+        # magnitudes added (the sign rides on that adder's free LUT input)
         amax = 2 ** (ab - 1) if asg else 2**ab - 1
-        big = amax << unit.max_exp
-        pair = _signed_width(-2 * big - 2, 2 * big + 1)
-        f["prod_apot"] = 2 * (_shifter_bits(ab, unit.max_exp, e) + width) + pair
-        return f, [(-2 * big - 2, 2 * big + 1)], True
+        hi_w = ab + unit.max_exp + (0 if asg else 1)
+        lo_w = ab + unit.lo_max_exp + (0 if asg else 1)
+        lo, hi = unit.bounds
+        pair = _signed_width(lo - 1, hi)
+        f["prod_apot"] = (_shifter_bits(ab, unit.max_exp, unit.max_exp.bit_length()) + hi_w
+                          + _shifter_bits(ab, unit.lo_max_exp, unit.lo_max_exp.bit_length())
+                          + lo_w + pair)
+        return f, [(lo - 1, hi)], True
     lo, hi = unit.bounds
     width = _signed_width(lo, hi)
     if kind == "uniform":
