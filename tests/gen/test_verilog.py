@@ -96,7 +96,7 @@ ALLOWED = [
     ("CASEINCOMPLETE", r"Case values incompletely covered"),
     # Amaranth writes each operand at its own width and relies on Verilog's context
     # extension (zero or sign, as $signed says): the extension is the intended value
-    ("WIDTHEXPAND", r"Operator (ADD|SUB|GTES|GT|LT|LTE|EQ|NEQ|COND|CONDBOUND|ASSIGNW) "
+    ("WIDTHEXPAND", r"Operator (ADD|SUB|GTES|GTE|GT|LT|LTE|EQ|NEQ|COND|CONDBOUND|ASSIGNW) "
                     r"expects \d+ bits on the (LHS|RHS|Assign RHS|Conditional (True|False))"),
     # word_select is emitted as a wide right shift assigned to a narrow wire (intended
     # truncation); '!x' is emitted for 'x == 0' on a multi-bit counter
