@@ -198,12 +198,14 @@ def _model(spec):
                     f"{spec!r}")
 
 
-def _beats(spec) -> tuple[int, int]:
+def _out_beats(stages) -> int:
+    """Output beats of the chain per inference (an argmax sends one per group)."""
     from .engine import ArgMaxSpec
 
-    if isinstance(spec, ArgMaxSpec):
-        return spec.group // spec.in_beat, 1
-    return spec.in_beats, spec.out_beats
+    last = stages[-1]
+    if isinstance(last, ArgMaxSpec):
+        return stages[-2].out_count // last.group if len(stages) > 1 else 1
+    return last.out_beats
 
 
 def _run(stages, inferences: int):
@@ -211,16 +213,17 @@ def _run(stages, inferences: int):
     ready; returns (cycles of the input transfers, cycles of each inference's last output
     transfer)."""
     models = [_model(s) for s in stages]
-    in_beats = _beats(stages[0])[0]
-    out_beats = _beats(stages[-1])[1]
+    in_beats = stages[0].in_beats
+    out_beats = _out_beats(stages)
     total_in, total_out = in_beats * inferences, out_beats * inferences
-    # a stage's output beats per inference: the chain's beats per inference
     fed = got = 0
     taken, done = [], []
     t = 0
+    # a generous bound on the cycles of a correct chain (a stuck model must not hang)
     limit = 0
     for s in stages:
-        limit += sum(_beats(s)) + getattr(s, "steps", 0) + 64
+        limit += (getattr(s, "in_count", 0) + getattr(s, "out_count", 0) + 64 +
+                  getattr(s, "steps", 0))
         if getattr(s, "window", None) is not None:
             limit += s.window.scan_pieces
     limit *= inferences + 2
