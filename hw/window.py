@@ -289,11 +289,16 @@ class SlidingWindow(wiring.Component):
         y = Signal(range(max(2, rows)), name="scan_y")
         x = Signal(range(max(2, cols)), name="scan_x")
         q = Signal(range(max(2, n)), name="scan_q")
-        row_real = Signal(name="row_real")
-        col_real = Signal(name="col_real")
-        m.d.comb += [row_real.eq((y >= ph) & (y < ph + h)),
-                     col_real.eq((x >= pw) & (x < pw + w))]
-        real = row_real & col_real
+
+        def inside(v, lo, hi, limit):
+            """``lo <= v < hi`` for ``v`` in ``[0, limit)``, without constant compares."""
+            terms = ([v >= lo] if lo > 0 else []) + ([v < hi] if hi < limit else [])
+            if not terms:
+                return Const(1)
+            return terms[0] if len(terms) == 1 else terms[0] & terms[1]
+
+        real = Signal(name="real")
+        m.d.comb += real.eq(inside(y, ph, ph + h, rows) & inside(x, pw, pw + w, cols))
         ry = _Phase(m, "ry", kh - 1, sh, oh)
         rx = _Phase(m, "rx", kw - 1, sw, ow)
         last_q = q == n - 1
