@@ -363,6 +363,23 @@ def test_timing_model_is_exact(name, fold):
     assert manifest["cycles_per_inference"] == max(b - a for a, b in zip(sim_done, sim_done[1:]))
 
 
+def test_compute_spec_checks_the_window():
+    import dataclasses
+
+    stages, _ = plan_network(_conv((5, 5, 2), 4, (3, 3), (1, 1), (1, 1), scheme="pot",
+                                   wbits=3), "runtime", {"layers": {"conv": {"pe": 2,
+                                                                             "simd": 6}}})
+    spec = stages[0]
+    with pytest.raises(ValueError, match=r"^Output beat of a conv2d layer must be its PE "
+                                         r"count 2, not 4$"):
+        dataclasses.replace(spec, out_beat=4).check()
+    with pytest.raises(ValueError, match=r"does not match the layer"):
+        dataclasses.replace(spec, window=dataclasses.replace(spec.window,
+                                                             kernel=(2, 3))).check()
+    with pytest.raises(TypeError, match=r"^Window must be a WindowSpec or None, not 3$"):
+        dataclasses.replace(spec, window=3).check()
+
+
 def test_window_storage_in_the_manifest():
     model = _conv((28, 28, 1), 8, (3, 3), (1, 1), (1, 1), scheme="pot", wbits=3)
     _, manifest = plan_network(model, "runtime", "auto")
