@@ -58,13 +58,19 @@ def _worker(job: dict) -> dict:
     net, manifest = build_network(model, mode, fold)
     text = emit_verilog(net)
     t1 = time.monotonic()
-    r = synthesize(text, Flow(target="ice40", pnr=False))
     row = manifest["layers"][0]
-    return {"size": size, "lut": r.report.lut, "ff": r.report.ff, "bram": r.report.bram,
-            "carry": r.report.carry, "latency": manifest["latency_cycles"],
-            "cycles": manifest["cycles_per_inference"], "steps": row["cycles"],
-            "pe": row["pe"], "simd": row["simd"], "window": row.get("window"),
-            "emit_s": round(t1 - t0, 1), "synth_s": round(time.monotonic() - t1, 1)}
+    out = {"size": size, "latency": manifest["latency_cycles"],
+           "cycles": manifest["cycles_per_inference"], "steps": row["cycles"],
+           "pe": row["pe"], "simd": row["simd"], "window": row.get("window"),
+           "verilog_bytes": len(text), "emit_s": round(t1 - t0, 1)}
+    try:
+        r = synthesize(text, Flow(target="ice40", pnr=False), timeout=job["timeout"])
+    except Exception as e:   # the old 28x28 design can take Yosys far longer than that
+        return {**out, "lut": None, "ff": None, "bram": None, "carry": None,
+                "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}",
+                "synth_s": round(time.monotonic() - t1, 1)}
+    return {**out, "lut": r.report.lut, "ff": r.report.ff, "bram": r.report.bram,
+            "carry": r.report.carry, "synth_s": round(time.monotonic() - t1, 1)}
 
 
 def _old_tree(rev: str, into: Path) -> Path:
@@ -104,6 +110,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="8,28")
     p.add_argument("--fold", default=json.dumps(FOLD), help="JSON fold (default %(default)s)")
     p.add_argument("--json", default=None, help="also write the numbers here")
+    p.add_argument("--timeout", type=float, default=900, help="seconds per synthesis "
+                   "before it counts as not finished (default %(default)s)")
     p.add_argument("--example", action="store_true", help="also the example network "
                    "(gen.examples.example_model(0)): runtime serial, auto, auto with "
                    "double_buffer, baked")
@@ -132,11 +140,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="mulfree-bench-") as tmp:
         old_root = _old_tree(rev, Path(tmp))
         for size in sizes:
-            job = {"size": size, "fold": fold}
+            job = {"size": size, "fold": fold, "timeout": args.timeout}
             rows.append((size, _spawn(job, old_root), _spawn(job, None)))
         examples = []
         for mode, efold in EXAMPLE if args.example else []:
-            job = {"example": mode, "fold": efold}
+            job = {"example": mode, "fold": efold, "timeout": args.timeout}
             examples.append((mode, efold, _spawn(job, old_root), _spawn(job, None)))
     seconds = time.monotonic() - start
     n_synth = 2 * (len(rows) + len(examples))
@@ -153,14 +161,21 @@ def main(argv=None) -> int:
             store = (f"{w['line_rows']}x{w['line_cols']}x{w['channels']} codes in memory "
                      f"({w['memory_bits']} bits)") if w else \
                 f"{size * size} codes in registers ({size * size * 2} bits)"
-            print(f"| {size}x{size}x1 | {name} | {r['lut']} | {r['ff']} | {r['bram']} | "
-                  f"{r['latency']} | {r['cycles']} | {store} |")
+            if r["lut"] is None:
+                res = f"not done in {r['synth_s']:.0f} s | - | -"
+            else:
+                res = f"{r['lut']} | {r['ff']} | {r['bram']}"
+            print(f"| {size}x{size}x1 | {name} | {res} | {r['latency']} | {r['cycles']} | "
+                  f"{store} |")
     print()
     print("| input | LUT4 new/old | FF new/old | cycles new/old |")
     print("|---|---:|---:|---:|")
+    def ratio(key, a, b):
+        return "-" if a[key] is None or b[key] is None else f"{b[key] / a[key]:.2f}"
+
     for size, old, new in rows:
-        print(f"| {size}x{size}x1 | {new['lut'] / old['lut']:.2f} | "
-              f"{new['ff'] / old['ff']:.2f} | {new['cycles'] / old['cycles']:.2f} |")
+        print(f"| {size}x{size}x1 | {ratio('lut', old, new)} | {ratio('ff', old, new)} | "
+              f"{ratio('cycles', old, new)} |")
     if examples:
         print()
         print("| example network | LUT4 old | LUT4 new | FF old | FF new | BRAM old | BRAM new "
