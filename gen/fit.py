@@ -88,6 +88,11 @@ def _stage_period(spec) -> int:
 
 
 def _with_beat(spec, beat: int):
+    window = getattr(spec, "window", None)
+    if window is not None:
+        # a conv2d layer's window generator takes the input beats
+        return dataclasses.replace(spec, in_beat=beat,
+                                   window=dataclasses.replace(window, in_beat=beat))
     return dataclasses.replace(spec, in_beat=beat)
 
 
@@ -140,8 +145,8 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
                 opts = []
                 for pe in pes:
                     for simd in simds:
-                        cand = dataclasses.replace(spec, pe=pe, simd=simd, out_beat=pe,
-                                                   in_beat=beat, rom_style=None)
+                        cand = dataclasses.replace(_with_beat(spec, beat), pe=pe, simd=simd,
+                                                   out_beat=pe, rom_style=None)
                         styles = roms
                         if styles is None:
                             multi = cand.nf * cand.sf > 1

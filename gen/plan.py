@@ -232,22 +232,16 @@ def _choose_unit(layer, act_identity: bool, products: np.ndarray):
     return kind, params, [unit.encode(v) for v in values], decode
 
 
-def _gather(in_shape, layer: Conv2d) -> tuple:
-    h, w, c = in_shape
-    kh, kw = layer.kernel
-    (sh, sw), (ph, pw) = layer.stride, layer.padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    rows = []
-    for oy in range(oh):
-        for ox in range(ow):
-            row = []
-            for dy in range(kh):
-                for dx in range(kw):
-                    y, x = oy * sh + dy - ph, ox * sw + dx - pw
-                    for ch in range(c):
-                        row.append((y * w + x) * c + ch if 0 <= y < h and 0 <= x < w else -1)
-            rows.append(tuple(row))
-    return tuple(rows)
+def _window(in_shape, layer: Conv2d, in_bits: int, in_beat: int):
+    """The conv2d layer's sliding-window geometry (:class:`mulfree.hw.window.WindowSpec`):
+    taps in (dy, dx, channel) order, output positions row-major."""
+    from mulfree.hw.window import WindowSpec
+
+    return WindowSpec(shape=tuple(int(v) for v in in_shape),
+                      kernel=tuple(int(v) for v in layer.kernel),
+                      stride=tuple(int(v) for v in layer.stride),
+                      padding=tuple(int(v) for v in layer.padding),
+                      code_bits=int(in_bits), in_beat=int(in_beat))
 
 
 def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
@@ -301,12 +295,12 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
         act_identity = act_cb is not None and act_cb.size == n_a and \
             bool(np.all(act_cb == np.arange(n_a)))
         if isinstance(layer, Dense):
-            positions, taps, gather = 1, layer.in_features, None
+            positions, taps, window = 1, layer.in_features, None
             out_ch = layer.out_features
         else:
             out_ch = layer.out_channels
-            gather = _gather(io.in_shape, layer)
-            positions, taps = len(gather), layer.kernel[0] * layer.kernel[1] * layer.in_channels
+            window = _window(io.in_shape, layer, io.in_bits, beat)
+            positions, taps = window.positions, window.taps
         pe, simd = _layer_fold(layer, fold, out_ch, taps, mode)
         lo, hi = relaxed_bounds(layer, io.in_shape)
         kind = layer.output.kind
@@ -319,7 +313,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                       positions=positions, out_channels=out_ch, taps=taps, pe=pe, simd=simd,
                       codes=codes, products=tuple(tuple(int(v) for v in r) for r in table),
                       bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
-                      mode=mode, gather=gather, thresholds=thresholds,
+                      mode=mode, window=window, thresholds=thresholds,
                       pipeline=fold["pipeline"], double_buffer=fold["double_buffer"])
         if mode == "runtime":
             ukind, params, native, decode = _choose_unit(layer, act_identity, table)
@@ -348,6 +342,17 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                "acc_width_exact": exact.width, "output": kind.value,
                "in_beat": spec.in_beat, "out_beat": spec.out_beat,
                "cycles": spec.steps, "rom_bits": 0}
+        if window is not None:
+            row["window"] = {
+                "storage": f"line buffer {window.line_rows} rows x {window.scan_cols} "
+                           f"columns x {window.shape[2]} channels in memory, window "
+                           f"{window.kernel[0]}x{window.kernel[1]}x{window.shape[2]} in "
+                           f"registers",
+                "line_rows": window.line_rows, "line_cols": window.scan_cols,
+                "channels": window.shape[2],
+                "memory_depth": window.memory_depth, "memory_width": window.memory_width,
+                "memory_bits": window.memory_bits, "window_bits": window.window_bits,
+                "scan_cycles": window.scan_pieces}
         if mode == "runtime":
             from mulfree.hw.engine import make_unit
             u = make_unit(spec.unit_kind, spec.unit_params, 1, False)
@@ -372,24 +377,12 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
 def _timing(stages) -> tuple[int, int]:
     """(latency, initiation interval) with no stalls; see docs/hardware.md.
 
-    Each stage answers ``delay`` cycles after its last input beat; a consumer takes its
-    last input beat when its producer sends its last output beat."""
-    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec
+    A conv2d stage takes its input as fast as its line buffer and compute allow, so no
+    per-stage formula chains exactly: :func:`mulfree.hw.timing.network_timing` runs the
+    stages' handshake models together, cycle by cycle."""
+    from mulfree.hw.timing import network_timing
 
-    first_valid = -1       # cycle of the previous stage's first valid output beat
-    prev_out = 1           # ... and its number of output beats (the network input: 1)
-    period = 0
-    for n, s in enumerate(stages):
-        if isinstance(s, ComputeSpec):
-            ib, ob, delay, per = s.in_beats, s.out_beats, s.delay, s.period
-        elif isinstance(s, ArgMaxSpec):
-            ib, ob, delay, per = s.group // s.in_beat, 1, 1, s.group // s.in_beat + 1
-        else:
-            ib, ob, delay, per = s.in_beats, s.out_beats, s.delay, s.period
-        last_in = ib - 1 if n == 0 else first_valid + prev_out - 1
-        first_valid, prev_out = last_in + delay, ob
-        period = max(period, per)
-    return first_valid + prev_out - 1, period
+    return network_timing(stages)
 
 
 def _manifest(model, mode, stages, rows, in_vpb) -> dict:

@@ -4,7 +4,10 @@
 - :mod:`.mac`: :class:`~.mac.MacLane`, one runtime-weight MAC lane per scheme
 - :mod:`.adder_tree`: balanced pairwise adder trees sized by bounds
 - :mod:`.threshold`: parallel and sequential threshold units
-- :mod:`.engine`: the layer engine (runtime ROM or baked weights), max-pool, argmax
+- :mod:`.window`: :class:`~.window.SlidingWindow`, conv2d windows through a line buffer
+- :mod:`.engine`: the layer engine (runtime ROM or baked weights; conv2d streams through
+  a sliding window), max-pool, argmax
+- :mod:`.timing`: cycle models of the stages' handshakes (exact latency and throughput)
 - :mod:`.network`: :class:`~.network.Network`, the stream-in stream-out network top
 
 ``mulfree.gen.plan.build_network`` turns a model description into these; see

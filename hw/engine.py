@@ -6,7 +6,10 @@ same shape of interface::
     i: In(stream.Signature(unsigned(in_beat * in_bits)))    codes, LSB-first
     o: Out(stream.Signature(unsigned(out_beat * out_bits))) values, LSB-first
 
-and the same life cycle, which keeps them safe under any back-pressure and idle:
+and drives ``i.ready`` and ``o.valid`` from registers only, which keeps it safe under
+any back-pressure and idle (and lets :mod:`.timing` model the handshakes exactly).
+
+A dense layer, max-pool and argmax are *frame* stages:
 
 1. *load*: while its input buffer is not full, ``i.ready`` is high and each beat is
    written into the buffer (one frame: the layer's whole input, in (row, column,
@@ -18,11 +21,17 @@ and the same life cycle, which keeps them safe under any back-pressure and idle:
    slice of registers selected by a counter that only moves on a transfer, so it holds
    while valid waits, and valid never looks at ready.
 
+A conv2d layer *streams*: a :class:`~.window.SlidingWindow` (a line buffer in memory)
+turns the input codes into one window per output position, the engine computes each
+window as it arrives and its results leave through a small FIFO, in (row, column,
+channel) order, one beat per group of ``pe`` output channels.
+
 The compute schedule of a :class:`LayerEngine` is three stages: (A) issue step
-``(position, nf, sf)``: weight ROM address and the activations of the window; (B) the
-ROM word and the registered activations meet in ``pe * simd`` product units, one adder
-tree per PE, and the accumulators add (or start from the bias); (C) after a PE group's
-last step, thresholds (or the raw accumulators) go into the output buffer.
+``(nf, sf)`` of the current frame (dense) or window (conv2d): weight ROM address and the
+``simd`` activations; (B) the ROM word and the registered activations meet in
+``pe * simd`` product units, one adder tree per PE, and the accumulators add (or start
+from the bias); (C) after a PE group's last step, thresholds (or the raw accumulators)
+are the group's ``pe`` results.
 """
 
 from __future__ import annotations
@@ -31,12 +40,14 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .adder_tree import sum_tree, sum_tree_carries
 from .product import (ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for,
                       signed_width)
 from .threshold import threshold_code
+from .window import SlidingWindow, WindowSpec
 
 __all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "ArgMaxSpec",
            "ArgMaxUnit", "build_stage",
@@ -98,7 +109,7 @@ class ComputeSpec:
     bias: tuple                     # [OC]
     acc_bounds: tuple               # (lo, hi): every partial sum fits
     mode: str = "runtime"           # "runtime" | "baked"
-    gather: tuple | None = None     # [P][taps] buffer index or -1 (padding); None: dense
+    window: WindowSpec | None = None  # conv2d: the window geometry; None: dense
     thresholds: tuple | None = None  # [OC][n]; None: output the accumulators
     # runtime product unit: kind, parameters, native weight per code [K], activation
     # decode [2**in_bits] (None: the unit takes the code itself)
@@ -129,13 +140,31 @@ class ComputeSpec:
         return self.positions * self.nf * self.sf
 
     @property
+    def fifo_depth(self) -> int:
+        """Conv2d: result beats the engine's output FIFO holds; enough for one output
+        channel group per cycle with the output always ready (a group's credit comes
+        back ``4 + pipeline`` cycles after its last step); at least 2 (a one-entry
+        ``SyncFIFO`` has zero-width pointers)."""
+        return max(2, -(-(4 + int(self.pipeline)) // self.sf))
+
+    @property
     def delay(self) -> int:
-        """Cycles from the last input beat taken to the first output beat valid."""
+        """Dense: cycles from the last input beat taken to the first output beat valid.
+        Conv2d: cycles from the last input beat taken to the last output beat sent, the
+        stage alone with its input always offered and its output always ready (from
+        :func:`mulfree.hw.timing.stage_timing`)."""
+        if self.window is not None:
+            from .timing import stage_timing
+            return stage_timing(self)[0]
         return self.steps + 4 + int(self.pipeline) + int(self.double_buffer)
 
     @property
     def period(self) -> int:
-        """Cycles between inference starts when this layer is the slowest stage."""
+        """Cycles between inference starts when this layer is the slowest stage (conv2d:
+        the stage alone, from :func:`mulfree.hw.timing.stage_timing`)."""
+        if self.window is not None:
+            from .timing import stage_timing
+            return stage_timing(self)[1]
         if self.double_buffer:
             return max(self.steps + 4 + int(self.pipeline), self.in_beats + 1,
                        self.out_beats + 1)
@@ -176,6 +205,18 @@ class ComputeSpec:
                                   ("Output beat", self.out_count, self.out_beat)]:
             if part < 1 or whole % part:
                 raise ValueError(f"{name} must be a positive divisor of {whole}, not {part}")
+        w = self.window
+        if w is not None:
+            if not isinstance(w, WindowSpec):
+                raise TypeError(f"Window must be a WindowSpec or None, not {w!r}")
+            got = (w.code_bits, w.in_beat, w.taps, w.positions, w.in_beats * w.in_beat)
+            want = (self.in_bits, self.in_beat, self.taps, self.positions, self.in_count)
+            if got != want:
+                raise ValueError(f"Window {w!r} does not match the layer (code bits, input "
+                                 f"beat, taps, positions, input codes: {want!r})")
+            if self.out_beat != self.pe:
+                raise ValueError(f"Output beat of a conv2d layer must be its PE count "
+                                 f"{self.pe}, not {self.out_beat}")
 
 
 class _Framed(wiring.Component):
@@ -213,15 +254,22 @@ class LayerEngine(_Framed):
     Parameters
     ----------
     spec : ComputeSpec
+        ``spec.window`` set: a conv2d layer fed by a :class:`~.window.SlidingWindow`
+        (line buffer, no input frame buffer; results through a ``fifo_depth``-entry FIFO,
+        ``out_beat == pe``); ``None``: a dense layer (input and output frame buffers).
 
     Members
     -------
     i : In(stream.Signature(unsigned(in_beat * in_bits)))
     o : Out(stream.Signature(unsigned(out_beat * out_bits)))
 
-    Timing (no stalls): the first output beat is valid ``steps + 4`` cycles after the
-    last input beat is taken (``+ 1`` with ``pipeline``), ``steps = positions * (OC / pe)
-    * (taps / simd)``; see :attr:`ComputeSpec.delay` and :attr:`ComputeSpec.period`.
+    Timing (no stalls), dense: the first output beat is valid ``steps + 4`` cycles after
+    the last input beat is taken (``+ 1`` with ``pipeline``, ``+ 1`` with
+    ``double_buffer``), ``steps = (OC / pe) * (taps / simd)``. Conv2d: a window's first
+    step is issued the cycle after the window is valid, its steps follow one per cycle,
+    and a group's results are valid at the output ``3 + pipeline`` cycles after the
+    group's last step; see :mod:`.timing`, :attr:`ComputeSpec.delay` and
+    :attr:`ComputeSpec.period`.
     """
 
     def __init__(self, spec: ComputeSpec) -> None:
@@ -346,14 +394,16 @@ class LayerEngine(_Framed):
         return partials
 
     def elaborate(self, platform):
+        if self.spec.window is None:
+            return self._elaborate_frame()
+        return self._elaborate_stream()
+
+    def _elaborate_frame(self):
+        """Dense: load the whole input vector, compute, send from a result buffer."""
         s = self.spec
         m = Module()
         b = s.in_bits
-        nf, sf, P = s.nf, s.sf, s.positions
-        baked = s.mode == "baked"
-        act_identity_pad = s.values is not None or (
-            s.unit_kind != "table" and s.act_decode is None and not baked)
-        has_pad = s.gather is not None and any(i < 0 for row in s.gather for i in row)
+        nf, sf = s.nf, s.sf
 
         in_full = Signal(name="in_full")
         out_full = Signal(name="out_full")
@@ -380,67 +430,119 @@ class LayerEngine(_Framed):
         # -- stage A: counters and issue ----------------------------------------------
         sf_c = Signal(_bits(sf), name="sf")
         nf_c = Signal(_bits(nf), name="nf")
-        p_c = Signal(_bits(P), name="pos")
-        q_c = Signal(_bits(P * sf), name="q")          # p * SF + sf
         waddr = Signal(_bits(nf * sf), name="waddr")   # nf * SF + sf
         last_sf = sf_c == sf - 1
         last_nf = nf_c == nf - 1
-        last_p = p_c == P - 1
 
         start = in_full & ~busy if db else in_full & ~busy & ~out_full
         with m.If(start):
             if db:
                 m.d.sync += [work.eq(buf), in_full.eq(0)]
-            m.d.sync += [busy.eq(1), run.eq(1), sf_c.eq(0), nf_c.eq(0), p_c.eq(0),
-                         q_c.eq(0), waddr.eq(0)]
+            m.d.sync += [busy.eq(1), run.eq(1), sf_c.eq(0), nf_c.eq(0), waddr.eq(0)]
         with m.If(run):
-            with m.If(~last_sf):
-                m.d.sync += [sf_c.eq(sf_c + 1), q_c.eq(q_c + 1), waddr.eq(waddr + 1)]
-            with m.Else():
-                m.d.sync += sf_c.eq(0)
-                with m.If(~last_nf):
-                    m.d.sync += [nf_c.eq(nf_c + 1), waddr.eq(waddr + 1),
-                                 q_c.eq(q_c - (sf - 1))]
-                with m.Else():
-                    m.d.sync += [nf_c.eq(0), waddr.eq(0), p_c.eq(p_c + 1), q_c.eq(q_c + 1)]
-                    with m.If(last_p):
-                        m.d.sync += run.eq(0)
+            self._advance(m, sf_c, nf_c, waddr)
+            with m.If(last_sf & last_nf):
+                m.d.sync += run.eq(0)
 
-        # the window's activations for this step
-        acts_a = [Signal(b, name=f"act_a{lane}") for lane in range(s.simd)]
-        pads_a = [Signal(name=f"pad_a{lane}") for lane in range(s.simd)] if has_pad else None
-        if s.gather is None:
-            word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
-            for lane in range(s.simd):
-                m.d.comb += acts_a[lane].eq(word[lane * b:(lane + 1) * b])
-        else:
-            with m.Switch(q_c):
-                for q in range(P * sf):
-                    p, f = divmod(q, sf)
-                    with m.Case(q):
-                        for lane in range(s.simd):
-                            idx = s.gather[p][f * s.simd + lane]
-                            if idx >= 0:
-                                m.d.comb += acts_a[lane].eq(work[idx * b:(idx + 1) * b])
-                            elif pads_a is not None:
-                                m.d.comb += pads_a[lane].eq(1)
+        word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
+        acts_a = [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
+        v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None)
+
+        group = Signal(_bits(nf), name="group")
+        with m.If(v_c):
+            m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
+            with m.If(group == nf - 1):
+                if db:
+                    m.d.sync += [group.eq(0), pending.eq(1)]
+                else:
+                    m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
+            with m.Else():
+                m.d.sync += group.eq(group + 1)
+        return m
+
+    def _elaborate_stream(self):
+        """Conv2d: windows from a :class:`~mulfree.hw.window.SlidingWindow`, results
+        through a small FIFO, one beat (``pe`` values) per output channel group."""
+        s = self.spec
+        m = Module()
+        b = s.in_bits
+        nf, sf = s.nf, s.sf
+        m.submodules.window = win = SlidingWindow(s.window)
+        wiring.connect(m, wiring.flipped(self.i), win.i)
+
+        # -- stage A: a step of the window at the head of the window stream ----------
+        sf_c = Signal(_bits(sf), name="sf")
+        nf_c = Signal(_bits(nf), name="nf")
+        waddr = Signal(_bits(nf * sf), name="waddr")
+        last_sf = sf_c == sf - 1
+        last_nf = nf_c == nf - 1
+        depth = s.fifo_depth
+        credits = Signal(range(depth + 1), init=depth, name="credits")
+        issue = Signal(name="issue")
+        # only a group's last step needs a credit (a FIFO entry for its results)
+        m.d.comb += [issue.eq(win.o.valid & ((credits != 0) | ~last_sf)),
+                     win.o.ready.eq(issue & last_sf & last_nf)]
+        with m.If(issue):
+            self._advance(m, sf_c, nf_c, waddr)
+        taps, pads = win.o.payload.taps, win.o.payload.pad
+        word = taps.word_select(sf_c, s.simd * b) if sf > 1 else taps
+        acts_a = [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
+        pads_a = None
+        if s.window.has_padding:
+            pword = pads.word_select(sf_c, s.simd) if sf > 1 else pads
+            pads_a = [pword[lane] for lane in range(s.simd)]
+        v_c, results = self._compute(m, issue, sf_c, nf_c, waddr, acts_a, pads_a)
+
+        # -- stage C's results into the FIFO; a credit per group in flight -----------
+        m.submodules.fifo = fifo = SyncFIFO(width=s.pe * s.out_bits, depth=depth)
+        m.d.comb += [fifo.w_en.eq(v_c), fifo.w_data.eq(Cat(*results)),
+                     self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(self.o.ready)]
+        sent = self.o.valid & self.o.ready
+        m.d.sync += credits.eq(credits - (issue & last_sf) + sent)
+        return m
+
+    def _advance(self, m, sf_c, nf_c, waddr):
+        """One step of the ``(nf, sf)`` schedule (the weight address follows)."""
+        s = self.spec
+        with m.If(sf_c != s.sf - 1):
+            m.d.sync += [sf_c.eq(sf_c + 1), waddr.eq(waddr + 1)]
+        with m.Else():
+            m.d.sync += sf_c.eq(0)
+            with m.If(nf_c != s.nf - 1):
+                m.d.sync += [nf_c.eq(nf_c + 1), waddr.eq(waddr + 1)]
+            with m.Else():
+                m.d.sync += [nf_c.eq(0), waddr.eq(0)]
+
+    def _compute(self, m, v_a, sf_c, nf_c, waddr, acts_a, pads_a):
+        """Stages B and C for a step issued in stage A (``v_a`` high, the step's
+        activations ``acts_a``, pad marks ``pads_a`` or ``None``, the weight address
+        ``waddr`` of the ROM word). Returns ``(v_c, results)``: ``v_c`` is high for one
+        cycle per output channel group with its ``pe`` results."""
+        s = self.spec
+        b, vb = s.in_bits, s.out_bits
+        nf, sf = s.nf, s.sf
+        baked = s.mode == "baked"
+        # codes at padding taps are 0; a product with code 0 is 0 unless the activation
+        # codebook is not the identity or the product is a table
+        identity = s.values is not None or (
+            s.unit_kind != "table" and s.act_decode is None and not baked)
+        if identity:
+            pads_a = None
+
         # -- stage B ------------------------------------------------------------------
         v_b = Signal(name="v_b")
         first_b = Signal(name="first_b")
         last_b = Signal(name="last_b")
         nf_b = Signal(_bits(nf), name="nf_b")
         acts_b = [Signal(b, name=f"act_b{lane}") for lane in range(s.simd)]
+        m.d.sync += [v_b.eq(v_a), first_b.eq(sf_c == 0), last_b.eq(sf_c == sf - 1),
+                     nf_b.eq(nf_c)]
+        m.d.sync += [acts_b[lane].eq(acts_a[lane]) for lane in range(s.simd)]
         pads_b = None
-        m.d.sync += [v_b.eq(run), first_b.eq(sf_c == 0), last_b.eq(last_sf), nf_b.eq(nf_c)]
-        for lane in range(s.simd):
-            code = acts_a[lane]
-            if pads_a is not None and act_identity_pad:
-                code = Mux(pads_a[lane], 0, code)
-            m.d.sync += acts_b[lane].eq(code)
-        if pads_a is not None and not act_identity_pad:
+        if pads_a is not None:
             pads_b = [Signal(name=f"pad_b{lane}") for lane in range(s.simd)]
             m.d.sync += [pads_b[lane].eq(pads_a[lane]) for lane in range(s.simd)]
-
         if baked:
             partials = self._baked_partials(m, acts_b, pads_b)
             carries = [[] for _ in partials]
@@ -512,7 +614,6 @@ class LayerEngine(_Framed):
         # -- stage C ------------------------------------------------------------------
         v_c = Signal(name="v_c")
         nf_c2 = Signal(_bits(nf), name="nf_c")
-        group = Signal(_bits(P * nf), name="group")
         m.d.sync += [v_c.eq(v_b & last_b), nf_c2.eq(nf_b)]
         results = []
         lo, hi = s.acc_bounds
@@ -529,16 +630,7 @@ class LayerEngine(_Framed):
             code = Signal(vb, name=f"code{pe}")
             m.d.comb += code.eq(threshold_code(accs[pe], ts))
             results.append(code)
-        with m.If(v_c):
-            m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
-            with m.If(group == P * nf - 1):
-                if db:
-                    m.d.sync += [group.eq(0), pending.eq(1)]
-                else:
-                    m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
-            with m.Else():
-                m.d.sync += group.eq(group + 1)
-        return m
+        return v_c, results
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,14 @@ def test_conv_stage_geometry():
     stages, manifest = plan_network(model, "runtime", "serial")
     s = stages[0]
     assert s.positions == 4 * 2 and s.taps == 3 * 2 * 2
-    assert len(s.gather) == s.positions and all(len(r) == s.taps for r in s.gather)
-    assert any(i < 0 for r in s.gather for i in r)  # padding rows
+    w = s.window
+    assert (w.shape, w.kernel, w.stride, w.padding) == ((4, 5, 2), (3, 2), (1, 2), (1, 0))
+    assert w.out_shape == (4, 2) and w.positions == s.positions and w.taps == s.taps
+    assert w.has_padding and w.scan_rows == 6 and w.scan_cols == 5
+    row = manifest["layers"][0]["window"]
+    # two rows of the (unpadded) width 5 with 2 channels, one code (2 bits) per channel
+    assert (row["line_rows"], row["line_cols"], row["channels"]) == (2, 5, 2)
+    assert row["memory_bits"] == 2 * 5 * 2 * 2 and row["window_bits"] == 3 * 2 * 2 * 2
     assert manifest["output"]["shape"] == [4, 2, 3]
 
 

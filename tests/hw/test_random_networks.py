@@ -1,5 +1,6 @@
 """Random small networks (shapes, schemes, activations, folds, modes) against the golden
-model: the corners a hand-picked list misses (1-bit codes, one channel, 1x1 maps, ...)."""
+model: the corners a hand-picked list misses (1-bit codes, one channel, 1x1 maps, windows
+larger than the map, ...); and their latency against the manifest."""
 
 import numpy as np
 import pytest
@@ -27,13 +28,14 @@ def networks(draw):
     in_bits = draw(st.integers(1, 3))
     layers = []
     if draw(st.booleans()):
-        h, w, c = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 2))
-        kh, kw = draw(st.integers(1, min(h, 2))), draw(st.integers(1, min(w, 2)))
+        h, w, c = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 3))
+        ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        kh = draw(st.integers(1, min(h + 2 * ph, 4)))
+        kw = draw(st.integers(1, min(w + 2 * pw, 4)))
         scheme, wbits = draw(st.sampled_from(SCHEMES))
         act = "bipolar" if in_bits == 1 and draw(st.booleans()) else "uniform"
         conv = random_conv2d(rng, (h, w, c), draw(st.integers(1, 3)), (kh, kw),
-                             (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
-                             (draw(st.integers(0, 1)), draw(st.integers(0, 1))),
+                             (draw(st.integers(1, 3)), draw(st.integers(1, 3))), (ph, pw),
                              scheme=scheme, wbits=wbits, in_bits=in_bits,
                              out_bits=draw(st.integers(1, 2)), act=act, name="conv")
         layers.append(conv)
@@ -78,3 +80,7 @@ def test_random_network(case):
     x = rng.integers(0, 2**model.input_bits, (2, *model.input_shape))
     got, _ = run_network(net, manifest, x, seed=seed)
     np.testing.assert_array_equal(got, golden_flat(model, x))
+    # without stalls, one inference takes exactly the manifest's latency (the testbench's
+    # first transfer is on cycle 1 and it stops one cycle after the last)
+    _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
+    assert cycles - 1 == manifest["latency_cycles"]

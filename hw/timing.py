@@ -1,0 +1,273 @@
+"""Cycle models of the stages' stream handshakes, for exact latency and throughput.
+
+Every stage of :mod:`mulfree.hw.engine` drives ``i.ready`` and ``o.valid`` from its
+registers only, so a network's timing without stalls at its boundaries follows from one
+step per cycle of small state machines, one per stage, each a transcription of its
+stage's control (no data): the frame stages (dense :class:`~.engine.LayerEngine`,
+:class:`~.engine.MaxPoolUnit`, :class:`~.engine.ArgMaxUnit`) and the streaming conv2d
+engine (:class:`~.window.SlidingWindow` feeding the compute pipeline and its result FIFO).
+A conv2d stage takes its input as fast as its line buffer and compute allow, so its
+timing depends on its neighbours; :func:`network_timing` runs the chain together.
+
+``tests/hw`` checks these models against Amaranth's simulation of the real stages.
+"""
+
+from __future__ import annotations
+
+__all__ = ["network_timing", "stage_timing"]
+
+
+class _Frame:
+    """Dense layer engine: load a frame, compute, send (optionally double buffered)."""
+
+    def __init__(self, s):
+        self.ib, self.ob = s.in_beats, s.out_beats
+        self.compute = s.steps + 2 + int(s.pipeline)   # start to the last result write
+        self.db = s.double_buffer
+        self.n_in = self.n_out = 0
+        self.in_full = self.busy = self.out_full = self.pending = False
+        self.finish = -1
+
+    def ready(self):
+        return not self.in_full
+
+    def valid(self):
+        return self.out_full
+
+    def tick(self, t, took, sent):
+        in_full, busy, out_full, pending = self.in_full, self.busy, self.out_full, self.pending
+        if took:
+            self.n_in += 1
+            if self.n_in == self.ib:
+                self.n_in, self.in_full = 0, True
+        if sent:
+            self.n_out += 1
+            if self.n_out == self.ob:
+                self.n_out, self.out_full = 0, False
+        if self.db and pending and not out_full:
+            self.out_full, self.pending, self.busy = True, False, False
+        start = in_full and not busy and (self.db or not out_full)
+        if start:
+            self.busy, self.finish = True, t + self.compute
+            if self.db:
+                self.in_full = False
+        if busy and t == self.finish:
+            if self.db:
+                self.pending = True
+            else:
+                self.busy, self.in_full, self.out_full = False, False, True
+
+
+class _MaxPool:
+    def __init__(self, s):
+        self.ib, self.ob, self.db = s.in_beats, s.out_beats, s.double_buffer
+        self.n_in = self.n_out = 0
+        self.full = self.sending = False
+
+    def ready(self):
+        return not self.full
+
+    def valid(self):
+        return self.sending if self.db else self.full
+
+    def tick(self, t, took, sent):
+        full, sending = self.full, self.sending
+        if self.db and full and not sending:
+            self.full, self.sending = False, True
+        if took:
+            self.n_in += 1
+            if self.n_in == self.ib:
+                self.n_in, self.full = 0, True
+        if sent:
+            self.n_out += 1
+            if self.n_out == self.ob:
+                self.n_out = 0
+                if self.db:
+                    self.sending = False
+                else:
+                    self.full = False
+
+
+class _ArgMax:
+    def __init__(self, s):
+        self.ib = s.group // s.in_beat
+        self.n = 0
+        self.out_valid = False
+
+    def ready(self):
+        return not self.out_valid
+
+    def valid(self):
+        return self.out_valid
+
+    def tick(self, t, took, sent):
+        if sent:
+            self.out_valid = False
+        if took:
+            self.n += 1
+            if self.n == self.ib:
+                self.n, self.out_valid = 0, True
+
+
+class _Conv:
+    """Streaming conv2d: the window generator's scan, the engine's steps, the FIFO."""
+
+    def __init__(self, s):
+        w = s.window
+        self.n, self.nb = w.pieces_per_pixel, w.pieces_per_beat
+        self.rows, self.cols = w.scan_rows, w.scan_cols
+        self.real = [[w.is_real(y, x) for x in range(self.cols)] for y in range(self.rows)]
+        self.corner = [[w.is_corner(y, x) for x in range(self.cols)] for y in range(self.rows)]
+        self.sf, self.nf = s.sf, s.nf
+        self.lag = 2 + int(s.pipeline)                 # issue to the result write
+        self.credits = s.fifo_depth
+        self.cur_valid = self.nxt_valid = self.win_valid = False
+        self.cur_idx = self.y = self.x = self.q = 0
+        self.sf_c = self.nf_c = 0
+        self.level = 0
+        self.writes = []                               # cycles of pending result writes
+
+    def ready(self):
+        return not self.nxt_valid
+
+    def valid(self):
+        return self.level > 0
+
+    def tick(self, t, took, sent):
+        real = self.real[self.y][self.x]
+        corner = self.corner[self.y][self.x] and self.q == self.n - 1
+        last_sf = self.sf_c == self.sf - 1
+        issue = self.win_valid and (self.credits > 0 or not last_sf)
+        win_ready = issue and last_sf and self.nf_c == self.nf - 1
+        move = (not real or self.cur_valid) and (not corner or not self.win_valid or win_ready)
+        take = move and real
+        # the input beats
+        cur_done = take and self.cur_idx == self.nb - 1
+        if not self.cur_valid or cur_done:
+            if self.nxt_valid:
+                self.cur_valid, self.cur_idx, self.nxt_valid = True, 0, False
+            elif took:
+                self.cur_valid, self.cur_idx = True, 0
+            else:
+                self.cur_valid = False
+        else:
+            if take:
+                self.cur_idx += 1
+            if took:
+                self.nxt_valid = True
+        # the window register and the scan
+        if move and corner:
+            self.win_valid = True
+        elif win_ready:
+            self.win_valid = False
+        if move:
+            self.q += 1
+            if self.q == self.n:
+                self.q = 0
+                self.x += 1
+                if self.x == self.cols:
+                    self.x = 0
+                    self.y = (self.y + 1) % self.rows
+        # the engine's steps, its result FIFO and the credits
+        if issue:
+            self.sf_c += 1
+            if self.sf_c == self.sf:
+                self.sf_c = 0
+                self.nf_c = (self.nf_c + 1) % self.nf
+        write = bool(self.writes) and self.writes[0] == t
+        if write:
+            self.writes.pop(0)
+        if issue and last_sf:
+            self.writes.append(t + self.lag)
+            self.credits -= 1
+        if sent:
+            self.credits += 1
+        self.level += int(write) - int(sent)
+
+
+def _model(spec):
+    from .engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
+
+    if isinstance(spec, ComputeSpec):
+        return _Frame(spec) if spec.window is None else _Conv(spec)
+    if isinstance(spec, MaxPoolSpec):
+        return _MaxPool(spec)
+    if isinstance(spec, ArgMaxSpec):
+        return _ArgMax(spec)
+    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not "
+                    f"{spec!r}")
+
+
+def _out_beats(stages) -> int:
+    """Output beats of the chain per inference (an argmax sends one per group)."""
+    from .engine import ArgMaxSpec
+
+    last = stages[-1]
+    if isinstance(last, ArgMaxSpec):
+        return stages[-2].out_count // last.group if len(stages) > 1 else 1
+    return last.out_beats
+
+
+def _run(stages, inferences: int):
+    """Feed ``inferences`` frames back to back into the chain with its output always
+    ready; returns (cycles of the input transfers, cycles of each inference's last output
+    transfer)."""
+    models = [_model(s) for s in stages]
+    in_beats = stages[0].in_beats
+    out_beats = _out_beats(stages)
+    total_in, total_out = in_beats * inferences, out_beats * inferences
+    fed = got = 0
+    taken, done = [], []
+    t = 0
+    # a generous bound on the cycles of a correct chain (a stuck model must not hang)
+    limit = 0
+    for s in stages:
+        limit += (getattr(s, "in_count", 0) + getattr(s, "out_count", 0) + 64 +
+                  getattr(s, "steps", 0))
+        if getattr(s, "window", None) is not None:
+            limit += s.window.scan_pieces
+    limit *= inferences + 2
+    k = len(models)
+    while got < total_out:
+        valid = [fed < total_in] + [mdl.valid() for mdl in models]
+        ready = [mdl.ready() for mdl in models] + [True]
+        xfer = [v and r for v, r in zip(valid, ready)]
+        for n, mdl in enumerate(models):
+            mdl.tick(t, xfer[n], xfer[n + 1])
+        if xfer[0]:
+            fed += 1
+            taken.append(t)
+        if xfer[k]:
+            got += 1
+            if got % out_beats == 0:
+                done.append(t)
+        t += 1
+        if t > limit:
+            raise RuntimeError("timing model: the chain does not finish (a model bug)")
+    return taken, done
+
+
+def network_timing(stages, inferences: int = 4) -> tuple[int, int]:
+    """``(latency, cycles per inference)`` of the chain of stage specs, no stalls.
+
+    Latency: cycles from the first input beat's transfer to the last output beat's
+    transfer of one inference. Cycles per inference: the largest interval between the
+    ends of consecutive inferences over ``inferences`` frames fed back to back (the
+    steady-state initiation interval once the pattern repeats)."""
+    if inferences < 2:
+        raise ValueError(f"Inferences must be at least 2, not {inferences}")
+    taken, done = _run(stages, 1)
+    latency = done[0] - taken[0]
+    _, done = _run(stages, inferences)
+    period = max(b - a for a, b in zip(done, done[1:]))
+    return latency, period
+
+
+def stage_timing(spec) -> tuple[int, int]:
+    """``(delay, period)`` of one stage alone (input always offered, output always
+    ready): the cycles from its last input beat's transfer to its last output beat's
+    transfer in one inference, and its steady-state initiation interval."""
+    taken, done = _run([spec], 1)
+    delay = done[0] - taken[-1]
+    _, done = _run([spec], 4)
+    return delay, max(b - a for a, b in zip(done, done[1:]))
