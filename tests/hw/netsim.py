@@ -28,6 +28,18 @@ def unpack(beats, bits: int, per_beat: int, signed: bool) -> list[int]:
     return out
 
 
+async def drive(ctx, port, beats, rng, idle: float) -> None:
+    """Offer ``beats`` on the input stream ``port``, idling a random number of cycles
+    (probability ``idle`` each) before each; ``valid`` drops after every transfer."""
+    for beat in beats:
+        while rng.random() < idle:
+            await ctx.tick()
+        ctx.set(port.valid, 1)
+        ctx.set(port.payload, beat)
+        await ctx.tick().until(port.ready)
+        ctx.set(port.valid, 0)
+
+
 def run_network(net, manifest, x: np.ndarray, *, seed: int = 0, idle: float = 0.3,
                 stall: float = 0.3, max_cycles: int = 2_000_000):
     """Feed every sample of ``x`` (``[N, *input shape]``) and return
@@ -42,13 +54,7 @@ def run_network(net, manifest, x: np.ndarray, *, seed: int = 0, idle: float = 0.
     cycles = [0]
 
     async def driver(ctx):
-        for beat in beats:
-            while rng.random() < idle:
-                await ctx.tick()
-            ctx.set(net.i.valid, 1)
-            ctx.set(net.i.payload, beat)
-            await ctx.tick().until(net.i.ready)
-            ctx.set(net.i.valid, 0)
+        await drive(ctx, net.i, beats, rng, idle)
 
     async def monitor(ctx):
         for _ in range(n_out):

@@ -12,7 +12,7 @@ from mulfree.gen.examples import random_conv2d, random_dense
 from mulfree.gen.model import Flatten, MaxPool, Model
 from mulfree.gen.plan import build_network, plan_network
 from mulfree.hw.window import SlidingWindow, WindowSpec
-from netsim import golden_flat, pack, run_network
+from netsim import drive, golden_flat, pack, run_network
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -53,13 +53,7 @@ def simulate_windows(spec: WindowSpec, frames, *, seed=0, idle=0.3, stall=0.3):
     got = []
 
     async def driver(ctx):
-        for beat in beats:
-            while rng.random() < idle:
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, beat)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
+        await drive(ctx, dut.i, beats, rng, idle)
 
     async def monitor(ctx):
         held = None
