@@ -37,14 +37,14 @@ PY
 "$VENV/bin/python" -c "import numpy, sys; print('golden-model classes:    ', numpy.load(sys.argv[1]).ravel().tolist())" "$OUT/outputs.npy"
 
 step "4. Verilog (runtime weights, folded to fit an iCE40UP5K)"
-"$MF" verilog "$OUT/digits.mf" -o "$OUT/verilog"
+"$MF" verilog "$OUT/digits.mf" --device ice40up5k -o "$OUT/verilog"
 
 step "5. RTL against the golden model, bit for bit: Verilator (200 images) and Icarus Verilog (20)"
-"$MF" sim "$OUT/digits.mf" --inputs "$OUT/inputs.npy" --simulator verilator
-"$MF" sim "$OUT/digits.mf" --random 200 --simulator verilator
-"$MF" sim "$OUT/digits.mf" --random 20 --simulator icarus
+"$MF" sim "$OUT/digits.mf" --device ice40up5k --inputs "$OUT/inputs.npy" --simulator verilator
+"$MF" sim "$OUT/digits.mf" --device ice40up5k --random 200 --simulator verilator
+"$MF" sim "$OUT/digits.mf" --device ice40up5k --random 20 --simulator icarus
 
-step "6. iCEBreaker bitstream through Yosys and nextpnr (YoWASP)"
+step "6. iCEBreaker bitstream through Yosys and nextpnr (YoWASP); the fold defaults to one fitted to the board's iCE40UP5K"
 "$MF" build "$OUT/digits.mf" --board icebreaker -o "$OUT/icebreaker"
 
 step "7. what each arithmetic scheme costs (quick grid, measured with Yosys and nextpnr)"
