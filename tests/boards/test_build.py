@@ -5,6 +5,7 @@ OrangeCrab-25F and Tang Nano 9K (when its tools are installed) are marked slow. 
 small serial-folded MLP inside the full UART harness.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -71,7 +72,14 @@ def test_build_board(name, tmp_path):
     board = get_board(name)
     result = build(_small_model(), board, tmp_path, fold="serial")
     _check(result, board)
-    print(format_report(result))
+    text = format_report(result)
+    print(text)
+    assert "at the board clock" in text and "not reliable" not in text
+    # the same report with the clock's timing missed: no throughput claimed at that clock
+    slow = {clk: (con * 0.9, con) for clk, (_, con) in result.resources.fmax_mhz.items()}
+    missed = dataclasses.replace(result, resources=dataclasses.replace(result.resources,
+                                                                         fmax_mhz=slow))
+    assert "not reliable at the board clock" in format_report(missed)
 
 
 def test_build_defaults_to_a_fold_fitted_to_the_boards_device(tmp_path, monkeypatch, capsys):
