@@ -1,4 +1,5 @@
-"""Amaranth-simulator driver for a Network: packed beats in, values out, random stalls."""
+"""Amaranth-simulator drivers: a Network (packed beats in, values out, random stalls) and a
+MAC lane (one step per clock)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,29 @@ def golden_flat(model, x) -> np.ndarray:
 
     y = run(model, x).output
     return y.reshape(len(x), -1)
+
+
+def run_lane(lane, control, steps, *, top=None, reset=None) -> list[int]:
+    """Clock ``lane`` through ``steps`` of ``(weight, act, valid, control[, reset])``, one
+    per cycle, with ``control`` its ``first``/``clear``/``last`` port; returns ``acc`` after
+    each. ``top``: the module to simulate (default the lane), ``reset``: the signal the
+    steps' fifth value drives."""
+    got = []
+
+    async def bench(ctx):
+        for step in steps:
+            w, a, v, c = step[:4]
+            ctx.set(lane.weight, w)
+            ctx.set(lane.act, a)
+            ctx.set(lane.valid, v)
+            ctx.set(control, c)
+            if reset is not None:
+                ctx.set(reset, step[4])
+            await ctx.tick()
+            got.append(ctx.get(lane.acc))
+
+    sim = Simulator(lane if top is None else top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got

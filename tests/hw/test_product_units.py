@@ -15,6 +15,7 @@ from mulfree.gen.quant import weight_levels
 from mulfree.hw.mac import MacLane, apot_levels, pot_max_exp
 from mulfree.hw.product import (ApotProduct, PotProduct, TableProduct, UniformProduct,
                                 apot_max_exps)
+from netsim import run_lane
 
 # Components whose constructor raises are never elaborated, by design.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -328,48 +329,18 @@ def test_mac_lane(scheme, kwargs, control, act_signed):
     expect = _golden_lane(steps, product, control)
     port = {"first": lane.first if control == "first" else None,
             "clear": getattr(lane, "clear", None), "last": getattr(lane, "last", None)}[control]
-    got = []
-
-    async def bench(ctx):
-        for w, a, v, c in steps:
-            ctx.set(lane.weight, w)
-            ctx.set(lane.act, a)
-            ctx.set(lane.valid, v)
-            ctx.set(port, c)
-            await ctx.tick()
-            got.append(ctx.get(lane.acc))
-
-    sim = Simulator(lane)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    assert got == expect
+    assert run_lane(lane, port, steps) == expect
 
 
 def test_mac_lane_last_restarts_after_reset():
     """A domain reset in the middle of a sum restarts the running sum at 0."""
     lane = MacLane(scheme="pot", weight_bits=4, act_bits=8, acc_width=21, control="last")
     e = lane.encode
-    got = []
-
-    async def bench(ctx):
-        for w, a, v, last, rst in [(e(4), 10, 1, 0, 0), (e(4), 10, 1, 0, 1),
-                                   (e(-2), 3, 1, 0, 0), (e(64), 255, 1, 1, 0),
-                                   (e(0), 9, 1, 1, 0), (e(1), 1, 0, 1, 0)]:
-            ctx.set(lane.weight, w)
-            ctx.set(lane.act, a)
-            ctx.set(lane.valid, v)
-            ctx.set(lane.last, last)
-            ctx.set(cd.rst, rst)
-            await ctx.tick()
-            got.append(ctx.get(lane.acc))
-
+    steps = [(e(4), 10, 1, 0, 0), (e(4), 10, 1, 0, 1), (e(-2), 3, 1, 0, 0),
+             (e(64), 255, 1, 1, 0), (e(0), 9, 1, 1, 0), (e(1), 1, 0, 1, 0)]
     from amaranth.hdl import ClockDomain
     top = Module()
     top.domains.sync = cd = ClockDomain("sync")
     top.submodules.lane = lane
-    sim = Simulator(top)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = run_lane(lane, lane.last, steps, top=top, reset=cd.rst)
     assert got == [0, 0, 0, -6 + 64 * 255, 0, 0]

@@ -8,6 +8,7 @@ from mulfree.gen.golden import apply_thresholds
 from mulfree.hw.adder_tree import AdderTree
 from mulfree.hw.mac import MacLane
 from mulfree.hw.threshold import ThresholdUnit
+from netsim import run_lane
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -74,21 +75,7 @@ def test_mac_lane_clear_control():
                    max_exp=3)
     steps = [(lane.encode(4), 5, 1, 0), (lane.encode(-2), 3, 1, 0), (0, 0, 0, 1),
              (lane.encode(1), 7, 1, 0), (lane.encode(0), 7, 1, 0), (lane.encode(-8), 1, 1, 1)]
-    got = []
-
-    async def bench(ctx):
-        for w, a, v, c in steps:
-            ctx.set(lane.weight, w)
-            ctx.set(lane.act, a)
-            ctx.set(lane.valid, v)
-            ctx.set(lane.clear, c)
-            await ctx.tick()
-            got.append(ctx.get(lane.acc))
-
-    sim = Simulator(lane)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = run_lane(lane, lane.clear, steps)
     assert got == [20, 14, 0, 7, 7, 0]
     with pytest.raises(ValueError, match="Control must be one of 'first', 'clear', 'last', "
                                          "not 'reset'"):
