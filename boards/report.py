@@ -242,7 +242,9 @@ def _notes() -> list[str]:
         f"`runtime`: one MAC lane (`mulfree.hw.mac.MacLane`): product unit and a "
         f"{ACC_TERMS}-term accumulator, the weight an input. `baked`: a dense layer of "
         f"{BAKED_IN} inputs and {BAKED_OUT} outputs with constant weights drawn (fixed seed) "
-        f"from the scheme's codebook.",
+        f"from the scheme's codebook. Both use the quantizer's codebooks "
+        f"(`mulfree.gen.quant.weight_levels`); PoT has none past 6 bits (exponents past "
+        f"2**30), so PoT points stop there.",
         "`lut` is LUT4 on iCE40 (`synth_ice40`, no DSP) and ECP5 (`synth_ecp5 -nodsp`), and "
         "two-input gates plus 2:1 muxes for `generic` (`synth; abc -g "
         "AND,NAND,OR,NOR,XOR,XNOR,MUX`), whose `area_ge` weighs them in NAND2 equivalents. "

@@ -36,6 +36,9 @@ def scheme_codebook(scheme: Scheme | str, bits: int) -> np.ndarray:
         # Code 0 is zero, codes 1 .. half-1 are +2**(k-1), the upper half -2**(k-half).
         if bits == 1:
             return np.array([0, 1])
+        if bits > 6:
+            # -2**(2**(bits-1)-1) would not fit an int64 (the quantizer stops at 6 too)
+            raise ValueError(f"pot codebooks have 1 to 6 bits, not {bits}")
         half = 2 ** (bits - 1)
         return np.concatenate([[0], 2 ** np.arange(half - 1), -(2 ** np.arange(half))])
     if scheme is Scheme.APOT:

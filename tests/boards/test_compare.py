@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from mulfree.boards import compare
 from mulfree.boards.compare import Cache, Grid, Point, build_design, run_sweep
@@ -77,6 +78,7 @@ def test_runtime_lanes_build_for_every_scheme():
                        ("ternary", 2)]:
         lane = build_design("runtime", scheme, wb, 8)
         assert len(lane.acc) >= 8 + 6
+        Fragment.get(lane, None)          # it elaborates (and is not left unused)
         assert primitives("runtime", scheme, wb, 8)
         assert estimate_lut(Point("runtime", scheme, wb, 8, "ice40")) > 0
 
@@ -256,3 +258,23 @@ def test_model_table_trains_once_and_measures(tmp_path, monkeypatch):
     again, _ = compare.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
     assert again[0]["logic"] == r["logic"]
     assert list((tmp_path / "models").glob("*.mf")) == models
+
+
+def test_grid_leaves_out_pot_past_its_codebook_and_says_so():
+    grid = Grid(schemes=("pot", "uniform"), wbits=(4, 6, 7, 8), abits=(8,),
+                modes=("runtime", "baked"), targets=("generic",))
+    kept = {(p.scheme, p.wbits) for p in grid.points()}
+    assert ("pot", 6) in kept and ("pot", 7) not in kept and ("uniform", 8) in kept
+    assert grid.skipped() == [("pot", 7), ("pot", 8)]
+
+
+def test_baked_weights_come_from_the_quantizers_codebook():
+    from mulfree.gen.quant import weight_levels
+
+    for scheme, wb in [("pot", 4), ("pot", 6), ("apot", 8), ("uniform", 4)]:
+        w = compare.baked_weights(scheme, wb)
+        assert set(np.unique(w)) <= set(weight_levels(scheme, wb).tolist()), (scheme, wb)
+    # the example codebook's extra level -2**7 is not a 4-bit PoT weight of the quantizer
+    assert compare.baked_weights("pot", 4).min() >= -64
+    with pytest.raises(Exception, match="no 7-bit codebook"):
+        compare.baked_weights("pot", 7)
