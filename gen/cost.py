@@ -479,8 +479,8 @@ class PathModel:
 
 # Calibrated on nextpnr builds of the demo model (bench/fit_timing.py): see TIMING_POINTS.
 TIMING: dict[str, PathModel] = {
-    "ice40": PathModel(t0=10.0, level=8.0),
-    "ecp5": PathModel(t0=4.0, level=5.0),
+    "ice40": PathModel(t0=6.1, level=5.2),
+    "ecp5": PathModel(t0=2.1, level=2.0),
 }
 TIMING["gowin"] = TIMING["ice40"]
 
@@ -507,13 +507,15 @@ def stage_levels(spec) -> int | None:
     A compute engine: the product unit, ``ceil(log2(simd))`` adder-tree levels and the
     accumulator's adder (``pipeline`` cuts after the tree). An argmax: its ``in_beat``
     compare-and-select steps run in a chain, left to right (``hw/engine.py``
-    ``ArgMaxUnit``), fed combinationally by the previous engine's output beat
-    multiplexer (one more level): on the demo's UP5K build this chain, not an adder tree,
-    was nextpnr's critical path."""
+    ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
+    feeds the next one), fed combinationally by the previous engine's output beat
+    multiplexer (one more level): on the demo's device-fitted builds (argmax beats of 5 on
+    the UP5K, 10 on the ECP5-85F) this chain, not an adder tree, was nextpnr's critical
+    path."""
     from mulfree.hw.engine import ArgMaxSpec
 
     if isinstance(spec, ArgMaxSpec):
-        return spec.in_beat + 1
+        return 2 * spec.in_beat + 1             # a compare and a select per value
     if not hasattr(spec, "unit_kind") or spec.mode != "runtime":
         return None
     tree = (spec.simd - 1).bit_length()         # ceil(log2(simd)) adder levels
