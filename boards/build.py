@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import subprocess
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mulfree.gen.errors import InputError
+from mulfree.gen.fit import TimingFitError
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
 from mulfree.gen.model import Model
 
@@ -305,11 +307,13 @@ class Attempt:
 def fitted_fold(board: Board, fold: dict | None = None, device: str | None = None,
                 clock_mhz: float | None = None) -> dict:
     """The fold ``mulfree build`` starts from by default (and ``mulfree run`` assumes): the
-    device fit of ``device`` (default: the board's) against ``clock_mhz`` (default: the
-    board clock), keeping what ``fold`` (a fold dict, e.g. a file's) gives."""
+    device fit of ``device`` (default: the fold's, else the board's) against ``clock_mhz``
+    (default: the fold's, else the board clock), keeping what ``fold`` (a fold dict, e.g.
+    a file's) gives."""
     out = dict(fold or {})
     out["device"] = device or out.get("device") or board.part.name
-    out["clock_mhz"] = float(clock_mhz if clock_mhz is not None else board.clk_freq / 1e6)
+    clock = clock_mhz if clock_mhz is not None else out.get("clock_mhz")
+    out["clock_mhz"] = float(clock if clock is not None else board.clk_freq / 1e6)
     return out
 
 
@@ -331,12 +335,20 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
         raise ValueError(f"attempts must be a positive integer, not {attempts!r}")
     start = time.monotonic()
     base = fitted_fold(board, fold)
-    clock = base["clock_mhz"]
+    clock = board.clk_freq / 1e6          # what the attempts must meet
     tried: list[Attempt] = []
     seen: set[tuple] = set()
     result = None
     why = ""
-    ask, fit = _next_fit(model, base, clock, seen)     # the fit's own first choice
+    notes = []
+    try:
+        # the fit's own first choice (the fold may ask for more than the board clock)
+        ask, fit = _next_fit(model, base, base["clock_mhz"], seen)
+    except TimingFitError as e:
+        # the model says no fold is fast enough: let nextpnr judge its fastest one
+        notes.append(f"no fold is estimated to reach the {base['clock_mhz']:g} MHz clock; "
+                     f"built the fastest estimated ({e.fastest_mhz:.1f} MHz)")
+        ask, fit = _next_fit(model, base, math.floor(e.fastest_mhz * 10) / 10, seen)
     while True:
         result = build(model, board, out_dir, fold=ask, **kwargs)
         rec = fit["fit"]
@@ -370,7 +382,7 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
             why = f"attempt {attempt.number}, the last: no other fold to try ({e})"
             break
     result.attempts = tried
-    result.kept = why
+    result.kept = "; ".join(notes + [why])
     result.seconds = time.monotonic() - start
     if not tried[-1].met:
         result.warnings.append(f"the device fit missed the {clock:g} MHz clock in "

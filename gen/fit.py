@@ -34,13 +34,22 @@ from .cost import HARNESS, StageCost, stage_cost, stage_fmax_mhz
 from .devices import Device, get_device
 from .errors import InputError
 
-__all__ = ["UTILIZATION", "FitResult", "fit_fold", "budget"]
+__all__ = ["UTILIZATION", "FitResult", "TimingFitError", "fit_fold", "budget"]
 
 # Share of the device's logic cells (and flip-flops) the estimate may fill, harness
 # included: nextpnr needs room to place and route (iCE40 designs above about 90% of the
 # cells often fail to route or lose much Fmax), and the estimate is off by up to about
 # 15% (bench/fold_fit.py).
 UTILIZATION = 0.80
+
+
+class TimingFitError(InputError):
+    """Folds fit the device, but none is estimated to reach the asked clock;
+    ``fastest_mhz`` is the best estimate among them."""
+
+    def __init__(self, message: str, fastest_mhz: float) -> None:
+        super().__init__(message)
+        self.fastest_mhz = fastest_mhz
 
 
 @dataclass(frozen=True)
@@ -128,10 +137,11 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
     if best is None:
         fastest = max(_Problem(model, device, {**fold, "pipeline": p}).fmax_bound()
                       for p in pipelines)
-        raise InputError(f"model '{model.name}': no fold that fits the {device.part} "
-                         f"({device.name}) is estimated to reach {clock:g} MHz (the shortest "
-                         f"path of any fitting fold is estimated at {fastest:.1f} MHz); give a "
-                         f"fold file, or a slower clock")
+        raise TimingFitError(f"model '{model.name}': no fold that fits the {device.part} "
+                             f"({device.name}) is estimated to reach {clock:g} MHz (the "
+                             f"shortest path of any fitting fold is estimated at "
+                             f"{fastest:.1f} MHz); give a fold file, or a slower clock",
+                             fastest)
     return best
 
 

@@ -178,3 +178,14 @@ def test_run_without_build_or_board_exits_2(tmp_path, capsys):
     assert rc == 2
     assert ("give --build DIR (a folder written by 'mulfree build') or --board BOARD"
             in capsys.readouterr().err)
+
+
+def test_a_clock_beyond_every_estimate_still_builds_the_fastest_fold(tmp_path, monkeypatch):
+    fake = FakeNextpnr(ratio=1.0)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("ulx3s-85f")
+    fold = {**load_fold("device:lfe5u-85f"), "clock_mhz": 900.0}
+    result = build_fitted(_digits(), board, tmp_path, fold=fold, attempts=1)
+    assert result.kept.startswith("no fold is estimated to reach the 900 MHz clock; built "
+                                  "the fastest estimated (")
+    assert len(fake.folds) == 1 and fake.folds[0]["clock_mhz"] < 900
