@@ -312,9 +312,9 @@ def test_timing_model_levels():
     assert cost.stage_levels(dense0) == 1 + 5 + 1
     assert cost.stage_levels(dataclasses.replace(dense0, pipeline=True)) == 1 + 5
     assert cost.stage_levels(dense1) == 1 + 0 + 1
-    # the argmax compares its beat's values in a chain, after the send multiplexer
-    assert cost.stage_levels(argmax) == 1 + 1
-    assert cost.stage_levels(dataclasses.replace(argmax, in_beat=5)) == 5 + 1
+    # the argmax compares and selects its beat's values in a chain, after the send mux
+    assert cost.stage_levels(argmax) == 2 * 1 + 1
+    assert cost.stage_levels(dataclasses.replace(argmax, in_beat=5)) == 2 * 5 + 1
     # fully parallel PoT: the weights are constants, the products wiring
     par, _ = plan_network(_digits(), "runtime", "parallel")
     assert cost.stage_levels(par[0]) == 0 + 6 + 1
@@ -366,7 +366,7 @@ def test_a_faster_clock_never_gives_fewer_cycles(model):
 
 def test_pipeline_is_chosen_when_it_buys_cycles():
     model = _digits()
-    clock = 48.0
+    clock = 75.0
     r = _fit(model, "lfe5u-85f", clock)
     assert r.pipeline
     flat = fit._Problem(model, devices.get_device("lfe5u-85f"),
