@@ -19,9 +19,18 @@
    fewest estimated cells wins; ties go to the first candidate in (pe, simd, rom) order,
    so the result is deterministic.
 
+5. with ``clock_mhz`` in the fold (``mulfree build`` adds the board clock), also keeps
+   every stage's estimated Fmax (:func:`mulfree.gen.cost.stage_fmax_mhz`, a logic-level
+   model of the longest path) at or above that clock, and unless the fold sets
+   ``pipeline`` solves with and without it and keeps the one with fewer cycles (without
+   on a tie). The estimate is a model: ``mulfree build`` checks the result with nextpnr
+   and refits on a miss (:func:`mulfree.boards.build.build_fitted`).
+
 A bigger device of the same family never gets a slower fold (its budget admits every
-fold the smaller one does). When not even the cheapest fold fits, :class:`InputError`
-says so with the device, the estimate and the budget.
+fold the smaller one does), and a faster clock never gets fewer cycles (it admits fewer
+candidates). When not even the cheapest fold fits, :class:`InputError` says so with the
+device, the estimate and the budget; when folds fit but none is estimated to reach the
+clock, :class:`TimingFitError` says so with the best estimate.
 """
 
 from __future__ import annotations
