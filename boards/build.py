@@ -6,12 +6,20 @@ harness, lets amaranth write the board's build script, runs it with the YoWASP t
 resources used and available, Fmax per clock against its constraint, cycles per inference
 and the rates that follow. A design that does not fit raises :class:`DoesNotFit` with the
 numbers and a hint instead of nextpnr's log.
+
+:func:`build_fitted` is the default of ``mulfree build`` (runtime weights, no ``--fold``):
+the fold is fitted to the board's device *and clock* (the fitter's timing model, see
+:mod:`mulfree.gen.fit`), then checked against nextpnr's Fmax. When the clock is missed it
+refits for a proportionally faster estimate (``pipeline`` on, or shallower adder trees)
+and builds again, at most ``attempts`` builds in all; the report lists every attempt and
+says which one was kept and why.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import subprocess
 import time
@@ -19,6 +27,8 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mulfree.gen.errors import InputError
+from mulfree.gen.fit import TimingFitError
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
 from mulfree.gen.model import Model
 
@@ -29,12 +39,19 @@ from .registry import Board
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
                         parse_yosys_stat, tool_env)
 
-__all__ = ["BuildResult", "DoesNotFit", "build", "format_report", "timing_warnings",
-           "DEFAULT_BAUD", "RESOURCE_ROWS"]
+__all__ = ["BuildResult", "DoesNotFit", "build", "build_fitted", "fitted_fold", "first_fold",
+           "Attempt",
+           "format_report", "timing_warnings", "DEFAULT_BAUD", "DEFAULT_ATTEMPTS",
+           "RESOURCE_ROWS"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BAUD = 115200
+# Builds the default device fit may take to meet the board clock (the first included).
+DEFAULT_ATTEMPTS = 4
+# After a miss, the next fit asks for an estimate this much above what the model would need
+# had it been as optimistic as it was on the miss.
+RETRY_MARGIN = 1.05
 
 # (row label, family) -> (synthesis count attribute, nextpnr utilization key for used/available)
 RESOURCE_ROWS = {
@@ -74,6 +91,8 @@ class BuildResult:
     baud: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    attempts: list["Attempt"] = field(default_factory=list)   # build_fitted's, in order
+    kept: str = ""                                            # which attempt and why
 
     @property
     def cycles_per_inference(self) -> int:
@@ -135,6 +154,8 @@ class BuildResult:
             "leds": list(LED_MEANING),
             "build_seconds": round(self.seconds, 1),
             "warnings": self.warnings,
+            "timing_attempts": [a.to_json() for a in self.attempts],
+            "kept_attempt": self.kept,
         }
 
 
@@ -163,6 +184,12 @@ def format_report(r: BuildResult) -> str:
                  f"{r.frames.out.frame_bytes + 1} out per inference: "
                  f"{r.link_inferences_per_s:,.0f} inferences/s (the link, not the core)")
     lines.append(f"  bitstream: {r.bitstream}  ({r.seconds:.0f} s)")
+    if r.attempts:
+        lines.append(f"  device fit against the {r.clk_hz / 1e6:g} MHz board clock, "
+                     f"{len(r.attempts)} build(s):")
+        for a in r.attempts:
+            lines.append(f"    {a.describe()}")
+        lines.append(f"  kept: {r.kept}")
     for w in r.warnings:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)
@@ -236,6 +263,158 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     atomic_write_text(out_dir / "report.json", json.dumps(result.to_json(), indent=2) + "\n")
     atomic_write_text(out_dir / "report.txt", format_report(result) + "\n")
     return result
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One build of :func:`build_fitted`: the fold it asked for and what nextpnr measured."""
+
+    number: int
+    target_mhz: float             # the clock the fit's timing model had to reach
+    layers: dict                  # the fitted pe/simd/rom per layer
+    pipeline: bool
+    cycles_per_inference: int
+    fmax_estimate_mhz: float | None   # the timing model's (not a measurement)
+    fmax_mhz: float               # nextpnr's achieved Fmax (the slowest clock)
+    clock_mhz: float              # the board clock
+    placed_cells: int | None
+
+    @property
+    def met(self) -> bool:
+        return self.fmax_mhz >= self.clock_mhz
+
+    def fold_text(self) -> str:
+        parts = [f"{n} {e['pe']}x{e['simd']}" + (f" ({e['rom']} ROM)" if e.get("rom") else "")
+                 for n, e in self.layers.items()]
+        return ", ".join(parts) + (", pipeline" if self.pipeline else "")
+
+    def describe(self) -> str:
+        est = ("" if self.fmax_estimate_mhz is None else
+               f", estimated {self.fmax_estimate_mhz:.1f} MHz")
+        return (f"attempt {self.number}: {self.fold_text()}; {self.cycles_per_inference} "
+                f"cycles per inference; fitted for {self.target_mhz:.1f} MHz{est}; nextpnr "
+                f"{self.fmax_mhz:.1f} MHz ({'met' if self.met else 'missed'})")
+
+    def to_json(self) -> dict:
+        return {"attempt": self.number, "target_mhz": round(self.target_mhz, 2),
+                "layers": self.layers, "pipeline": self.pipeline,
+                "cycles_per_inference": self.cycles_per_inference,
+                "fmax_estimate_mhz": self.fmax_estimate_mhz, "fmax_mhz": self.fmax_mhz,
+                "clock_mhz": self.clock_mhz, "met": self.met,
+                "placed_cells": self.placed_cells}
+
+
+def fitted_fold(board: Board, fold: dict | None = None, device: str | None = None,
+                clock_mhz: float | None = None) -> dict:
+    """The fold ``mulfree build`` starts from by default (and ``mulfree run`` assumes): the
+    device fit of ``device`` (default: the fold's, else the board's) against ``clock_mhz``
+    (default: the fold's, else the board clock), keeping what ``fold`` (a fold dict, e.g.
+    a file's) gives."""
+    out = dict(fold or {})
+    out["device"] = device or out.get("device") or board.part.name
+    clock = clock_mhz if clock_mhz is not None else out.get("clock_mhz")
+    out["clock_mhz"] = float(clock if clock is not None else board.clk_freq / 1e6)
+    return out
+
+
+def first_fold(board: Board, fold: dict | None = None) -> dict:
+    """The fold of :func:`build_fitted`'s first attempt, exactly as it asks for it (so
+    ``mulfree run`` frames and fingerprints the same network)."""
+    base = fitted_fold(board, fold)
+    return {**base, "clock_mhz": round(base["clock_mhz"], 2)}
+
+
+def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict | None = None,
+                 attempts: int = DEFAULT_ATTEMPTS, **kwargs) -> BuildResult:
+    """Build the device fit of ``fold`` (see :func:`fitted_fold`) and check it against
+    the board clock; on a miss, refit for a faster estimate and build again (at most
+    ``attempts`` builds). Keeps the first build that meets the clock, else the last one
+    (the shortest paths tried) with a warning. ``kwargs`` go to :func:`build`."""
+
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"attempts must be a positive integer, not {attempts!r}")
+    start = time.monotonic()
+    base = fitted_fold(board, fold)
+    clock = board.clk_freq / 1e6          # what the attempts must meet
+    tried: list[Attempt] = []
+    seen: set[tuple] = set()
+    result = None
+    why = ""
+    notes = []
+    try:
+        # the fit's own first choice (the fold may ask for more than the board clock)
+        ask, fit = _next_fit(model, base, base["clock_mhz"], seen)
+    except TimingFitError as e:
+        # the model says no fold is fast enough: let nextpnr judge its fastest one
+        notes.append(f"no fold is estimated to reach the {base['clock_mhz']:g} MHz clock; "
+                     f"built the fastest estimated ({e.fastest_mhz:.1f} MHz)")
+        ask, fit = _next_fit(model, base, math.floor(e.fastest_mhz * 10) / 10, seen)
+    while True:
+        result = build(model, board, out_dir, fold=ask, **kwargs)
+        rec = fit["fit"]
+        placed = result.resources.placed.get(CELL_NAME[board.family], {}).get("used")
+        attempt = Attempt(number=len(tried) + 1, target_mhz=ask["clock_mhz"],
+                          layers=rec["fitted_layers"], pipeline=rec["pipeline"],
+                          cycles_per_inference=result.cycles_per_inference,
+                          fmax_estimate_mhz=rec["fmax_estimate_mhz"],
+                          fmax_mhz=result.fmax_mhz, placed_cells=placed,
+                          # met as the report judges it: against nextpnr's constraint
+                          clock_mhz=max((c for _, c in result.resources.fmax_mhz.values()),
+                                        default=clock))
+        tried.append(attempt)
+        log.info("%s", attempt.describe())
+        if attempt.met:
+            why = (f"attempt {attempt.number}, the first to meet the {clock:g} MHz clock "
+                   f"(the earlier ones missed it)" if attempt.number > 1 else
+                   f"attempt 1: the fit's first choice met the {clock:g} MHz clock")
+            break
+        if len(tried) >= attempts:
+            why = (f"attempt {attempt.number}, the last of {attempts} allowed: none met the "
+                   f"{clock:g} MHz clock (allow more attempts, or give a fold file)")
+            break
+        if attempt.fmax_estimate_mhz is None:
+            why = (f"attempt {attempt.number}: the fold fixes every layer, so there is "
+                   f"nothing to refit")
+            break
+        # The model was estimate / achieved too optimistic on this fold: ask the next fit
+        # for that much more, with a margin.
+        target = max(ask["clock_mhz"], clock * attempt.fmax_estimate_mhz / attempt.fmax_mhz)
+        try:
+            ask, fit = _next_fit(model, base, target * RETRY_MARGIN, seen)
+        except InputError as e:
+            why = f"attempt {attempt.number}, the last: no other fold to try ({e})"
+            break
+    result.attempts = tried
+    result.kept = "; ".join(notes + [why])
+    result.seconds = time.monotonic() - start
+    if not tried[-1].met:
+        result.warnings.append(f"the device fit missed the {clock:g} MHz clock in "
+                               f"{len(tried)} build(s); kept {why}")
+    _rewrite_reports(result)
+    return result
+
+
+def _next_fit(model: Model, base: dict, target: float, seen: set) -> tuple[dict, dict]:
+    """The device fit for ``target`` MHz that differs from every fold in ``seen`` (the
+    target is raised until the fit moves); raises InputError when no fold reaches it."""
+    from mulfree.gen.plan import load_fold
+
+    for _ in range(64):
+        ask = {**base, "clock_mhz": round(target, 2)}
+        fit = load_fold(ask, model)      # InputError when no fold is estimated that fast
+        key = (json.dumps(fit["layers"], sort_keys=True), fit["pipeline"],
+               fit.get("input_values_per_beat"))
+        if key not in seen:
+            seen.add(key)
+            return ask, fit
+        target *= RETRY_MARGIN
+    raise InputError(f"the fit did not move from the folds already tried up to "
+                     f"{target:.1f} MHz")
+
+
+def _rewrite_reports(result: BuildResult) -> None:
+    atomic_write_text(result.out_dir / "report.json", json.dumps(result.to_json(), indent=2) + "\n")
+    atomic_write_text(result.out_dir / "report.txt", format_report(result) + "\n")
 
 
 def timing_warnings(fmax_mhz: dict[str, tuple[float, float]]) -> list[str]:

@@ -19,7 +19,7 @@ from mulfree.gen.model import load
 from mulfree.gen.devices import device_names
 from mulfree.gen.plan import load_fold
 
-from .build import DEFAULT_BAUD
+from .build import DEFAULT_ATTEMPTS, DEFAULT_BAUD
 from .registry import BOARDS, get_board
 
 __all__ = ["add_arguments", "run"]
@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                             help=f"UART baud rate (default {DEFAULT_BAUD})")
         parser.add_argument("--nodsp", action="store_true",
                             help="ECP5: keep multipliers out of the DSP blocks (synth_ecp5 -nodsp)")
+        parser.add_argument("--attempts", type=_positive_int, default=DEFAULT_ATTEMPTS,
+                            metavar="N",
+                            help=f"device fit: builds allowed to meet the board clock "
+                                 f"(nextpnr's Fmax; each retry refits for a shorter path; "
+                                 f"default {DEFAULT_ATTEMPTS}, 1: no retry)")
     elif name == "program":
         parser.add_argument("dir", metavar="DIR", help="a folder written by 'mulfree build'")
         parser.add_argument("--dry-run", action="store_true",
@@ -56,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--build", metavar="DIR",
                             help="the build folder: take the framing and baud rate from its "
                                  "report.json")
+        parser.add_argument("--board", "-b", metavar="BOARD",
+                            help=f"without --build: the board it was built for ({_board_list()}); "
+                                 f"the fold is then the one 'mulfree build' fits to it (or "
+                                 f"the report in build/<model>-<board>/ when there is one)")
         _network_args(parser)
         parser.add_argument("--baud", type=int, default=None,
                             help=f"UART baud rate (default: the build's, else {DEFAULT_BAUD})")
@@ -72,12 +81,21 @@ def _network_args(parser: argparse.ArgumentParser) -> None:
                              "in the logic, fully parallel (default runtime)")
     parser.add_argument("--fold", metavar="FILE",
                         help="fold file (JSON, see docs/hardware.md) or a preset: auto, serial, "
-                             "parallel (build default: fitted to the board's device; run "
-                             "default: auto)")
+                             "parallel (default: fitted to the board's device and clock)")
     parser.add_argument("--device", metavar="NAME",
                         help=f"fit the fold to this device (runtime mode): one of "
                              f"{', '.join(device_names())}")
     parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _load_fold(path: str | None, device: str | None = None):
@@ -106,11 +124,17 @@ def _build(args) -> int:
         device = board.part.name      # the default: the fastest fold that fits this board
     fold = _load_fold(args.fold, device)
     if device is not None:
-        print(f"mulfree build: fold fitted to the {fold['device']} (estimate; --fold auto "
-              f"or a fold file to choose it yourself)", file=sys.stderr, flush=True)
-    result = build(model, board, out, mode=args.mode, fold=fold,
-                   baud=args.baud, nodsp=args.nodsp, standin=args.standin,
-                   model_label=Path(args.model).name)
+        from .build import build_fitted
+        print(f"mulfree build: fold fitted to the {fold['device']} at the board's "
+              f"{board.clk_freq / 1e6:g} MHz clock (estimate, checked with nextpnr; --fold "
+              f"auto or a fold file to choose it yourself)", file=sys.stderr, flush=True)
+        result = build_fitted(model, board, out, fold=fold, attempts=args.attempts,
+                              mode=args.mode, baud=args.baud, nodsp=args.nodsp,
+                              standin=args.standin, model_label=Path(args.model).name)
+    else:
+        result = build(model, board, out, mode=args.mode, fold=fold,
+                       baud=args.baud, nodsp=args.nodsp, standin=args.standin,
+                       model_label=Path(args.model).name)
     print(format_report(result))
     for w in result.warnings:
         print(f"mulfree build: warning: {w}", file=sys.stderr)
@@ -149,6 +173,36 @@ def _program(args) -> int:
                        f"openFPGALoader release), or copy {bitstream} to a machine that has one")
 
 
+def _run_frames(args, model, baud):
+    """Without ``--build``: the framing of what ``mulfree build`` makes for this model and
+    board by default (its report when the default build folder has one)."""
+    from .build import first_fold
+    from .framing import FrameFormat
+    from .network import frames_for
+
+    device = args.device
+    fitted = device is not None or (args.fold is None and args.mode == "runtime")
+    if not fitted:
+        return frames_for(model, args.mode, _load_fold(args.fold), standin=args.standin), baud
+    if args.board is None:
+        raise MulfreeError("give --build DIR (a folder written by 'mulfree build') or --board "
+                           "BOARD: by default the fold is fitted to the board's device and "
+                           "clock, as 'mulfree build' does (or give --fold)")
+    board = get_board(args.board)
+    if device is None and args.fold is None:
+        folder = Path("build") / f"{Path(args.model).stem}-{board.name}"
+        if (folder / "report.json").exists():
+            report = json.loads((folder / "report.json").read_text())
+            if report.get("board") == board.name:
+                print(f"mulfree run: framing from {folder / 'report.json'} (the default "
+                      f"build folder)", file=sys.stderr, flush=True)
+                return (FrameFormat.from_json(report["framing"]),
+                        baud or int(report["uart"]["baud"]))
+        device = board.part.name
+    fold = first_fold(board, _load_fold(args.fold, device))
+    return frames_for(model, args.mode, fold, standin=args.standin), baud
+
+
 def _run(args) -> int:
     from .framing import FrameFormat
     from .host import BoardLink
@@ -164,9 +218,7 @@ def _run(args) -> int:
         frames = FrameFormat.from_json(report["framing"])
         baud = baud or int(report["uart"]["baud"])
     else:
-        from .network import frames_for
-        frames = frames_for(model, args.mode, _load_fold(args.fold, args.device),
-                            standin=args.standin)
+        frames, baud = _run_frames(args, model, baud)
     baud = baud or DEFAULT_BAUD
     with BoardLink(args.port, frames, baud=baud, timeout=args.timeout) as link:
         link.identify()

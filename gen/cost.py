@@ -64,12 +64,14 @@ their own TRELLIS_FF sites. Gowin: uncalibrated, priced as iCE40 (LUT4 + ALU).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stage_features",
            "stage_ffs", "stage_cost", "network_cost", "total", "rom_shape", "rom_placement",
-           "rom_varying_columns"]
+           "rom_varying_columns", "PathModel", "TIMING", "stage_levels",
+           "stage_fmax_mhz"]
 
 FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc", "thr",
             "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
@@ -446,3 +448,96 @@ def total(costs: list[StageCost], family: str) -> dict:
     return {"lut": lut, "ff": ff, "bram": bram, "cells": cells}
 
 
+
+
+# -- timing: the compute engines' longest path, in logic levels --------------------------
+#
+# A rough critical-path model, used by the device fit as a constraint (``clock_mhz``),
+# never reported as a measurement: ``mulfree build`` checks the fit against nextpnr and
+# retries with a shorter path when the clock is missed (boards/build.py). The longest
+# register-to-register path of a dense/conv2d engine runs from the weight word (ROM read
+# register, or constants) and the activation registers through a product unit and the
+# adder tree into the accumulator (``Mux(first, bias, acc) + partial``); ``pipeline``
+# registers the trees' outputs and cuts it in two. A level is one carry-chain adder (or
+# the LUTs of a product unit) with its routing: ``delay = t0 + level * levels`` ns.
+
+
+@dataclass(frozen=True)
+class PathModel:
+    """Delay of ``levels`` logic levels on one family: ``t0 + level * levels`` ns."""
+    t0: float
+    level: float
+
+    def __post_init__(self) -> None:
+        if not (self.t0 >= 0 and self.level > 0):
+            raise ValueError(f"PathModel needs t0 >= 0 and level > 0, not {self.t0}, "
+                             f"{self.level}")
+
+    def fmax_mhz(self, levels: int) -> float:
+        return 1000.0 / (self.t0 + self.level * levels)
+
+
+# Least squares over the critical paths nextpnr 0.11 reported for the demo model (64-16-10
+# PoT, seed 1) inside the UART harness, levels counted by stage_levels:
+#   iCE40UP5K (iCEBreaker): the `auto` fold's PoT engine, SIMD 16 (6 levels): 37.3 ns;
+#     the area-only device fit's argmax, 5 values a beat (11 levels): 63.3 and 67.5 ns
+#     (two builds of the same fold)  ->  t0 3.6, level 5.6;
+#   LFE5U-85F speed 6 (ULX3S): the `auto` fold's PoT engine (6 levels): 13.5 ns; the
+#     area-only fit's argmax, 10 a beat (21 levels): 43.8 ns; the clock-constrained fit's
+#     argmax, 5 a beat (11 levels): 25.1 ns  ->  t0 2.1, level 2.0.
+# One model's paths only: bench/fit_timing.py measures more, and mulfree build checks.
+TIMING: dict[str, PathModel] = {
+    "ice40": PathModel(t0=3.6, level=5.6),
+    "ecp5": PathModel(t0=2.1, level=2.0),
+}
+TIMING["gowin"] = TIMING["ice40"]
+
+
+def unit_levels(spec) -> int:
+    """Logic levels of one product unit: none when the weights are constants (a fully
+    parallel engine: one ROM word) and the product is wiring (PoT, APoT shifts of the
+    activation) or one lookup's worth of LUTs otherwise."""
+    constant = spec.nf * spec.sf == 1
+    kind = spec.unit_kind
+    if kind == "table":
+        return 1
+    if kind == "uniform":
+        return 1 if constant else 1 + max(1, _bits(max(2, _unit(spec)[0].weight_bits)))
+    if constant:
+        return 0
+    return 2 if kind == "apot" else 1
+
+
+def stage_levels(spec) -> int | None:
+    """Logic levels on the longest path of a stage (the model above), None where it is
+    not modelled (max-pool).
+
+    A compute engine: the product unit, ``ceil(log2(simd))`` adder-tree levels and the
+    accumulator's adder (``pipeline`` cuts after the tree). An argmax: its ``in_beat``
+    compare-and-select steps run in a chain, left to right (``hw/engine.py``
+    ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
+    feeds the next one), fed combinationally by the previous engine's output beat
+    multiplexer (one more level): on the demo's device-fitted builds (argmax beats of 5 on
+    the UP5K, 10 on the ECP5-85F) this chain, not an adder tree, was nextpnr's critical
+    path."""
+    from mulfree.hw.engine import ArgMaxSpec
+
+    if isinstance(spec, ArgMaxSpec):
+        return 2 * spec.in_beat + 1             # a compare and a select per value
+    if not hasattr(spec, "unit_kind") or spec.mode != "runtime":
+        return None
+    tree = (spec.simd - 1).bit_length()         # ceil(log2(simd)) adder levels
+    front = unit_levels(spec) + tree
+    acc = 1                                     # the accumulator's adder (and its mux)
+    if spec.pipeline:
+        return max(front, acc + 1)
+    return front + acc
+
+
+def stage_fmax_mhz(spec, family: str = "ice40") -> float:
+    """Estimated Fmax of one stage (a model, not a measurement; see above); infinite
+    where the stage is not modelled."""
+    if family not in TIMING:
+        raise ValueError(f"no timing model for family {family!r}")
+    levels = stage_levels(spec)
+    return math.inf if levels is None else TIMING[family].fmax_mhz(levels)

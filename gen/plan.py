@@ -13,6 +13,7 @@ Fold file (JSON)::
       "double_buffer": false,              # optional: overlap load, compute and send
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
       "device": "ice40up5k",               # optional: fit the layers not listed to it
+      "clock_mhz": 12,                     # optional, with device: the clock the fit must meet
       "layers": {                          # optional, by layer name
         "fc1": {"pe": 4, "simd": 16, "rom": "block"},
         "conv1": "parallel"
@@ -33,7 +34,9 @@ Device fit: ``fold="device:NAME"`` (or ``"device"`` in a fold file; names in
 cycles per inference (the slowest stage's period, as in :func:`_timing`) whose estimated
 logic cells (:mod:`mulfree.gen.cost`, plus a reserve for the board harness) stay within
 :data:`mulfree.gen.fit.UTILIZATION` of the device and whose block RAMs fit it; among
-equally fast folds the cheapest. Runtime mode only. When nothing fits, :class:`InputError`
+equally fast folds the cheapest. With ``clock_mhz`` the fit also keeps every engine's
+estimated Fmax (:func:`mulfree.gen.cost.stage_fmax_mhz`) at or above that clock and may
+turn ``pipeline`` on. Runtime mode only. When nothing fits, :class:`InputError`
 names the device, the estimate and the budget. The manifest's ``device_fit`` records the
 device, the fitted layers and the estimated use against the capacity.
 """
@@ -103,11 +106,11 @@ def load_fold(fold: Any, model: Model | None = None, mode: str = "runtime") -> d
         raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}), "
                          f"device:NAME or a file, got {type(fold).__name__}")
     unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
-                                  "double_buffer", "device"})
+                                  "double_buffer", "device", "clock_mhz"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
                          f"input_values_per_beat, default, layers, pipeline, double_buffer, "
-                         f"device)")
+                         f"device, clock_mhz)")
     for key in ("pipeline", "double_buffer"):
         if not isinstance(fold.get(key, False), bool):
             raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
@@ -126,12 +129,22 @@ def load_fold(fold: Any, model: Model | None = None, mode: str = "runtime") -> d
         if not isinstance(fold["device"], str):
             raise InputError(f"fold: 'device' must be a device name, got {fold['device']!r}")
         out["device"] = get_device(fold["device"]).name
+        if fold.get("clock_mhz") is not None:
+            clock = fold["clock_mhz"]
+            if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not clock > 0:
+                raise InputError(f"fold: 'clock_mhz' must be a positive number of MHz, got "
+                                 f"{clock!r}")
+            out["clock_mhz"] = float(clock)
         if model is not None:
             from .fit import fit_fold
             result = fit_fold(model, out["device"], out, mode)
             out["layers"] = {**out["layers"], **result.layers}
             out["input_values_per_beat"] = result.input_values_per_beat
+            out["pipeline"] = result.pipeline
             out["fit"] = result.to_json()
+    elif fold.get("clock_mhz") is not None:
+        raise InputError(f"fold: 'clock_mhz' ({fold['clock_mhz']!r}) is the clock a device fit "
+                         f"must meet; it needs 'device'")
     return out
 
 

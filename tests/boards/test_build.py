@@ -130,6 +130,13 @@ def test_demo_model_default_fold_fits_the_icebreaker_and_beats_serial(tmp_path):
     assert doc["cycles_per_inference"] < serial
     # the estimate was not far from what nextpnr placed
     assert abs(fit["estimate"]["cells"] - lc["used"]) <= 0.25 * lc["used"]
+    # the default fit was checked against the board clock by nextpnr, and met it
+    (clk, f), = doc["fmax_mhz"].items()
+    assert f["achieved"] >= f["constraint"] == pytest.approx(12.0, rel=1e-3)
+    attempts = doc["timing_attempts"]
+    assert attempts and attempts[-1]["met"] and attempts[-1]["fmax_mhz"] == f["achieved"]
+    assert fit["clock_mhz"] == 12.0 and doc["kept_attempt"].startswith(
+        f"attempt {len(attempts)}")
 
 
 def test_every_board_is_tested():

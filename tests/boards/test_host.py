@@ -7,15 +7,18 @@ import os
 import numpy as np
 import pytest
 
+from mulfree.boards.build import first_fold
 from mulfree.boards.harness import Harness
 from mulfree.boards.host import BoardLink, LinkError
 from mulfree.boards.network import frame_format, frames_for, network_for
+from mulfree.boards.registry import get_board
 from mulfree.boards.simboard import SimulatedBoard
 from mulfree.gen import golden
 from mulfree.gen.cli import main
 from mulfree.gen.examples import random_dense
 from mulfree.gen.fileio import load_npy, save_npy
 from mulfree.gen.model import Model, save
+from mulfree.gen.plan import load_fold
 
 
 @pytest.fixture
@@ -35,20 +38,24 @@ def _serve(model, mode="runtime", fold=None):
     return SimulatedBoard(Harness(net, frames, clk_freq=1e6, baud=125000)).serve_pty()
 
 
-def test_mulfree_run_through_a_pty(model_file, tmp_path, capsys):
+def test_mulfree_run_through_a_pty(model_file, tmp_path, capsys, caplog, monkeypatch):
     model, path = model_file
+    monkeypatch.chdir(tmp_path)     # no default build folder to read
     x = np.random.default_rng(0).integers(0, 4, (6, 10))
     save_npy(tmp_path / "x.npy", x)
-    dev, stop, thread = _serve(model)
+    # the board runs what `mulfree build m.mf --board icebreaker` builds first by default
+    board = get_board("icebreaker")
+    dev, stop, thread = _serve(model, fold=first_fold(board, load_fold("device:ice40up5k")))
     try:
-        rc = main(["run", "--port", dev, str(path), str(tmp_path / "x.npy"),
-                   "-o", str(tmp_path / "y.npy"), "--timeout", "10"])
+        rc = main(["run", "--port", dev, str(path), str(tmp_path / "x.npy"), "--board",
+                   "icebreaker", "-o", str(tmp_path / "y.npy"), "--timeout", "10"])
     finally:
         stop.set()
         thread.join(10)
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "6 of 6 samples match the golden model bit for bit" in out
+    assert "fingerprint" not in caplog.text      # the same fold on both sides
     np.testing.assert_array_equal(load_npy(tmp_path / "y.npy"), golden.run(model, x).output)
 
 
@@ -74,7 +81,7 @@ def test_run_without_a_board_times_out(model_file, tmp_path, capsys):
     master, slave = os.openpty()
     try:
         rc = main(["run", "--port", os.ttyname(slave), str(path), str(tmp_path / "x.npy"),
-                   "--timeout", "0.3"])
+                   "--fold", "auto", "--timeout", "0.3"])
     finally:
         os.close(master)
         os.close(slave)

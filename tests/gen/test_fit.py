@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import re
 import time
 
 import numpy as np
@@ -283,3 +284,122 @@ def test_the_band_check_catches_a_wrong_constant(measured, monkeypatch):
     monkeypatch.setitem(cost.COEFFS, "ice40", wrong)
     errs = _within(measured)
     assert not all(abs(e) <= BAND for e in errs), errs
+
+
+# -- the timing constraint (clock_mhz) ---------------------------------------------------
+
+def _fit(model, device, clock=None, **extra):
+    fold = load_fold({"device": device, **({"clock_mhz": clock} if clock else {}), **extra})
+    return fit.fit_fold(model, device, fold)
+
+
+def _fmax(model, result, family):
+    """The timing model's estimate over every stage of a fitted fold, recomputed."""
+    fold = {"layers": result.layers, "input_values_per_beat": result.input_values_per_beat,
+            "pipeline": result.pipeline}
+    stages, _ = plan_network(model, "runtime", fold)
+    return min(cost.stage_fmax_mhz(s, family) for s in stages)
+
+
+def test_timing_model_levels():
+    from mulfree.hw.engine import ArgMaxSpec
+
+    stages, _ = plan_network(_digits(), "runtime", {"layers": {"dense0": {"pe": 4, "simd": 32},
+                                                               "dense1": "serial"}})
+    dense0, dense1, argmax = stages
+    assert isinstance(argmax, ArgMaxSpec)
+    # PoT unit (runtime weights) + 5 tree levels + the accumulator
+    assert cost.stage_levels(dense0) == 1 + 5 + 1
+    assert cost.stage_levels(dataclasses.replace(dense0, pipeline=True)) == 1 + 5
+    assert cost.stage_levels(dense1) == 1 + 0 + 1
+    # the argmax compares and selects its beat's values in a chain, after the send mux
+    assert cost.stage_levels(argmax) == 2 * 1 + 1
+    assert cost.stage_levels(dataclasses.replace(argmax, in_beat=5)) == 2 * 5 + 1
+    # fully parallel PoT: the weights are constants, the products wiring
+    par, _ = plan_network(_digits(), "runtime", "parallel")
+    assert cost.stage_levels(par[0]) == 0 + 6 + 1
+    for family in ("ice40", "ecp5"):
+        assert cost.stage_fmax_mhz(par[0], family) < cost.stage_fmax_mhz(dense1, family)
+    with pytest.raises(ValueError, match="PathModel needs t0 >= 0 and level > 0"):
+        cost.PathModel(t0=1.0, level=0.0)
+
+
+def test_no_clock_keeps_the_area_only_fit():
+    model = _digits()
+    for device in ("ice40up5k", "lfe5u-85f"):
+        plain = _fit(model, device)
+        assert not plain.pipeline and plain.clock_mhz is None
+        # the record says what the model estimates, without constraining anything
+        assert plain.fmax_estimate_mhz == pytest.approx(
+            _fmax(model, plain, devices.get_device(device).family), abs=0.06)
+
+
+def test_a_fold_too_slow_for_the_clock_is_rejected():
+    model = _digits()
+    plain = _fit(model, "lfe5u-85f")
+    family = "ecp5"
+    clock = 25.0
+    assert _fmax(model, plain, family) < clock       # the area-only fit is too slow
+    timed = _fit(model, "lfe5u-85f", clock)
+    assert timed.layers != plain.layers or timed.pipeline != plain.pipeline
+    assert timed.fmax_estimate_mhz >= clock and _fmax(model, timed, family) >= clock
+    assert timed.cycles_per_inference >= plain.cycles_per_inference
+    assert timed.clock_mhz == clock
+    doc = timed.to_json()
+    assert doc["clock_mhz"] == clock and doc["fmax_estimate_mhz"] >= clock
+    # deterministic
+    assert _fit(model, "lfe5u-85f", clock) == timed
+
+
+@pytest.mark.parametrize("model", MODELS[:3], ids=lambda m: m.name)
+def test_a_faster_clock_never_gives_fewer_cycles(model):
+    last = 0
+    for clock in (5, 10, 12, 20, 25, 30, 40, 48, 60):
+        try:
+            r = _fit(model, "lfe5u-85f", clock)
+        except InputError:
+            break
+        assert r.cycles_per_inference >= last
+        assert r.fmax_estimate_mhz >= clock
+        last = r.cycles_per_inference
+
+
+def test_pipeline_is_chosen_when_it_buys_cycles():
+    model = _digits()
+    clock = 75.0
+    r = _fit(model, "lfe5u-85f", clock)
+    assert r.pipeline
+    flat = fit._Problem(model, devices.get_device("lfe5u-85f"),
+                        {**load_fold("device:lfe5u-85f"), "pipeline": False}).fit(clock)
+    assert flat is None or flat.cycles_per_inference > r.cycles_per_inference
+    # a fold that asks for it keeps it whatever the clock
+    assert _fit(model, "lfe5u-85f", 5, pipeline=True).pipeline
+
+
+def test_an_unreachable_clock_is_an_input_error():
+    with pytest.raises(InputError, match=r"^model 'digits-pot': no fold that fits the "
+                                         r"LFE5U-85F \(lfe5u-85f\) is estimated to reach "
+                                         r"900 MHz \(the shortest path of any fitting fold is "
+                                         r"estimated at \d+\.\d MHz\)"):
+        _fit(_digits(), "lfe5u-85f", 900)
+
+
+@pytest.mark.parametrize("fold, message", [
+    ({"device": "ice40up5k", "clock_mhz": 0}, "'clock_mhz' must be a positive number of MHz, "
+                                              "got 0"),
+    ({"device": "ice40up5k", "clock_mhz": "12"}, "got '12'"),
+    ({"device": "ice40up5k", "clock_mhz": True}, "got True"),
+    ({"clock_mhz": 12}, "'clock_mhz' (12) is the clock a device fit must meet; it needs "
+                        "'device'"),
+])
+def test_bad_clock_in_a_fold(fold, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_fold(fold)
+
+
+def test_the_demo_fit_meets_the_boards_clocks_by_its_estimate():
+    model = _digits()
+    for device, clock in (("ice40up5k", 12.0), ("lfe5u-85f", 25.0), ("lfe5u-12f", 25.0),
+                          ("lfe5u-25f", 48.0)):
+        r = _fit(model, device, clock)
+        assert r.fmax_estimate_mhz >= clock
