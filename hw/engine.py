@@ -55,9 +55,16 @@ __all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "ArgMaxSp
            "csd_digits", "make_unit"]
 
 
-# A dense engine keeps its input frame in a memory when the frame is at least this many
-# words of ``lcm(in_beat, simd)`` codes (:attr:`ComputeSpec.buffer_in_memory`).
-FRAME_MEMORY_MIN_DEPTH = 2
+# A dense engine keeps its input frame in a memory (block RAM) when the frame is at
+# least this many bits and more than one word of ``lcm(in_beat, simd)`` codes (else in
+# flip-flops: :attr:`ComputeSpec.buffer_in_memory`). Measured with synth_ice40 on one
+# dense stage, registers against memory: a RAM of up to 64 bits is mapped to logic by
+# Yosys (its memory_libmap prices a RAM bit in logic at 1, an iCE40 block at 64) and was
+# 2 to 10 LUT4 worse than registers (up to 51 with double_buffer); 128 bits took an EBR
+# and saved 104 LUT4 and 97 FF, about what one of the UP5K's 30 EBRs is worth in cells
+# (5280 / 30); 256 bits saved 196 LUT4 and 207 FF (bench/dense_buffer.py). Smaller frames
+# stay in registers, which leaves the blocks to weight ROMs.
+FRAME_MEMORY_MIN_BITS = 256
 
 
 def _bits(n: int) -> int:
@@ -192,8 +199,10 @@ class ComputeSpec:
     def buffer_in_memory(self) -> bool:
         """Dense: whether the input frame lives in a memory with a synchronous read port
         (block RAM when Yosys finds it deep enough) rather than in flip-flops read through
-        a ``taps / simd`` way multiplexer. Registers when the frame is one word."""
-        return self.window is None and self.buffer_depth >= FRAME_MEMORY_MIN_DEPTH
+        a ``taps / simd`` way multiplexer: a frame of more than one word and at least
+        ``FRAME_MEMORY_MIN_BITS`` bits."""
+        return (self.window is None and self.buffer_depth > 1
+                and self.in_count * self.in_bits >= FRAME_MEMORY_MIN_BITS)
 
     @property
     def acc_width(self) -> int:

@@ -2,20 +2,29 @@
 against the golden model for folds from serial to fully parallel, input beats that do
 and do not line up with SIMD words, double buffering on and off, random idle and
 back-pressure; the timing model exact cycle for cycle; and a corrupted memory word is
-caught."""
+caught. The layers here are small, so the frame memory's size threshold is lowered to 0
+for them (``small_frames_in_memory``); one test keeps it at its value."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from hypothesis import HealthCheck, given, settings
 
 from mulfree.gen.examples import random_dense
 from mulfree.gen.model import Model
 from mulfree.gen.plan import build_network, plan_network
+from mulfree.hw import engine
 from mulfree.hw.engine import ComputeSpec, LayerEngine
 from mulfree.hw.timing import _run
 from netsim import golden_flat, pack, run_network
+from test_random_networks import networks
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+@pytest.fixture
+def small_frames_in_memory(monkeypatch):
+    monkeypatch.setattr(engine, "FRAME_MEMORY_MIN_BITS", 0)
 
 
 def _model(n_in, n_out, *, in_bits=2, scheme="ternary", wbits=2, output="thresholds",
@@ -55,7 +64,7 @@ def _fold(beat, pe, simd, db, pipeline=False):
 
 @pytest.mark.parametrize("db", [False, True])
 @pytest.mark.parametrize("n_in,n_out,beat,pe,simd", FOLDS)
-def test_dense_frame_buffer_bit_exact(n_in, n_out, beat, pe, simd, db):
+def test_dense_frame_buffer_bit_exact(small_frames_in_memory, n_in, n_out, beat, pe, simd, db):
     model = _model(n_in, n_out, seed=n_in + simd)
     fold = _fold(beat, pe, simd, db)
     stages, _ = plan_network(model, "runtime", fold)
@@ -72,7 +81,7 @@ def test_dense_frame_buffer_bit_exact(n_in, n_out, beat, pe, simd, db):
     _fold(4, 1, 1, False), _fold(4, 1, 1, True), _fold(3, 3, 2, True, pipeline=True),
     _fold(1, 1, 4, False, pipeline=True), _fold(12, 3, 12, True),
 ])
-def test_dense_two_layers_every_output_and_timing(fold):
+def test_dense_two_layers_every_output_and_timing(small_frames_in_memory, fold):
     """Two layers (the second's beats are the first's PE groups), outputs as accumulators,
     thresholds and argmax; latency and cycles per inference exact against simulation."""
     for output in ("acc", "argmax"):
@@ -134,7 +143,7 @@ def _output_cycles(net, manifest, x):
     return first[0], [out[k * ob + ob - 1] - first[0] for k in range(len(x))]
 
 
-def test_corrupted_frame_word_is_caught():
+def test_corrupted_frame_word_is_caught(small_frames_in_memory):
     """The activations come from the memory: a word overwritten behind the engine's back
     while it computes gives outputs that differ from the golden model."""
     model = _model(12, 3, output="acc", scheme="uniform", wbits=3, seed=9)
@@ -174,3 +183,48 @@ def test_corrupted_frame_word_is_caught():
     assert outputs(False) == list(want)
     assert outputs(True) != list(want)
 
+
+
+def test_threshold_keeps_small_frames_in_registers():
+    """At its real value the threshold puts a 784 x 2-bit frame in memory and keeps 64 x
+    2-bit frames (TFC's hidden layers) and one-word frames in registers."""
+    for n_in, bits, simd, want in [(784, 2, 1, True), (784, 1, 16, True), (64, 2, 1, False),
+                                   (128, 2, 1, True), (128, 2, 128, False)]:
+        model = _model(n_in, 2, in_bits=bits)
+        stages, _ = plan_network(model, "runtime", _fold(1, 1, simd, False))
+        assert stages[0].buffer_in_memory is want, (n_in, bits, simd)
+
+
+def test_frame_in_memory_at_the_real_threshold():
+    """A 128 x 2-bit frame (256 bits) in memory with the threshold at its value: serial,
+    double buffered, odd beat against SIMD (beat 8, SIMD 4 then 16)."""
+    model = _model(128, 3, seed=4, output="acc", scheme="uniform", wbits=3)
+    x = np.random.default_rng(3).integers(0, 4, (3, 128))
+    for fold in (_fold(8, 1, 1, True), _fold(8, 3, 16, False), _fold(1, 1, 4, True)):
+        stages, _ = plan_network(model, "runtime", fold)
+        assert stages[0].buffer_in_memory
+        net, manifest = build_network(model, "runtime", fold)
+        got, _ = run_network(net, manifest, x, seed=1)
+        np.testing.assert_array_equal(got, golden_flat(model, x))
+        _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
+        assert cycles - 1 == manifest["latency_cycles"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(networks())
+def test_random_networks_with_frames_in_memory(case):
+    """tests/hw/test_random_networks.py's networks with every dense frame of more than
+    one word in memory (the threshold cannot be a fixture under hypothesis: set here)."""
+    model, mode, fold, seed = case
+    old = engine.FRAME_MEMORY_MIN_BITS
+    engine.FRAME_MEMORY_MIN_BITS = 0
+    try:
+        net, manifest = build_network(model, mode, fold)
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, 2**model.input_bits, (2, *model.input_shape))
+        got, _ = run_network(net, manifest, x, seed=seed)
+        np.testing.assert_array_equal(got, golden_flat(model, x))
+        _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
+        assert cycles - 1 == manifest["latency_cycles"]
+    finally:
+        engine.FRAME_MEMORY_MIN_BITS = old
