@@ -56,15 +56,23 @@ __all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "ArgMaxSp
 
 
 # A dense engine keeps its input frame in a memory (block RAM) when the frame is at
-# least this many bits and more than one word of ``lcm(in_beat, simd)`` codes (else in
-# flip-flops: :attr:`ComputeSpec.buffer_in_memory`). Measured with synth_ice40 on one
-# dense stage, registers against memory: a RAM of up to 64 bits is mapped to logic by
-# Yosys (its memory_libmap prices a RAM bit in logic at 1, an iCE40 block at 64) and was
-# 2 to 10 LUT4 worse than registers (up to 51 with double_buffer); 128 bits took an EBR
-# and saved 104 LUT4 and 97 FF, about what one of the UP5K's 30 EBRs is worth in cells
-# (5280 / 30); 256 bits saved 196 LUT4 and 207 FF (bench/dense_buffer.py). Smaller frames
-# stay in registers, which leaves the blocks to weight ROMs.
+# least this many bits, more than one word of ``lcm(in_beat, simd)`` codes, and fills
+# its iCE40 blocks to at least FRAME_MEMORY_MIN_FILL bits each (else in flip-flops:
+# :attr:`ComputeSpec.buffer_in_memory`). Measured with synth_ice40 on one dense stage,
+# registers against memory: a RAM of up to 64 bits per block is mapped to logic by Yosys
+# (its memory_libmap prices a RAM bit in logic at 1, an iCE40 block at 64: a 4 x 64-bit
+# frame stayed in logic) and was 2 to 10 LUT4 worse than registers (up to 51 with
+# double_buffer); 128 bits took an EBR and saved 104 LUT4 and 97 FF, about what one of
+# the UP5K's 30 EBRs is worth in cells (5280 / 30); 256 bits saved 196 LUT4 and 207 FF.
+# Smaller frames stay in registers, which leaves the blocks to weight ROMs.
 FRAME_MEMORY_MIN_BITS = 256
+FRAME_MEMORY_MIN_FILL = 128
+# iCE40 RAM4K read shapes (depth, width), the smallest block mulfree targets
+_ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+
+
+def _ice40_blocks(depth: int, width: int) -> int:
+    return min(-(-width // w) * -(-depth // d) for d, w in _ICE40_RAM_SHAPES)
 
 
 def _bits(n: int) -> int:
@@ -199,10 +207,14 @@ class ComputeSpec:
     def buffer_in_memory(self) -> bool:
         """Dense: whether the input frame lives in a memory with a synchronous read port
         (block RAM when Yosys finds it deep enough) rather than in flip-flops read through
-        a ``taps / simd`` way multiplexer: a frame of more than one word and at least
-        ``FRAME_MEMORY_MIN_BITS`` bits."""
-        return (self.window is None and self.buffer_depth > 1
-                and self.in_count * self.in_bits >= FRAME_MEMORY_MIN_BITS)
+        a ``taps / simd`` way multiplexer: a frame of more than one word, at least
+        ``FRAME_MEMORY_MIN_BITS`` bits, ``FRAME_MEMORY_MIN_FILL`` bits per iCE40 block."""
+        if self.window is not None or self.buffer_depth < 2:
+            return False
+        depth = self.buffer_depth * (2 if self.double_buffer else 1)
+        width = self.buffer_word * self.in_bits
+        return (self.in_count * self.in_bits >= FRAME_MEMORY_MIN_BITS and
+                depth * width >= FRAME_MEMORY_MIN_FILL * _ice40_blocks(depth, width))
 
     @property
     def acc_width(self) -> int:
@@ -515,8 +527,13 @@ class LayerEngine(_Framed):
         per_word = s.buffer_word // s.in_beat          # beats per word
         per_read = s.buffer_word // s.simd             # steps per word
         beat_bits = s.in_beat * b
+        # no_rw_check: a read of the word being written never reaches stage B (loading
+        # and computing use different halves, or different times without double_buffer;
+        # the idle read address may meet the load, its data then unused), so Yosys need not
+        # emulate read-before-write around the block RAM (measured: 64 flip-flops and 32
+        # LUT4 on a 32-bit wide frame)
         mem = memory.Memory(shape=unsigned(s.buffer_word * b), depth=depth * (1 + db),
-                            init=[])
+                            init=[], attrs={"no_rw_check": 1})
         m.submodules.frame = mem
         self._frame_mem = mem           # for tests that reach into the frame
         wp = mem.write_port()

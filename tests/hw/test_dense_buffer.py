@@ -25,6 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 @pytest.fixture
 def small_frames_in_memory(monkeypatch):
     monkeypatch.setattr(engine, "FRAME_MEMORY_MIN_BITS", 0)
+    monkeypatch.setattr(engine, "FRAME_MEMORY_MIN_FILL", 0)
 
 
 def _model(n_in, n_out, *, in_bits=2, scheme="ternary", wbits=2, output="thresholds",
@@ -186,13 +187,16 @@ def test_corrupted_frame_word_is_caught(small_frames_in_memory):
 
 
 def test_threshold_keeps_small_frames_in_registers():
-    """At its real value the threshold puts a 784 x 2-bit frame in memory and keeps 64 x
-    2-bit frames (TFC's hidden layers) and one-word frames in registers."""
-    for n_in, bits, simd, want in [(784, 2, 1, True), (784, 1, 16, True), (64, 2, 1, False),
-                                   (128, 2, 1, True), (128, 2, 128, False)]:
+    """At their real values the thresholds put a 784 x 2-bit frame in memory and keep 64 x
+    2-bit frames (TFC's hidden layers), one-word frames and frames that would fill their
+    blocks poorly (4 words of 64 bits: 4 iCE40 blocks) in registers."""
+    for n_in, bits, beat, simd, want in [
+            (784, 2, 1, 1, True), (784, 1, 1, 16, True), (64, 2, 1, 1, False),
+            (128, 2, 1, 1, True), (128, 2, 1, 128, False), (128, 2, 32, 1, False),
+            (128, 2, 16, 1, True)]:
         model = _model(n_in, 2, in_bits=bits)
-        stages, _ = plan_network(model, "runtime", _fold(1, 1, simd, False))
-        assert stages[0].buffer_in_memory is want, (n_in, bits, simd)
+        stages, _ = plan_network(model, "runtime", _fold(beat, 1, simd, False))
+        assert stages[0].buffer_in_memory is want, (n_in, bits, beat, simd)
 
 
 def test_frame_in_memory_at_the_real_threshold():
@@ -216,8 +220,8 @@ def test_random_networks_with_frames_in_memory(case):
     """tests/hw/test_random_networks.py's networks with every dense frame of more than
     one word in memory (the threshold cannot be a fixture under hypothesis: set here)."""
     model, mode, fold, seed = case
-    old = engine.FRAME_MEMORY_MIN_BITS
-    engine.FRAME_MEMORY_MIN_BITS = 0
+    old = engine.FRAME_MEMORY_MIN_BITS, engine.FRAME_MEMORY_MIN_FILL
+    engine.FRAME_MEMORY_MIN_BITS = engine.FRAME_MEMORY_MIN_FILL = 0
     try:
         net, manifest = build_network(model, mode, fold)
         rng = np.random.default_rng(seed)
@@ -227,4 +231,4 @@ def test_random_networks_with_frames_in_memory(case):
         _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
         assert cycles - 1 == manifest["latency_cycles"]
     finally:
-        engine.FRAME_MEMORY_MIN_BITS = old
+        engine.FRAME_MEMORY_MIN_BITS, engine.FRAME_MEMORY_MIN_FILL = old
