@@ -302,7 +302,10 @@ class LayerEngine(_Framed):
     spec : ComputeSpec
         ``spec.window`` set: a conv2d layer fed by a :class:`~.window.SlidingWindow`
         (line buffer, no input frame buffer; results through a ``fifo_depth``-entry FIFO,
-        ``out_beat == pe``); ``None``: a dense layer (input and output frame buffers).
+        ``out_beat == pe``); ``None``: a dense layer (input and output frame buffers; the
+        input frame in a memory when :attr:`ComputeSpec.buffer_in_memory`, else in
+        registers: the memory's synchronous read takes the place of the activation
+        register, so the timing below holds either way).
 
     Members
     -------
