@@ -11,8 +11,9 @@ whether ``mulfree verilog --device ice40up5k`` finds a fold that fits.
     .venv/bin/python bench/dense_buffer.py             # both TFC models, serial and fit
     .venv/bin/python bench/dense_buffer.py --models TFC_1W1A
 
-Folds: ``serial``, and ``fit``: the per-layer fold this checkout's device fit picks for
-the iCE40UP5K (the old revision builds that same fold, though its own fit finds none).
+Folds: ``serial``, and ``fit``: the fold this checkout's device fit picks for the
+iCE40UP5K (per layer pe, simd and ROM placement, and the input beat); the old revision
+builds that same fold, though its own fit finds none.
 Yosys results are cached in out/dense_buffer/cache.json, keyed by a hash of the Verilog.
 """
 
@@ -51,13 +52,12 @@ try:
     _, man = plan_network(model, "runtime", "device:ice40up5k")
     fit = man["device_fit"]
     res["fit"] = {"fits": True, "cells": fit["use"]["cells"],
-                  "layers": fit["fitted_layers"]}
+                  "fold": {"layers": fit["fitted_layers"],
+                           "input_values_per_beat": man["input"]["values_per_beat"]}}
 except InputError as e:
     res["fit"] = {"fits": False, "message": str(e)}
 if fold == "fit":
-    fold = ({"layers": {k: {"pe": v["pe"], "simd": v["simd"]}
-                        for k, v in res["fit"]["layers"].items()}}
-            if res["fit"]["fits"] else None)
+    fold = res["fit"]["fold"] if res["fit"]["fits"] else None
 if fold is not None:
     stages, man = plan_network(model, "runtime", fold)
     res["manifest"] = {"latency": man["latency_cycles"],
@@ -135,8 +135,8 @@ def main(argv=None) -> int:
                 new = _emit(None, model_path, fold, OUT / name / fold / "new")
                 fold_for_old = fold
                 if fold == "fit" and new["fit"]["fits"]:
-                    fold_for_old = {"layers": {k: {"pe": v["pe"], "simd": v["simd"]}
-                                               for k, v in new["fit"]["layers"].items()}}
+                    # the same fold: layers (pe, simd, ROM placement) and input beat
+                    fold_for_old = new["fit"]["fold"]
                 was = _emit(old, model_path, fold_for_old, OUT / name / fold / "old")
                 for label, res in ((args.rev, was), ("this", new)):
                     paths = res.get("stages", [])
