@@ -158,7 +158,8 @@ def main(argv=None) -> int:
             print(f"{name:<10}{fold:<8}{label:<9}{part:<9}{y['lut']:>7}{e['lut']:>7}"
                   f"{y['ff']:>7}{e['ff']:>7}{y['bram']:>6}{e['bram']:>5}")
         fit = res["fit"]
-        verdict = (f"fits, estimated {fit['cells']} cells" if fit["fits"] else
+        verdict = (f"fits, estimated {fit['cells']:.1%} of its logic cells with the harness"
+                   if fit["fits"] else
                    "does not fit: " + fit["message"].split(": ", 1)[-1])
         print(f"{'':<10}{'':<8}{label:<9}mulfree verilog --device ice40up5k: {verdict}")
         if "manifest" in res:
