@@ -366,6 +366,14 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                 "memory_depth": window.memory_depth, "memory_width": window.memory_width,
                 "memory_bits": window.memory_bits, "window_bits": window.window_bits,
                 "scan_cycles": window.scan_pieces}
+        else:
+            # the dense input frame: a memory (block RAM) or flip-flops (hw/engine.py)
+            db = 2 if spec.double_buffer else 1
+            row["input_buffer"] = (
+                {"storage": "memory", "depth": spec.buffer_depth * db,
+                 "width": spec.buffer_word * spec.in_bits}
+                if spec.buffer_in_memory else
+                {"storage": "registers", "bits": spec.in_count * spec.in_bits * db})
         if mode == "runtime":
             from mulfree.hw.engine import make_unit
             u = make_unit(spec.unit_kind, spec.unit_params, 1, False)
@@ -457,7 +465,8 @@ def _estimate(stages, rows) -> dict:
     for s in stages:
         if isinstance(s, ComputeSpec):
             units += s.pe * s.simd if s.mode == "runtime" else 0
-            ffs += s.in_count * s.in_bits + s.out_count * s.out_bits + s.pe * s.acc_width
+            frame = 0 if s.buffer_in_memory else s.in_count * s.in_bits
+            ffs += frame + s.out_count * s.out_bits + s.pe * s.acc_width
         elif isinstance(s, MaxPoolSpec):
             ffs += s.in_count * s.in_bits
     rom = sum(r.get("rom_bits", 0) for r in rows)

@@ -36,6 +36,7 @@ are the group's ``pe`` results.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -52,6 +53,26 @@ from .window import SlidingWindow, WindowSpec
 __all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "ArgMaxSpec",
            "ArgMaxUnit", "build_stage",
            "csd_digits", "make_unit"]
+
+
+# A dense engine keeps its input frame in a memory (block RAM) when the frame is at
+# least this many bits, more than one word of ``lcm(in_beat, simd)`` codes, and fills
+# its iCE40 blocks to at least FRAME_MEMORY_MIN_FILL bits each (else in flip-flops:
+# :attr:`ComputeSpec.buffer_in_memory`). Measured with synth_ice40 on one dense stage,
+# registers against memory: a RAM of up to 64 bits per block is mapped to logic by Yosys
+# (its memory_libmap prices a RAM bit in logic at 1, an iCE40 block at 64: a 4 x 64-bit
+# frame stayed in logic) and was 2 to 10 LUT4 worse than registers (up to 51 with
+# double_buffer); 128 bits took an EBR and saved 104 LUT4 and 97 FF, about what one of
+# the UP5K's 30 EBRs is worth in cells (5280 / 30); 256 bits saved 196 LUT4 and 207 FF.
+# Smaller frames stay in registers, which leaves the blocks to weight ROMs.
+FRAME_MEMORY_MIN_BITS = 256
+FRAME_MEMORY_MIN_FILL = 128
+# iCE40 RAM4K read shapes (depth, width), the smallest block mulfree targets
+_ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
+
+
+def _ice40_blocks(depth: int, width: int) -> int:
+    return min(-(-width // w) * -(-depth // d) for d, w in _ICE40_RAM_SHAPES)
 
 
 def _bits(n: int) -> int:
@@ -171,6 +192,31 @@ class ComputeSpec:
         return self.steps + 3 + int(self.pipeline) + max(self.in_beats, self.out_beats)
 
     @property
+    def buffer_word(self) -> int:
+        """Dense: codes per word of the input frame memory, ``lcm(in_beat, simd)``: whole
+        beats are assembled into a word and a step's ``simd`` codes are one slice of a
+        word (see :attr:`buffer_in_memory`)."""
+        return math.lcm(self.in_beat, self.simd)
+
+    @property
+    def buffer_depth(self) -> int:
+        """Dense: words of one input frame in the frame memory."""
+        return self.in_count // self.buffer_word
+
+    @property
+    def buffer_in_memory(self) -> bool:
+        """Dense: whether the input frame lives in a memory with a synchronous read port
+        (block RAM when Yosys finds it deep enough) rather than in flip-flops read through
+        a ``taps / simd`` way multiplexer: a frame of more than one word, at least
+        ``FRAME_MEMORY_MIN_BITS`` bits, ``FRAME_MEMORY_MIN_FILL`` bits per iCE40 block."""
+        if self.window is not None or self.buffer_depth < 2:
+            return False
+        depth = self.buffer_depth * (2 if self.double_buffer else 1)
+        width = self.buffer_word * self.in_bits
+        return (self.in_count * self.in_bits >= FRAME_MEMORY_MIN_BITS and
+                depth * width >= FRAME_MEMORY_MIN_FILL * _ice40_blocks(depth, width))
+
+    @property
     def acc_width(self) -> int:
         lo, hi = self.acc_bounds
         return max(signed_width(lo), signed_width(hi))
@@ -256,7 +302,10 @@ class LayerEngine(_Framed):
     spec : ComputeSpec
         ``spec.window`` set: a conv2d layer fed by a :class:`~.window.SlidingWindow`
         (line buffer, no input frame buffer; results through a ``fifo_depth``-entry FIFO,
-        ``out_beat == pe``); ``None``: a dense layer (input and output frame buffers).
+        ``out_beat == pe``); ``None``: a dense layer (input and output frame buffers; the
+        input frame in a memory when :attr:`ComputeSpec.buffer_in_memory`, else in
+        registers: the memory's synchronous read takes the place of the activation
+        register, so the timing below holds either way).
 
     Members
     -------
@@ -409,18 +458,16 @@ class LayerEngine(_Framed):
         out_full = Signal(name="out_full")
         busy = Signal(name="busy")
         run = Signal(name="run")
-        buf = Signal(s.in_count * b, name="in_buf")
         vb = s.out_bits
         outbuf = Signal(s.out_count * vb, name="out_buf")
 
         db = s.double_buffer
-        # double buffering: the frame is copied into a work buffer when compute starts
-        # and the results into a send buffer when it ends, so loading, computing and
+        # double buffering: the results are copied into a send buffer when compute ends
+        # and the next frame loads while this one computes (into the other half of the
+        # frame memory, or into a second register buffer), so loading, computing and
         # sending overlap
-        work = Signal(s.in_count * b, name="work_buf") if db else buf
         sendbuf = Signal(s.out_count * vb, name="send_buf") if db else outbuf
         pending = Signal(name="pending")
-        self._load(m, buf, in_full, s.in_beats, s.in_beat * b)
         self._send(m, lambda cnt: sendbuf.word_select(cnt, s.out_beat * vb), out_full,
                    s.out_beats)
         if db:
@@ -436,17 +483,25 @@ class LayerEngine(_Framed):
 
         start = in_full & ~busy if db else in_full & ~busy & ~out_full
         with m.If(start):
-            if db:
-                m.d.sync += [work.eq(buf), in_full.eq(0)]
             m.d.sync += [busy.eq(1), run.eq(1), sf_c.eq(0), nf_c.eq(0), waddr.eq(0)]
         with m.If(run):
             self._advance(m, sf_c, nf_c, waddr)
             with m.If(last_sf & last_nf):
                 m.d.sync += run.eq(0)
 
-        word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
-        acts_a = [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
-        v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None)
+        if s.buffer_in_memory:
+            acts_a, acts_b = None, self._frame_memory(m, in_full, start, run, last_sf)
+        else:
+            buf = Signal(s.in_count * b, name="in_buf")
+            work = Signal(s.in_count * b, name="work_buf") if db else buf
+            self._load(m, buf, in_full, s.in_beats, s.in_beat * b)
+            with m.If(start):
+                if db:
+                    m.d.sync += [work.eq(buf), in_full.eq(0)]
+            word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
+            acts_a = [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
+            acts_b = None
+        v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None, acts_b=acts_b)
 
         group = Signal(_bits(nf), name="group")
         with m.If(v_c):
@@ -459,6 +514,90 @@ class LayerEngine(_Framed):
             with m.Else():
                 m.d.sync += group.eq(group + 1)
         return m
+
+    def _frame_memory(self, m, in_full, start, run, last_sf):
+        """The input frame in a memory of ``buffer_depth`` words of ``buffer_word`` codes
+        (twice the words with ``double_buffer``: the frame being loaded and the frame
+        being computed are its two halves). Beats are assembled into a word in a shift
+        register; stage A addresses the word holding the step's ``simd`` codes, and the
+        synchronous read port's data, sliced by the registered position in the word, are
+        stage B's activations: the read takes the cycle the activation register took
+        before, so the engine's timing is unchanged. Returns stage B's activations."""
+        s = self.spec
+        b = s.in_bits
+        db = s.double_buffer
+        depth = s.buffer_depth
+        per_word = s.buffer_word // s.in_beat          # beats per word
+        per_read = s.buffer_word // s.simd             # steps per word
+        beat_bits = s.in_beat * b
+        # no_rw_check: a read of the word being written never reaches stage B (loading
+        # and computing use different halves, or different times without double_buffer;
+        # the idle read address may meet the load, its data then unused), so Yosys need not
+        # emulate read-before-write around the block RAM (measured: 64 flip-flops and 32
+        # LUT4 on a 32-bit wide frame)
+        mem = memory.Memory(shape=unsigned(s.buffer_word * b), depth=depth * (1 + db),
+                            init=[], attrs={"no_rw_check": 1})
+        m.submodules.frame = mem
+        self._frame_mem = mem           # for tests that reach into the frame
+        wp = mem.write_port()
+        rp = mem.read_port(domain="sync")
+
+        # -- load: one beat per cycle while the frame is not full ---------------------
+        # the write address runs over both halves with double_buffer (0 .. 2 * depth - 1)
+        wa = Signal(range(depth * (1 + db)), name="load_addr")
+        take = self.i.valid & ~in_full
+        m.d.comb += self.i.ready.eq(~in_full)
+        if per_word > 1:
+            asm = Signal(beat_bits * (per_word - 1), name="load_asm")
+            bc = Signal(range(per_word), name="load_beat")
+            word_done = take & (bc == per_word - 1)
+            with m.If(take):
+                # beat 0 ends at the low end of the word
+                m.d.sync += asm.eq(Cat(asm[beat_bits:], self.i.payload))
+                m.d.sync += bc.eq(Mux(bc == per_word - 1, 0, bc + 1))
+            m.d.comb += wp.data.eq(Cat(asm, self.i.payload))
+        else:
+            word_done = take
+            m.d.comb += wp.data.eq(self.i.payload)
+        m.d.comb += [wp.addr.eq(wa), wp.en.eq(word_done)]
+        frame_done = (wa == depth - 1) | (wa == 2 * depth - 1) if db else wa == depth - 1
+        with m.If(word_done):
+            m.d.sync += wa.eq(Mux(wa == depth * (1 + db) - 1, 0, wa + 1))
+            with m.If(frame_done):
+                m.d.sync += in_full.eq(1)
+
+        # -- read: stage A addresses the word, stage B slices it ----------------------
+        ra = Signal(range(depth * (1 + db)), name="frame_addr")
+        base = Signal(range(depth * (1 + db)), name="frame_base") if db else Const(0)
+        with m.If(start):
+            if db:
+                # the full frame is the half the load address has just left
+                m.d.sync += [in_full.eq(0), base.eq(Mux(wa == 0, depth, 0)),
+                             ra.eq(Mux(wa == 0, depth, 0))]
+            else:
+                m.d.sync += ra.eq(0)
+        if per_read > 1:
+            # the step's slice of the word; the word address moves after its last slice
+            sub = Signal(range(per_read), name="frame_sub")
+            with m.If(start):
+                m.d.sync += sub.eq(0)
+            with m.If(run):
+                with m.If(last_sf):
+                    m.d.sync += [ra.eq(base), sub.eq(0)]
+                with m.Elif(sub == per_read - 1):
+                    m.d.sync += [ra.eq(ra + 1), sub.eq(0)]
+                with m.Else():
+                    m.d.sync += sub.eq(sub + 1)
+        else:
+            with m.If(run):
+                m.d.sync += ra.eq(Mux(last_sf, base, ra + 1))
+        m.d.comb += rp.addr.eq(ra)
+        word = rp.data
+        if per_read > 1:
+            sub_b = Signal(range(per_read), name="frame_sub_b")
+            m.d.sync += sub_b.eq(sub)
+            word = word.word_select(sub_b, s.simd * b)
+        return [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
 
     def _elaborate_stream(self):
         """Conv2d: windows from a :class:`~mulfree.hw.window.SlidingWindow`, results
@@ -514,11 +653,13 @@ class LayerEngine(_Framed):
             with m.Else():
                 m.d.sync += [nf_c.eq(0), waddr.eq(0)]
 
-    def _compute(self, m, v_a, sf_c, nf_c, waddr, acts_a, pads_a):
+    def _compute(self, m, v_a, sf_c, nf_c, waddr, acts_a, pads_a, acts_b=None):
         """Stages B and C for a step issued in stage A (``v_a`` high, the step's
         activations ``acts_a``, pad marks ``pads_a`` or ``None``, the weight address
-        ``waddr`` of the ROM word). Returns ``(v_c, results)``: ``v_c`` is high for one
-        cycle per output channel group with its ``pe`` results."""
+        ``waddr`` of the ROM word). ``acts_b`` given: the step's activations are already
+        stage B values (a synchronous memory read issued in stage A) and ``acts_a`` is not
+        used. Returns ``(v_c, results)``: ``v_c`` is high for one cycle per output channel
+        group with its ``pe`` results."""
         s = self.spec
         b, vb = s.in_bits, s.out_bits
         nf, sf = s.nf, s.sf
@@ -535,10 +676,11 @@ class LayerEngine(_Framed):
         first_b = Signal(name="first_b")
         last_b = Signal(name="last_b")
         nf_b = Signal(_bits(nf), name="nf_b")
-        acts_b = [Signal(b, name=f"act_b{lane}") for lane in range(s.simd)]
         m.d.sync += [v_b.eq(v_a), first_b.eq(sf_c == 0), last_b.eq(sf_c == sf - 1),
                      nf_b.eq(nf_c)]
-        m.d.sync += [acts_b[lane].eq(acts_a[lane]) for lane in range(s.simd)]
+        if acts_b is None:
+            acts_b = [Signal(b, name=f"act_b{lane}") for lane in range(s.simd)]
+            m.d.sync += [acts_b[lane].eq(acts_a[lane]) for lane in range(s.simd)]
         pads_b = None
         if pads_a is not None:
             pads_b = [Signal(name=f"pad_b{lane}") for lane in range(s.simd)]

@@ -18,7 +18,10 @@ __all__ = ["network_timing", "stage_timing"]
 
 
 class _Frame:
-    """Dense layer engine: load a frame, compute, send (optionally double buffered)."""
+    """Dense layer engine: load a frame, compute, send (optionally double buffered). The
+    same whether the input frame is in registers or in a memory: the memory's read takes
+    the cycle of the activation register it replaces, and its ping-pong halves hand over
+    on the cycle the register copy did (``tests/hw/test_dense_buffer.py``)."""
 
     def __init__(self, s):
         self.ib, self.ob = s.in_beats, s.out_beats

@@ -403,3 +403,26 @@ def test_the_demo_fit_meets_the_boards_clocks_by_its_estimate():
                           ("lfe5u-25f", 48.0)):
         r = _fit(model, device, clock)
         assert r.fmax_estimate_mhz >= clock
+def test_frame_memory_is_priced_as_block_ram():
+    """Dense stages whose input frame is in a memory: the estimate's block RAM count is
+    Yosys's, and LUT4 and flip-flops are within the band (the frame's flip-flops and its
+    read multiplexer are not counted)."""
+    from mulfree.boards.synth import Flow, emit_verilog, synthesize
+    from mulfree.gen.examples import random_dense
+    from mulfree.hw.engine import build_stage
+
+    rng = np.random.default_rng(0)
+    for n_in, bits, beat, simd, db in [(128, 2, 8, 1, True), (256, 1, 16, 1, False),
+                                       (256, 2, 2, 4, True)]:
+        fc = random_dense(rng, n_in, 4, scheme="ternary", wbits=2, in_bits=bits,
+                          out_bits=2, name="fc")
+        model = Model(name="m", input_shape=(n_in,), input_bits=bits, layers=(fc,))
+        fold = {"layers": {"fc": {"pe": 1, "simd": simd}}, "input_values_per_beat": beat,
+                "double_buffer": db}
+        spec = plan_network(model, "runtime", fold)[0][0]
+        assert spec.buffer_in_memory
+        r = synthesize(emit_verilog(build_stage(spec)), Flow(target="ice40", pnr=False)).report
+        est = cost.stage_cost(spec, "ice40")
+        assert est.bram == r.bram >= 1
+        assert abs(est.lut - r.lut) <= BAND * r.lut, (est, r.lut)
+        assert abs(est.ff - r.ff) <= BAND * r.ff, (est, r.ff)

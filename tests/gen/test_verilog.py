@@ -26,6 +26,14 @@ def _mlp():
     return Model(name="tiny mlp", input_shape=(8,), input_bits=2, layers=(l1, l2))
 
 
+def _wide():
+    """A 128 x 2-bit input frame: the dense engine keeps it in a memory."""
+    rng = np.random.default_rng(1)
+    l1 = random_dense(rng, 128, 3, scheme="ternary", wbits=2, in_bits=2, output="acc",
+                      name="fc1")
+    return Model(name="wide", input_shape=(128,), input_bits=2, layers=(l1,))
+
+
 def test_emit_files_and_manifest(tmp_path):
     path = emit_verilog(_mlp(), tmp_path / "out", mode="runtime", fold="serial")
     assert path == tmp_path / "out" / "mulfree_tiny_mlp.v"
@@ -137,9 +145,13 @@ def _convs():
     ("convs", "baked", None),
     ("mlp", "runtime", {"default": "parallel", "double_buffer": True, "pipeline": True}),
     ("mlp", "runtime", {"layers": {"fc1": {"pe": 2, "simd": 4, "rom": "block"}}}),
+    ("wide", "runtime", {"layers": {"fc1": {"pe": 1, "simd": 4}}, "double_buffer": True,
+                         "input_values_per_beat": 8}),
+    ("wide", "runtime", {"default": "serial", "input_values_per_beat": 1}),
 ])
 def test_verilator_lint(tmp_path, model, mode, fold):
-    model = {"example": example_model(0), "convs": _convs(), "mlp": _mlp()}[model]
+    model = {"example": example_model(0), "convs": _convs(), "mlp": _mlp(),
+             "wide": _wide()}[model]
     path = emit_verilog(model, tmp_path, mode=mode, fold=fold)
     unexpected = []
     for line in _lint(path, path.stem):
