@@ -244,6 +244,13 @@ def _window(in_shape, layer: Conv2d, in_bits: int, in_beat: int):
                       code_bits=int(in_bits), in_beat=int(in_beat))
 
 
+def _pool_streams(in_shape, kernel, stride, in_bits: int) -> bool:
+    """Whether a max-pool streams through a line buffer
+    (:class:`mulfree.hw.pool.StreamMaxPool`) rather than loading its frame into registers
+    (:class:`mulfree.hw.engine.MaxPoolUnit`)."""
+    return True
+
+
 def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
     """The stage specs and the manifest (without building components)."""
     from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
@@ -276,14 +283,32 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
         if isinstance(layer, MaxPool):
             h, w, c = io.in_shape
             out_count = int(np.prod(io.out_shape))
-            spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=io.in_shape, kernel=layer.kernel,
-                               stride=layer.stride, in_beat=beat,
+            streaming = _pool_streams(io.in_shape, layer.kernel, layer.stride, io.in_bits)
+            spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=tuple(int(v) for v in io.in_shape),
+                               kernel=tuple(int(v) for v in layer.kernel),
+                               stride=tuple(int(v) for v in layer.stride), in_beat=beat,
                                out_beat=_largest_divisor(out_count, c),
-                               double_buffer=fold["double_buffer"])
+                               double_buffer=fold["double_buffer"] and not streaming,
+                               streaming=streaming)
             stages.append(spec)
-            rows.append({"index": index, "name": layer.name, "type": "maxpool",
-                         "in_beat": spec.in_beat, "out_beat": spec.out_beat,
-                         "cycles": spec.period})
+            row = {"index": index, "name": layer.name, "type": "maxpool",
+                   "in_beat": spec.in_beat, "out_beat": spec.out_beat, "cycles": spec.period}
+            window = spec.window
+            if window is not None:
+                row["window"] = {
+                    "storage": f"line buffer {window.line_rows} rows x {window.scan_cols} "
+                               f"columns x {window.shape[2]} channels in memory, window "
+                               f"{window.kernel[0]}x{window.kernel[1]}x{window.shape[2]} "
+                               f"in registers",
+                    "line_rows": window.line_rows, "line_cols": window.scan_cols,
+                    "channels": window.shape[2],
+                    "memory_depth": window.memory_depth,
+                    "memory_width": window.memory_width,
+                    "memory_bits": window.memory_bits, "window_bits": window.window_bits,
+                    "scan_cycles": window.scan_pieces}
+            else:
+                row["storage"] = f"frame of {spec.in_count} codes in registers"
+            rows.append(row)
             beat = spec.out_beat
             continue
         table = product_table(layer)
@@ -445,8 +470,11 @@ def _estimate(stages, rows) -> dict:
         if isinstance(s, ComputeSpec):
             units += s.pe * s.simd if s.mode == "runtime" else 0
             ffs += s.in_count * s.in_bits + s.out_count * s.out_bits + s.pe * s.acc_width
+        elif isinstance(s, MaxPoolSpec) and s.window is not None:
+            # the window and its output copy, two input beats (the line memory apart)
+            ffs += 2 * s.window.window_bits + 2 * s.in_beat * s.in_bits
         elif isinstance(s, MaxPoolSpec):
-            ffs += s.in_count * s.in_bits
+            ffs += s.in_count * s.in_bits * (2 if s.double_buffer else 1)
     rom = sum(r.get("rom_bits", 0) for r in rows)
     est = {"product_units": units, "weight_rom_bits": rom, "buffer_and_acc_ffs": ffs}
     if all(s.mode == "runtime" for s in stages if isinstance(s, ComputeSpec)):
