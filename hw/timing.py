@@ -8,7 +8,8 @@ stage's control (no data): the frame stages (dense :class:`~.engine.LayerEngine`
 engine (:class:`~.window.SlidingWindow` feeding the compute pipeline and its result FIFO)
 and the streaming max-pool (:class:`~.pool.StreamMaxPool`: the same window generator,
 its windows sent as they come). A streaming stage takes its input as fast as its line
-buffer (and compute) allow, so its timing depends on its neighbours; :func:`network_timing` runs the chain together.
+buffer (and compute) allow, so its timing depends on its neighbours;
+:func:`network_timing` runs the chain together.
 
 ``tests/hw`` checks these models against Amaranth's simulation of the real stages.
 """
@@ -206,7 +207,7 @@ class _StreamPool:
     beat per channel slice."""
 
     def __init__(self, s):
-        self.win = _Window(s.window)
+        self.win = _Window(s.window_spec)
         self.slices = s.slices
         self.sl = 0
 
@@ -261,8 +262,9 @@ def _run(stages, inferences: int):
     for s in stages:
         limit += (getattr(s, "in_count", 0) + getattr(s, "out_count", 0) + 64 +
                   getattr(s, "steps", 0))
-        if getattr(s, "window", None) is not None:
-            limit += s.window.scan_pieces
+        win = getattr(s, "window_spec", None) or getattr(s, "window", None)
+        if win is not None:
+            limit += win.scan_pieces
     limit *= inferences + 2
     k = len(models)
     while got < total_out:

@@ -73,11 +73,11 @@ def test_spec_checks():
 def test_geometry():
     s = _spec(shape=(28, 28, 8), in_beat=8, out_beat=4)
     assert s.out_shape == (14, 14, 8) and s.slices == 2 and s.out_beats == 14 * 14 * 2
-    w = s.window
+    w = s.window_spec
     assert (w.kernel, w.stride, w.padding, w.in_beat) == ((2, 2), (2, 2), (0, 0), 8)
     # one row of 28 pixels of 8 codes in memory, not the 28x28 frame
     assert w.memory_bits == 28 * 8 * 2
-    assert _spec(streaming=False).window is None
+    assert _spec(streaming=False).window_spec is None
 
 
 # -- the pool alone ---------------------------------------------------------------------
@@ -371,3 +371,44 @@ def test_verilator_lint_channel_slices(tmp_path):
                 re.search(rx, line) for cat, rx in allowed if cat == m.group(2)):
             unexpected.append(line)
     assert not unexpected, "\n".join(unexpected[:20])
+
+
+# -- the planner's choice ------------------------------------------------------------------
+
+def _pool_dense(seed=0):
+    rng = np.random.default_rng(seed)
+    c = random_conv2d(rng, (6, 6, 2), 3, (3, 3), (1, 1), (1, 1), scheme="pot", wbits=3,
+                      name="c")
+    fc = random_dense(rng, 27, 4, scheme="pot", wbits=3, output="acc", name="fc")
+    return Model(name="pd", input_shape=(6, 6, 2), input_bits=2,
+                 layers=(c, MaxPool(name="pool", kernel=(2, 2)), Flatten(name="f"), fc))
+
+
+@pytest.mark.parametrize("double_buffer", [False, True])
+def test_pool_before_dense(double_buffer):
+    """Before a dense layer the pool streams only when that layer has its own second
+    buffer; both are bit-exact and their timing is the model's."""
+    model = _pool_dense()
+    fold = {"default": "auto", "double_buffer": double_buffer}
+    stages, manifest = plan_network(model, "runtime", fold)
+    pool = [s for s in stages if isinstance(s, MaxPoolSpec)][0]
+    assert pool.streaming == double_buffer and not pool.double_buffer
+    row = [r for r in manifest["layers"] if r["type"] == "maxpool"][0]
+    assert ("window" in row) == double_buffer and ("storage" in row) != double_buffer
+    net, _ = build_network(model, "runtime", fold)
+    x = np.random.default_rng(6).integers(0, 4, (3, *model.input_shape))
+    got, _ = run_network(net, manifest, x, seed=6)
+    np.testing.assert_array_equal(got, golden_flat(model, x))
+    _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
+    assert cycles - 1 == manifest["latency_cycles"]
+
+
+def test_pool_streams_before_a_conv_and_at_the_end():
+    model = _cnn()
+    for fold in ("serial", {"default": "auto", "double_buffer": True}):
+        stages, _ = plan_network(model, "runtime", fold)
+        assert [s.streaming for s in stages if isinstance(s, MaxPoolSpec)] == [True]
+    model = Model(name="p", input_shape=(4, 4, 2), input_bits=2,
+                  layers=(MaxPool(name="pool", kernel=(2, 2)),))
+    stages, _ = plan_network(model, "runtime", "auto")
+    assert stages[0].streaming
