@@ -40,6 +40,8 @@ device, the fitted layers and the estimated use against the capacity.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import re
@@ -244,21 +246,28 @@ def _window(in_shape, layer: Conv2d, in_bits: int, in_beat: int):
                       code_bits=int(in_bits), in_beat=int(in_beat))
 
 
-def _pool_streams(model: Model, index: int, fold: dict) -> bool:
-    """Whether max-pool layer ``index`` streams through a line buffer
-    (:class:`mulfree.hw.pool.StreamMaxPool`) rather than loading its frame into registers
-    (:class:`mulfree.hw.engine.MaxPoolUnit`).
+def _pool_streams(model: Model, index: int, fold: dict, spec) -> bool:
+    """Whether max-pool layer ``index`` (``spec``: its streaming spec) streams through a
+    line buffer (:class:`mulfree.hw.pool.StreamMaxPool`) rather than loading its frame
+    into registers (:class:`mulfree.hw.engine.MaxPoolUnit`). ``bench/max_pool.py``
+    measured both (Yosys ``synth_ice40``, 2x2 on ``N x N x 8``): streaming is smaller
+    from 4x4x8 on (2-bit codes: 162 LUT4 and 225 FF against 281 and 263; 8x8x8: 122, 150
+    and one EBR against 891 and 1035), the frame unit on a map of one window (2x2x8: 101
+    LUT4 and 68 FF against 118 and 188).
 
-    It streams unless its output goes (through flatten) to a dense layer without
-    ``double_buffer``. Such a layer cannot take a frame while it computes; the frame pool
-    is then its second input buffer, so that the stream before it keeps moving, and the
-    network runs at its slowest stage's period (the rate the device fit promises).
-    Streamed into it, the dense layer's compute waits for the whole stream: the example
-    network's 100 cycles per inference became 131 (bench/max_pool.py). With
-    ``double_buffer`` the dense layer has a second buffer of its own, of the pooled map:
-    ``kh * kw`` times smaller than the frame a frame pool holds, and no window
-    multiplexer (bench/max_pool.py: 2x2 on 8x8x8 2-bit codes, 122 LUT4, 150 FF and one
-    EBR streaming against 891 LUT4 and 1035 FF)."""
+    So it streams unless its frame is no more flip-flops than the streaming pool's own
+    registers (a map of about one window), or its output goes (through flatten) to a
+    dense layer without ``double_buffer``. Such a layer cannot take a frame while it
+    computes; the frame pool is then its second input buffer, the stream before it keeps
+    moving, and the network keeps its slowest stage's period (which the device fit
+    promises). Streamed into it, the dense layer's compute waits for the whole stream:
+    the example network, serial, 2871 cycles per inference against 2304. With
+    ``double_buffer`` the dense layer has a second buffer of its own, of the pooled map,
+    ``kh * kw`` times smaller than the frame pool's."""
+    from .cost import stage_ffs
+
+    if spec.in_count * spec.in_bits <= stage_ffs(spec):
+        return False
     for layer in model.layers[index + 1:]:
         if isinstance(layer, Flatten):
             continue
@@ -298,13 +307,13 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
         if isinstance(layer, MaxPool):
             h, w, c = io.in_shape
             out_count = int(np.prod(io.out_shape))
-            streaming = _pool_streams(model, index, fold)
             spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=tuple(int(v) for v in io.in_shape),
                                kernel=tuple(int(v) for v in layer.kernel),
                                stride=tuple(int(v) for v in layer.stride), in_beat=beat,
-                               out_beat=_largest_divisor(out_count, c),
-                               double_buffer=fold["double_buffer"] and not streaming,
-                               streaming=streaming)
+                               out_beat=_largest_divisor(out_count, c))
+            if not _pool_streams(model, index, fold, spec):
+                spec = dataclasses.replace(spec, streaming=False,
+                                           double_buffer=fold["double_buffer"])
             stages.append(spec)
             row = {"index": index, "name": layer.name, "type": "maxpool",
                    "in_beat": spec.in_beat, "out_beat": spec.out_beat, "cycles": spec.period}

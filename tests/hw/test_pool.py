@@ -408,7 +408,17 @@ def test_pool_streams_before_a_conv_and_at_the_end():
     for fold in ("serial", {"default": "auto", "double_buffer": True}):
         stages, _ = plan_network(model, "runtime", fold)
         assert [s.streaming for s in stages if isinstance(s, MaxPoolSpec)] == [True]
-    model = Model(name="p", input_shape=(4, 4, 2), input_bits=2,
+    model = Model(name="p", input_shape=(8, 8, 2), input_bits=2,
                   layers=(MaxPool(name="pool", kernel=(2, 2)),))
     stages, _ = plan_network(model, "runtime", "auto")
     assert stages[0].streaming
+
+
+def test_pool_of_one_window_is_a_frame():
+    """A map of about one window: the frame unit's registers are fewer than the streaming
+    pool's (bench/max_pool.py: 2x2x8, 101 LUT4 and 68 FF against 118 and 188)."""
+    for shape, streams in (((2, 2, 8), False), ((3, 3, 8), False), ((4, 4, 8), True)):
+        model = Model(name="p", input_shape=shape, input_bits=2,
+                      layers=(MaxPool(name="pool", kernel=(2, 2)),))
+        stages, _ = plan_network(model, "runtime", "auto")
+        assert stages[0].streaming == streams, shape
