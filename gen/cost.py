@@ -110,7 +110,7 @@ for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
                             "window_mem": 2.0 * _scale})
 # The streaming max-pool (hw/pool.py), measured alone with synth_ice40 on ten geometries
 # by ``bench/max_pool.py --cost`` (least squares, ``pool_max`` and ``window_split`` kept;
-# median 11 %, at most 26 % off): its window generator's control without padding
+# median 12 %, at most 26 % off): its window generator's control without padding
 # (``pool_window``), its line memory when in logic (``pool_mem``, per bit) and the
 # channel slice multiplexer (``pool_slice``, bits of its inputs beyond one slice). Not
 # measured on ECP5: the same factor as its other logic.

@@ -26,7 +26,7 @@ A conv2d layer *streams*: a :class:`~.window.SlidingWindow` (a line buffer in me
 turns the input codes into one window per output position, the engine computes each
 window as it arrives and its results leave through a small FIFO, in (row, column,
 channel) order, one beat per group of ``pe`` output channels.
-So does the planner's default max-pool, :class:`~.pool.StreamMaxPool` (the same window
+So does a streaming max-pool, :class:`~.pool.StreamMaxPool` (the same window
 generator, then a max tree per channel).
 
 The compute schedule of a :class:`LayerEngine` is three stages: (A) issue step
