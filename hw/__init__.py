@@ -6,7 +6,9 @@
 - :mod:`.threshold`: parallel and sequential threshold units
 - :mod:`.window`: :class:`~.window.SlidingWindow`, conv2d windows through a line buffer
 - :mod:`.engine`: the layer engine (runtime ROM or baked weights; conv2d streams through
-  a sliding window), max-pool, argmax
+  a sliding window), the frame-based max-pool, argmax
+- :mod:`.pool`: :class:`~.pool.MaxPoolSpec`, :class:`~.pool.StreamMaxPool` (max-pool
+  through the sliding window)
 - :mod:`.timing`: cycle models of the stages' handshakes (exact latency and throughput)
 - :mod:`.network`: :class:`~.network.Network`, the stream-in stream-out network top
 

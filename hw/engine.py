@@ -9,7 +9,8 @@ same shape of interface::
 and drives ``i.ready`` and ``o.valid`` from registers only, which keeps it safe under
 any back-pressure and idle (and lets :mod:`.timing` model the handshakes exactly).
 
-A dense layer, max-pool and argmax are *frame* stages:
+A dense layer, argmax and the frame-based max-pool (:class:`MaxPoolUnit`) are *frame*
+stages:
 
 1. *load*: while its input buffer is not full, ``i.ready`` is high and each beat is
    written into the buffer (one frame: the layer's whole input, in (row, column,
@@ -25,6 +26,8 @@ A conv2d layer *streams*: a :class:`~.window.SlidingWindow` (a line buffer in me
 turns the input codes into one window per output position, the engine computes each
 window as it arrives and its results leave through a small FIFO, in (row, column,
 channel) order, one beat per group of ``pe`` output channels.
+So does a streaming max-pool, :class:`~.pool.StreamMaxPool` (the same window
+generator, then a max tree per channel).
 
 The compute schedule of a :class:`LayerEngine` is three stages: (A) issue step
 ``(nf, sf)`` of the current frame (dense) or window (conv2d): weight ROM address and the
@@ -47,10 +50,12 @@ from amaranth.lib.wiring import In, Out
 from .adder_tree import sum_tree, sum_tree_carries
 from .product import (ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for,
                       signed_width)
+from .pool import MaxPoolSpec, StreamMaxPool, max_tree
 from .threshold import threshold_code
 from .window import SlidingWindow, WindowSpec
 
-__all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "ArgMaxSpec",
+__all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "StreamMaxPool",
+           "ArgMaxSpec",
            "ArgMaxUnit", "build_stage",
            "csd_digits", "make_unit"]
 
@@ -775,55 +780,11 @@ class LayerEngine(_Framed):
         return v_c, results
 
 
-@dataclass(frozen=True)
-class MaxPoolSpec:
-    in_bits: int
-    in_shape: tuple          # (H, W, C)
-    kernel: tuple
-    stride: tuple
-    in_beat: int
-    out_beat: int
-    double_buffer: bool = False     # copy the frame to a send buffer: load while sending
-
-    @property
-    def in_beats(self) -> int:
-        return self.in_count // self.in_beat
-
-    @property
-    def out_beats(self) -> int:
-        return self.out_count // self.out_beat
-
-    @property
-    def delay(self) -> int:
-        """Cycles from the last input beat taken to the first output beat valid."""
-        return 2 if self.double_buffer else 1
-
-    @property
-    def period(self) -> int:
-        if self.double_buffer:
-            return max(self.in_beats, self.out_beats) + 1
-        return self.in_beats + self.out_beats
-
-    @property
-    def out_shape(self) -> tuple:
-        h, w, c = self.in_shape
-        return ((h - self.kernel[0]) // self.stride[0] + 1,
-                (w - self.kernel[1]) // self.stride[1] + 1, c)
-
-    @property
-    def in_count(self) -> int:
-        h, w, c = self.in_shape
-        return h * w * c
-
-    @property
-    def out_count(self) -> int:
-        h, w, c = self.out_shape
-        return h * w * c
-
-
 class MaxPoolUnit(_Framed):
     """Max over ``kernel`` windows of a code map (no padding, floor), one output beat per
-    cycle once the frame is loaded.
+    cycle once the frame is loaded: the frame-based max-pool (``spec.streaming`` off; the
+    streaming one is :class:`~.pool.StreamMaxPool`, :class:`~.pool.MaxPoolSpec` is
+    defined in :mod:`.pool` and re-exported here).
 
     Members
     -------
@@ -837,10 +798,9 @@ class MaxPoolUnit(_Framed):
     def __init__(self, spec: MaxPoolSpec) -> None:
         if not isinstance(spec, MaxPoolSpec):
             raise TypeError(f"Spec must be a MaxPoolSpec, not {spec!r}")
-        for name, whole, part in [("Input beat", spec.in_count, spec.in_beat),
-                                  ("Output beat", spec.out_count, spec.out_beat)]:
-            if part < 1 or whole % part:
-                raise ValueError(f"{name} must be a positive divisor of {whole}, not {part}")
+        if spec.streaming:
+            raise ValueError("Spec must have streaming off (the streaming pool is "
+                             "mulfree.hw.pool.StreamMaxPool)")
         self.spec = spec
         super().__init__({
             "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
@@ -868,15 +828,6 @@ class MaxPoolUnit(_Framed):
         def code(idx):
             return hold[idx * b:(idx + 1) * b]
 
-        def maximum(values):
-            while len(values) > 1:
-                nxt = [Mux(values[n] > values[n + 1], values[n], values[n + 1])
-                       for n in range(0, len(values) - 1, 2)]
-                if len(values) % 2:
-                    nxt.append(values[-1])
-                values = nxt
-            return values[0]
-
         def payload_of(cnt):
             # select each lane's window codes by the beat counter first, then one max
             # tree per lane (not one per output value)
@@ -895,7 +846,7 @@ class MaxPoolUnit(_Framed):
                                 dy, dx = divmod(t, kw)
                                 idx = ((oy * sh + dy) * w + ox * sw + dx) * c + ch
                                 m.d.comb += sel[lane][t].eq(code(idx))
-            return Cat(*(maximum(list(win)) for win in sel))
+            return Cat(*(max_tree(win) for win in sel))
 
         self._send(m, payload_of, sending, s.out_count // s.out_beat)
         return m
@@ -913,7 +864,7 @@ def build_stage(spec):
     if isinstance(spec, ComputeSpec):
         return LayerEngine(spec)
     if isinstance(spec, MaxPoolSpec):
-        return MaxPoolUnit(spec)
+        return StreamMaxPool(spec) if spec.streaming else MaxPoolUnit(spec)
     if isinstance(spec, ArgMaxSpec):
         return ArgMaxUnit(width=spec.width, group=spec.group, in_beat=spec.in_beat)
     raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not {spec!r}")

@@ -4,10 +4,12 @@ Every stage of :mod:`mulfree.hw.engine` drives ``i.ready`` and ``o.valid`` from 
 registers only, so a network's timing without stalls at its boundaries follows from one
 step per cycle of small state machines, one per stage, each a transcription of its
 stage's control (no data): the frame stages (dense :class:`~.engine.LayerEngine`,
-:class:`~.engine.MaxPoolUnit`, :class:`~.engine.ArgMaxUnit`) and the streaming conv2d
-engine (:class:`~.window.SlidingWindow` feeding the compute pipeline and its result FIFO).
-A conv2d stage takes its input as fast as its line buffer and compute allow, so its
-timing depends on its neighbours; :func:`network_timing` runs the chain together.
+:class:`~.engine.MaxPoolUnit`, :class:`~.engine.ArgMaxUnit`), the streaming conv2d
+engine (:class:`~.window.SlidingWindow` feeding the compute pipeline and its result FIFO)
+and the streaming max-pool (:class:`~.pool.StreamMaxPool`: the same window generator,
+its windows sent as they come). A streaming stage takes its input as fast as its line
+buffer (and compute) allow, so its timing depends on its neighbours;
+:func:`network_timing` runs the chain together.
 
 ``tests/hw`` checks these models against Amaranth's simulation of the real stages.
 """
@@ -62,6 +64,8 @@ class _Frame:
 
 
 class _MaxPool:
+    """Frame-based max-pool (:class:`~.engine.MaxPoolUnit`)."""
+
     def __init__(self, s):
         self.ib, self.ob, self.db = s.in_beats, s.out_beats, s.double_buffer
         self.n_in = self.n_out = 0
@@ -112,37 +116,25 @@ class _ArgMax:
                 self.n, self.out_valid = 0, True
 
 
-class _Conv:
-    """Streaming conv2d: the window generator's scan, the engine's steps, the FIFO."""
+class _Window:
+    """The window generator (:class:`~.window.SlidingWindow`): its two input beats, the
+    scan and the output register; ``win_ready`` is its consumer's ready."""
 
-    def __init__(self, s):
-        w = s.window
+    def __init__(self, w):
         self.n, self.nb = w.pieces_per_pixel, w.pieces_per_beat
         self.rows, self.cols = w.scan_rows, w.scan_cols
         self.real = [[w.is_real(y, x) for x in range(self.cols)] for y in range(self.rows)]
         self.corner = [[w.is_corner(y, x) for x in range(self.cols)] for y in range(self.rows)]
-        self.sf, self.nf = s.sf, s.nf
-        self.lag = 2 + int(s.pipeline)                 # issue to the result write
-        self.credits = s.fifo_depth
-        self.cur_valid = self.nxt_valid = self.win_valid = False
+        self.cur_valid = self.nxt_valid = self.valid = False
         self.cur_idx = self.y = self.x = self.q = 0
-        self.sf_c = self.nf_c = 0
-        self.level = 0
-        self.writes = []                               # cycles of pending result writes
 
     def ready(self):
         return not self.nxt_valid
 
-    def valid(self):
-        return self.level > 0
-
-    def tick(self, t, took, sent):
+    def step(self, took, win_ready):
         real = self.real[self.y][self.x]
         corner = self.corner[self.y][self.x] and self.q == self.n - 1
-        last_sf = self.sf_c == self.sf - 1
-        issue = self.win_valid and (self.credits > 0 or not last_sf)
-        win_ready = issue and last_sf and self.nf_c == self.nf - 1
-        move = (not real or self.cur_valid) and (not corner or not self.win_valid or win_ready)
+        move = (not real or self.cur_valid) and (not corner or not self.valid or win_ready)
         take = move and real
         # the input beats
         cur_done = take and self.cur_idx == self.nb - 1
@@ -160,9 +152,9 @@ class _Conv:
                 self.nxt_valid = True
         # the window register and the scan
         if move and corner:
-            self.win_valid = True
+            self.valid = True
         elif win_ready:
-            self.win_valid = False
+            self.valid = False
         if move:
             self.q += 1
             if self.q == self.n:
@@ -171,6 +163,31 @@ class _Conv:
                 if self.x == self.cols:
                     self.x = 0
                     self.y = (self.y + 1) % self.rows
+
+
+class _Conv:
+    """Streaming conv2d: the window generator's scan, the engine's steps, the FIFO."""
+
+    def __init__(self, s):
+        self.win = _Window(s.window)
+        self.sf, self.nf = s.sf, s.nf
+        self.lag = 2 + int(s.pipeline)                 # issue to the result write
+        self.credits = s.fifo_depth
+        self.sf_c = self.nf_c = 0
+        self.level = 0
+        self.writes = []                               # cycles of pending result writes
+
+    def ready(self):
+        return self.win.ready()
+
+    def valid(self):
+        return self.level > 0
+
+    def tick(self, t, took, sent):
+        last_sf = self.sf_c == self.sf - 1
+        issue = self.win.valid and (self.credits > 0 or not last_sf)
+        win_ready = issue and last_sf and self.nf_c == self.nf - 1
+        self.win.step(took, win_ready)
         # the engine's steps, its result FIFO and the credits
         if issue:
             self.sf_c += 1
@@ -188,13 +205,34 @@ class _Conv:
         self.level += int(write) - int(sent)
 
 
+class _StreamPool:
+    """Streaming max-pool: the window generator, its windows sent combinationally, one
+    beat per channel slice."""
+
+    def __init__(self, s):
+        self.win = _Window(s.window_spec)
+        self.slices = s.slices
+        self.sl = 0
+
+    def ready(self):
+        return self.win.ready()
+
+    def valid(self):
+        return self.win.valid
+
+    def tick(self, t, took, sent):
+        self.win.step(took, sent and self.sl == self.slices - 1)
+        if sent:
+            self.sl = (self.sl + 1) % self.slices
+
+
 def _model(spec):
     from .engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
 
     if isinstance(spec, ComputeSpec):
         return _Frame(spec) if spec.window is None else _Conv(spec)
     if isinstance(spec, MaxPoolSpec):
-        return _MaxPool(spec)
+        return _StreamPool(spec) if spec.streaming else _MaxPool(spec)
     if isinstance(spec, ArgMaxSpec):
         return _ArgMax(spec)
     raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not "
@@ -227,8 +265,9 @@ def _run(stages, inferences: int):
     for s in stages:
         limit += (getattr(s, "in_count", 0) + getattr(s, "out_count", 0) + 64 +
                   getattr(s, "steps", 0))
-        if getattr(s, "window", None) is not None:
-            limit += s.window.scan_pieces
+        win = getattr(s, "window_spec", None) or getattr(s, "window", None)
+        if win is not None:
+            limit += win.scan_pieces
     limit *= inferences + 2
     k = len(models)
     while got < total_out:
