@@ -72,7 +72,11 @@ class UARTRx(wiring.Component):
     frame_error: Out(1)
 
     def __init__(self, *, clk_freq: float, baud: int) -> None:
-        self._period = bit_period(clk_freq, baud)
+        try:
+            self._period = bit_period(clk_freq, baud)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True     # never built: no "created but never used"
+            raise
         self._clk_freq, self._baud = clk_freq, baud
         super().__init__()
 
@@ -159,7 +163,11 @@ class UARTTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, *, clk_freq: float, baud: int) -> None:
-        self._period = bit_period(clk_freq, baud)
+        try:
+            self._period = bit_period(clk_freq, baud)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True     # never built: no "created but never used"
+            raise
         super().__init__()
 
     @property
