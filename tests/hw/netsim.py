@@ -113,3 +113,48 @@ def run_lane(lane, control, steps, *, top=None, reset=None) -> list[int]:
     sim.add_testbench(bench)
     sim.run()
     return got
+
+
+def transfer_cycles(net, in_beats, n_out: int) -> tuple[int, list[int]]:
+    """Input always offered, output always ready: the cycle of the first input transfer
+    and of each of the first ``n_out`` output transfers."""
+    first, out = [], []
+
+    async def driver(ctx):
+        t = 0
+        for beat in in_beats:
+            ctx.set(net.i.valid, 1)
+            ctx.set(net.i.payload, beat)
+            while True:
+                _, _, ready = await ctx.tick().sample(net.i.ready)
+                t += 1
+                if ready:
+                    break
+            if not first:
+                first.append(t)
+        ctx.set(net.i.valid, 0)
+
+    async def monitor(ctx):
+        ctx.set(net.o.ready, 1)
+        t = 0
+        while len(out) < n_out:
+            _, _, valid = await ctx.tick().sample(net.o.valid)
+            t += 1
+            if valid:
+                out.append(t)
+
+    sim = Simulator(net)
+    sim.add_clock(1e-6)
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.run()
+    return first[0], out
+
+
+def input_beats(manifest, x) -> list[int]:
+    """The input stream of samples ``x`` as the manifest packs it."""
+    inp = manifest["input"]
+    beats = []
+    for sample in x:
+        beats += pack(sample.reshape(-1), inp["value_bits"], inp["values_per_beat"])
+    return beats

@@ -16,7 +16,7 @@ from mulfree.gen.plan import build_network, plan_network
 from mulfree.hw import engine
 from mulfree.hw.engine import ComputeSpec, LayerEngine
 from mulfree.hw.timing import _run
-from netsim import golden_flat, pack, run_network
+from netsim import golden_flat, input_beats, pack, run_network, transfer_cycles
 from test_random_networks import networks
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -106,42 +106,9 @@ def test_dense_two_layers_every_output_and_timing(small_frames_in_memory, fold):
 def _output_cycles(net, manifest, x):
     """Back-to-back inferences, output always ready: cycles (from the first input
     transfer) of each inference's last output transfer."""
-    inp = manifest["input"]
-    beats = []
-    for sample in x:
-        beats += pack(sample.reshape(-1), inp["value_bits"], inp["values_per_beat"])
     ob = manifest["output"]["beats"]
-    first, out = [], []
-
-    async def driver(ctx):
-        t = 0
-        for beat in beats:
-            ctx.set(net.i.valid, 1)
-            ctx.set(net.i.payload, beat)
-            while True:
-                _, _, ready = await ctx.tick().sample(net.i.ready)
-                t += 1
-                if ready:
-                    break
-            if not first:
-                first.append(t)
-        ctx.set(net.i.valid, 0)
-
-    async def monitor(ctx):
-        ctx.set(net.o.ready, 1)
-        t = 0
-        while len(out) < ob * len(x):
-            _, _, valid = await ctx.tick().sample(net.o.valid)
-            t += 1
-            if valid:
-                out.append(t)
-
-    sim = Simulator(net)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run()
-    return first[0], [out[k * ob + ob - 1] - first[0] for k in range(len(x))]
+    first, out = transfer_cycles(net, input_beats(manifest, x), ob * len(x))
+    return first, [out[k * ob + ob - 1] - first for k in range(len(x))]
 
 
 def test_corrupted_frame_word_is_caught(small_frames_in_memory):

@@ -18,7 +18,7 @@ from mulfree.hw.engine import MaxPoolUnit, build_stage
 from mulfree.hw.network import Network
 from mulfree.hw.pool import MaxPoolSpec, StreamMaxPool
 from mulfree.hw.timing import _run, network_timing
-from netsim import drive, golden_flat, pack, run_network
+from netsim import drive, golden_flat, pack, run_network, transfer_cycles
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -205,42 +205,6 @@ def test_checker_catches_a_wrong_value():
 
 # -- timing: the cycle model against the simulator --------------------------------------
 
-def _transfer_cycles(net, in_beats, n_out):
-    """Cycles of the first input transfer and of every output transfer, input always
-    offered, output always ready."""
-    first, out = [], []
-
-    async def driver(ctx):
-        t = 0
-        for beat in in_beats:
-            ctx.set(net.i.valid, 1)
-            ctx.set(net.i.payload, beat)
-            while True:
-                _, _, ready = await ctx.tick().sample(net.i.ready)
-                t += 1
-                if ready:
-                    break
-            if not first:
-                first.append(t)
-        ctx.set(net.i.valid, 0)
-
-    async def monitor(ctx):
-        ctx.set(net.o.ready, 1)
-        t = 0
-        while len(out) < n_out:
-            _, _, valid = await ctx.tick().sample(net.o.valid)
-            t += 1
-            if valid:
-                out.append(t)
-
-    sim = Simulator(net)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run()
-    return first[0], out
-
-
 @pytest.mark.parametrize("shape,kernel,stride,bits,in_beat,out_beat", GEOMETRIES[:8])
 def test_pool_timing_model_is_exact(shape, kernel, stride, bits, in_beat, out_beat):
     """The stage alone: every output transfer of four back-to-back frames on the cycle
@@ -248,7 +212,7 @@ def test_pool_timing_model_is_exact(shape, kernel, stride, bits, in_beat, out_be
     spec = _spec(shape, kernel, stride, bits, in_beat, out_beat)
     frames = _frames(spec, n=4)
     beats = [w for f in frames for w in pack(f.reshape(-1), bits, in_beat)]
-    first, out = _transfer_cycles(Network(stages=[spec]), beats, 4 * spec.out_beats)
+    first, out = transfer_cycles(Network(stages=[spec]), beats, 4 * spec.out_beats)
     taken, done = _run([spec], 4)
     ob = spec.out_beats
     assert [out[k * ob + ob - 1] - first for k in range(4)] == [d - taken[0] for d in done]
@@ -291,7 +255,7 @@ def test_network_timing_is_exact(fold):
     beats = [w for s in x for w in pack(s.reshape(-1), inp["value_bits"],
                                          inp["values_per_beat"])]
     ob = manifest["output"]["beats"]
-    first, out = _transfer_cycles(net, beats, 4 * ob)
+    first, out = transfer_cycles(net, beats, 4 * ob)
     taken, done = _run(stages, 4)
     sim_done = [out[k * ob + ob - 1] - first for k in range(4)]
     assert sim_done == [d - taken[0] for d in done]

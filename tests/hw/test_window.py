@@ -12,7 +12,7 @@ from mulfree.gen.examples import random_conv2d, random_dense
 from mulfree.gen.model import Flatten, MaxPool, Model
 from mulfree.gen.plan import build_network, plan_network
 from mulfree.hw.window import SlidingWindow, WindowSpec
-from netsim import drive, golden_flat, pack, run_network
+from netsim import drive, golden_flat, input_beats, pack, run_network, transfer_cycles
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -274,42 +274,7 @@ def test_conv_28x28_back_to_back():
 
 def _output_cycles(net, manifest, x):
     """Cycle of every output transfer, input always offered, output always ready."""
-    inp = manifest["input"]
-    beats = []
-    for sample in x:
-        beats += pack(sample.reshape(-1), inp["value_bits"], inp["values_per_beat"])
-    n_out = manifest["output"]["beats"] * len(x)
-    first, out = [], []
-
-    async def driver(ctx):
-        t = 0
-        for beat in beats:
-            ctx.set(net.i.valid, 1)
-            ctx.set(net.i.payload, beat)
-            while True:
-                _, _, ready = await ctx.tick().sample(net.i.ready)
-                t += 1
-                if ready:
-                    break
-            if not first:
-                first.append(t)
-        ctx.set(net.i.valid, 0)
-
-    async def monitor(ctx):
-        ctx.set(net.o.ready, 1)
-        t = 0
-        while len(out) < n_out:
-            _, _, valid = await ctx.tick().sample(net.o.valid)
-            t += 1
-            if valid:
-                out.append(t)
-
-    sim = Simulator(net)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run()
-    return first[0], out
+    return transfer_cycles(net, input_beats(manifest, x), manifest["output"]["beats"] * len(x))
 
 
 TIMING_CASES = [
