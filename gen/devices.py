@@ -91,7 +91,12 @@ class Device:
                 "dsps": self.dsps, "source": self.source}
 
 
-ICE40_EBR = BlockRam("SB_RAM40_4K", 4096, ((256, 16), (512, 8), (1024, 4), (2048, 2)), 64)
+# (4096, 1): no such port mode, but Yosys packs a 1-bit-wide memory two words to a 2048x2
+# entry and picks the bit with the address's low bit (measured with synth_ice40: 4096x1,
+# 6000x1 and 8192x3 ROMs take 1, 2 and 6 blocks, a 4096x1 RAM one block; TFC_1W1A's
+# 50176x1 weight ROM 13).
+ICE40_EBR = BlockRam("SB_RAM40_4K", 4096, ((256, 16), (512, 8), (1024, 4), (2048, 2),
+                                           (4096, 1)), 64)
 ECP5_EBR = BlockRam("DP16KD", 18432, ((16384, 1), (8192, 2), (4096, 4), (2048, 9),
                                       (1024, 18), (512, 36)), 128)
 GOWIN_BSRAM = BlockRam("BSRAM", 18432, ((16384, 1), (8192, 2), (4096, 4), (2048, 9),

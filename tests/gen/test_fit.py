@@ -79,6 +79,11 @@ def test_nextpnr_reports_agree_with_the_table():
 def test_block_ram_shapes():
     assert devices.ICE40_EBR.blocks_for(256, 16) == 1
     assert devices.ICE40_EBR.blocks_for(16, 96) == 6          # 256x16 shape, 6 wide
+    # one bit wide: Yosys packs two words per 2048x2 entry (measured: 6000x1 in 2 blocks,
+    # 8192x3 in 6, TFC_1W1A's 50176x1 weight ROM in 13)
+    assert devices.ICE40_EBR.blocks_for(6000, 1) == 2
+    assert devices.ICE40_EBR.blocks_for(8192, 3) == 6
+    assert devices.ICE40_EBR.blocks_for(50176, 1) == 13
     assert devices.ICE40_EBR.blocks_for(2048, 3) == 2
     assert devices.ECP5_EBR.blocks_for(512, 36) == 1
     assert devices.ECP5_EBR.blocks_for(0, 8) == 0
