@@ -106,6 +106,39 @@ def _unit_only(scheme: str, wbits: int, abits: int):
     return Terms()
 
 
+def _shift_only(wbits: int, abits: int):
+    """The PoT lane's shifter with nothing it could do without: ``+-(a << e)`` over the
+    codebook's exponents, the sign folded into the last level, no zero gate (the floor
+    of the product part of an exact PoT lane)."""
+    from amaranth.hdl import Const, Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from mulfree.hw.product import ones_complement_shift
+
+    lane = _lane("pot", wbits, abits)
+    lane._MustUse__silence = lane.unit._MustUse__silence = True
+    max_exp = lane.unit.max_exp
+
+    class Shift(wiring.Component):
+        def __init__(self):
+            probe = Module()
+            term, _, _ = ones_complement_shift(probe, Const(0, abits),
+                                               Const(0, max_exp.bit_length()), Const(1, 1),
+                                               Const(0, 1), max_exp, "probe")
+            super().__init__({"a": In(abits), "e": In(max_exp.bit_length()), "s": In(1),
+                              "t": Out(len(term))})
+
+        def elaborate(self, platform):
+            m = Module()
+            term, _, _ = ones_complement_shift(m, self.a, self.e, Const(1, 1), self.s,
+                                               max_exp, "term")
+            m.d.comb += self.t.eq(term)
+            return m
+
+    return Shift()
+
+
 def _acc_only(width_in: int, acc_width: int):
     """The bare accumulator under ``LANE_CONTROL``: the product (plus a carry-in) an input."""
     from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed
@@ -142,6 +175,8 @@ def _measure(job):
         extra = {"acc_width": len(design.acc), "weight_port": len(design.weight)}
     elif kind == "unit":
         design = _unit_only(scheme, wbits, abits)
+    elif kind == "shift":
+        design = _shift_only(wbits, abits)
     else:
         lane = _lane(scheme, wbits, abits)
         lane._MustUse__silence = True
@@ -179,6 +214,7 @@ def main(argv=None) -> int:
                      ("acc", s, 4, args.abits, LANE_CONTROL)]
             jobs += [("lane", s, 4, args.abits, c) for c in CONTROLS if c != LANE_CONTROL]
         jobs.append(("lane", "apot_index", 4, args.abits, LANE_CONTROL))
+        jobs.append(("shift", "pot", 4, args.abits, LANE_CONTROL))
     start = time.monotonic()
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         rows = pool.map(_measure, jobs)
@@ -242,8 +278,14 @@ def main(argv=None) -> int:
               f"{idx['weight_port']} native bits, the quantizer's code width, decoded by a "
               f"table): {idx['lut']} LUT4, {idx['ff']} FF, "
               f"{idx['lut'] / lanes[('uniform', 4)]['lut']:.2f}x the uniform lane")
-        print()
         u = lanes[("uniform", 4)]["lut"]
+        shift = parts[("shift", "pot", LANE_CONTROL)]["lut"]
+        acc_bits = lanes[("pot", 4)]["acc_width"]
+        print(f"pot floor: the shifter alone without the zero gate {shift} LUT4 + one LUT4 "
+              f"per accumulator bit ({acc_bits}) = {shift + acc_bits} LUT4, "
+              f"{(shift + acc_bits) / u:.2f}x the uniform lane "
+              f"(0.5x would be {int(0.5 * u)})")
+        print()
         for s, limit in TARGETS.items():
             ratio_ = lanes[(s, 4)]["lut"] / u
             verdict = "met" if ratio_ <= limit else "MISSED"
