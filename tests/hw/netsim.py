@@ -158,3 +158,39 @@ def input_beats(manifest, x) -> list[int]:
     for sample in x:
         beats += pack(sample.reshape(-1), inp["value_bits"], inp["values_per_beat"])
     return beats
+
+
+def stream_through(dut, beats, n_out: int, *, rng, idle: float, stall: float,
+                   fields=None) -> list:
+    """Drive ``beats`` into ``dut.i`` with random idle cycles and take ``n_out`` transfers
+    from ``dut.o`` under random back-pressure, checking the output stream rules every
+    cycle (once valid, valid stays and the payload holds until the transfer). Returns the
+    payloads, or with ``fields`` (signals to sample instead) a tuple of their values per
+    transfer."""
+    sampled = [dut.o.payload] if fields is None else list(fields)
+    got = []
+
+    async def driver(ctx):
+        await drive(ctx, dut.i, beats, rng, idle)
+
+    async def monitor(ctx):
+        held = None
+        while len(got) < n_out:
+            ready = int(rng.random() >= stall)
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, *values = await ctx.tick().sample(dut.o.valid, *sampled)
+            value = values[0] if fields is None else tuple(values)
+            if held is not None:
+                assert valid and value == held, "payload changed while valid waited"
+            held = None
+            if valid and ready:
+                got.append(value)
+            elif valid:
+                held = value
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.run()
+    return got

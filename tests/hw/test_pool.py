@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mulfree.gen import golden
@@ -18,7 +17,7 @@ from mulfree.hw.engine import MaxPoolUnit, build_stage
 from mulfree.hw.network import Network
 from mulfree.hw.pool import MaxPoolSpec, StreamMaxPool
 from mulfree.hw.timing import _run, network_timing
-from netsim import drive, golden_flat, pack, run_network, transfer_cycles
+from netsim import golden_flat, pack, run_network, stream_through, transfer_cycles
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -92,31 +91,8 @@ def simulate_pool(spec: MaxPoolSpec, frames, *, seed=0, idle=0.3, stall=0.3, uni
     beats = []
     for f in frames:
         beats += pack(np.asarray(f).reshape(-1), b, spec.in_beat)
-    n_out = spec.out_beats * len(frames)
-    got = []
-
-    async def driver(ctx):
-        await drive(ctx, dut.i, beats, rng, idle)
-
-    async def monitor(ctx):
-        held = None
-        while len(got) < n_out:
-            ready = int(rng.random() >= stall)
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if held is not None:
-                assert valid and payload == held, "payload changed while valid waited"
-            held = None
-            if valid and ready:
-                got.append(payload)
-            elif valid:
-                held = payload
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run()
+    got = stream_through(dut, beats, spec.out_beats * len(frames), rng=rng, idle=idle,
+                         stall=stall)
     mask = 2**b - 1
     codes = [(w >> (k * b)) & mask for w in got for k in range(spec.out_beat)]
     return np.array(codes, np.int64).reshape(len(frames), *spec.out_shape)

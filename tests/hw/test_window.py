@@ -5,14 +5,14 @@ import re
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mulfree.gen.examples import random_conv2d, random_dense
 from mulfree.gen.model import Flatten, MaxPool, Model
 from mulfree.gen.plan import build_network, plan_network
 from mulfree.hw.window import SlidingWindow, WindowSpec
-from netsim import drive, golden_flat, input_beats, pack, run_network, transfer_cycles
+from netsim import golden_flat, input_beats, pack, run_network, stream_through, \
+    transfer_cycles
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -49,32 +49,8 @@ def simulate_windows(spec: WindowSpec, frames, *, seed=0, idle=0.3, stall=0.3):
     beats = []
     for f in frames:
         beats += pack(np.asarray(f).reshape(-1), b, spec.in_beat)
-    n_out = spec.positions * len(frames)
-    got = []
-
-    async def driver(ctx):
-        await drive(ctx, dut.i, beats, rng, idle)
-
-    async def monitor(ctx):
-        held = None
-        while len(got) < n_out:
-            ready = int(rng.random() >= stall)
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, taps_v, pad_v = await ctx.tick().sample(
-                dut.o.valid, dut.o.payload.taps, dut.o.payload.pad)
-            if held is not None:
-                assert valid and (taps_v, pad_v) == held, "payload changed while valid waited"
-            held = None
-            if valid and ready:
-                got.append((taps_v, pad_v))
-            elif valid:
-                held = (taps_v, pad_v)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run()
+    got = stream_through(dut, beats, spec.positions * len(frames), rng=rng, idle=idle,
+                         stall=stall, fields=(dut.o.payload.taps, dut.o.payload.pad))
     mask = 2**b - 1
     return [(tuple((t >> (k * b)) & mask for k in range(taps)),
              tuple((p >> k) & 1 for k in range(taps))) for t, p in got]
@@ -346,3 +322,25 @@ def test_window_storage_in_the_manifest():
     assert (w["line_rows"], w["line_cols"], w["channels"]) == (2, 30, 1)
     assert w["memory_bits"] == 2 * 30 * 2 and w["window_bits"] == 9 * 2
     assert re.match(r"line buffer 2 rows x 30 columns x 1 channels in memory", w["storage"])
+
+
+def test_stream_rule_check_catches_a_payload_that_changes_while_waiting():
+    """``netsim.stream_through``'s rule check must fail on a source whose payload moves
+    while valid waits for ready."""
+    from amaranth.hdl import Module
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Restless(wiring.Component):
+        i: In(stream.Signature(8))
+        o: Out(stream.Signature(8))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += [self.i.ready.eq(1), self.o.valid.eq(1)]
+            m.d.sync += self.o.payload.eq(self.o.payload + 1)   # moves every cycle
+            return m
+
+    with pytest.raises(AssertionError, match="payload changed while valid waited"):
+        stream_through(Restless(), [1, 2, 3], 8, rng=np.random.default_rng(0), idle=0.0,
+                       stall=0.5)
