@@ -154,6 +154,18 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def _window_row(window) -> dict:
+    """The manifest's description of a sliding-window generator (conv2d and max-pool)."""
+    c = window.shape[2]
+    return {"storage": f"line buffer {window.line_rows} rows x {window.scan_cols} columns x "
+                       f"{c} channels in memory, window {window.kernel[0]}x"
+                       f"{window.kernel[1]}x{c} in registers",
+            "line_rows": window.line_rows, "line_cols": window.scan_cols, "channels": c,
+            "memory_depth": window.memory_depth, "memory_width": window.memory_width,
+            "memory_bits": window.memory_bits, "window_bits": window.window_bits,
+            "scan_cycles": window.scan_pieces}
+
+
 def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in _divisors(n) if d <= max(1, limit))
 
@@ -332,17 +344,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                    "in_beat": spec.in_beat, "out_beat": spec.out_beat, "cycles": spec.period}
             window = spec.window_spec
             if window is not None:
-                row["window"] = {
-                    "storage": f"line buffer {window.line_rows} rows x {window.scan_cols} "
-                               f"columns x {window.shape[2]} channels in memory, window "
-                               f"{window.kernel[0]}x{window.kernel[1]}x{window.shape[2]} "
-                               f"in registers",
-                    "line_rows": window.line_rows, "line_cols": window.scan_cols,
-                    "channels": window.shape[2],
-                    "memory_depth": window.memory_depth,
-                    "memory_width": window.memory_width,
-                    "memory_bits": window.memory_bits, "window_bits": window.window_bits,
-                    "scan_cycles": window.scan_pieces}
+                row["window"] = _window_row(window)
             else:
                 row["storage"] = f"frame of {spec.in_count} codes in registers"
             rows.append(row)
@@ -405,16 +407,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
                "in_beat": spec.in_beat, "out_beat": spec.out_beat,
                "cycles": spec.steps, "rom_bits": 0}
         if window is not None:
-            row["window"] = {
-                "storage": f"line buffer {window.line_rows} rows x {window.scan_cols} "
-                           f"columns x {window.shape[2]} channels in memory, window "
-                           f"{window.kernel[0]}x{window.kernel[1]}x{window.shape[2]} in "
-                           f"registers",
-                "line_rows": window.line_rows, "line_cols": window.scan_cols,
-                "channels": window.shape[2],
-                "memory_depth": window.memory_depth, "memory_width": window.memory_width,
-                "memory_bits": window.memory_bits, "window_bits": window.window_bits,
-                "scan_cycles": window.scan_pieces}
+            row["window"] = _window_row(window)
         else:
             # the dense input frame: a memory (block RAM) or flip-flops (hw/engine.py)
             db = 2 if spec.double_buffer else 1
