@@ -43,15 +43,15 @@ def train(scheme: str, out: Path, hidden: int, abits: int, wbits: int) -> tuple[
     path = out / f"digits_{scheme}_h{hidden}_a{abits}_w{wbits}.mf"
     if path.exists():
         return path, "trained (cached)"
-    cmd = [sys.executable, "-m", "mulfree.gen", "train", "--arch", "mlp", "--hidden",
+    cmd = [sys.executable, "-m", "mulfree.cli", "train", "--arch", "mlp", "--hidden",
            str(hidden), "--abits", str(abits), "--wbits", str(wbits), "--scheme", scheme,
            "-o", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode == 0 and path.exists():
         return path, "trained"
     # No trainer: a random model of the same shape (says so in the table).
-    from mulfree.gen.examples import random_dense
-    from mulfree.gen.model import Model, save
+    from mulfree.gen.model.examples import random_dense
+    from mulfree.gen.model.format import Model, save
     rng = np.random.default_rng(0)
     l1 = random_dense(rng, 64, hidden, scheme=scheme, wbits=wbits, in_bits=4, out_bits=abits,
                       name="dense0")
@@ -66,7 +66,7 @@ def build_one(job: tuple) -> dict:
     model_path, board_name, fold, out_dir, nodsp = job
     from mulfree.boards.build import build
     from mulfree.boards.registry import get_board
-    from mulfree.gen.model import load
+    from mulfree.gen.model.format import load
 
     model = load(model_path)
     try:
@@ -84,9 +84,9 @@ def bit_exact(model_path: Path, fold, samples: int) -> tuple[int, int]:
     from mulfree.boards.harness import Harness
     from mulfree.boards.network import frame_format, network_for
     from mulfree.boards.simboard import SimulatedBoard
-    from mulfree.gen import golden
-    from mulfree.gen.datasets import input_codes, load as load_data
-    from mulfree.gen.model import load
+    from mulfree.gen.model import golden
+    from mulfree.gen.train.datasets import input_codes, load as load_data
+    from mulfree.gen.model.format import load
 
     model = load(model_path)
     data = load_data("digits")
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         results = list(pool.map(build_one, jobs))
     exact = {s: bit_exact(models[s][0], args.fold, args.samples) for s in schemes}
 
-    from mulfree.gen.model import load
+    from mulfree.gen.model.format import load
     rows = []
     for (s, b), r in zip([(s, b) for s in schemes for b in boards], results):
         meta = load(models[s][0]).metadata

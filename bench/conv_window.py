@@ -5,7 +5,7 @@
 The layer: an ``HxWx1`` map of 2-bit codes, 3x3 kernel, padding 1, stride 1, 8 output
 channels, PoT weights (3-bit codes), 2-bit output codes by thresholds, runtime weights,
 fold ``pe 2, simd 9`` (``--fold`` takes another JSON fold). Each design is the whole
-network top (:func:`mulfree.gen.plan.build_network`) synthesized by Yosys
+network top (:func:`mulfree.gen.plan.network.build_network`) synthesized by Yosys
 ``synth_ice40`` (no place and route) through :func:`mulfree.boards.synth.synthesize`;
 LUT4, FF and BRAM (EBR) counts from Yosys's ``stat``, latency and cycles per inference
 from the manifest.
@@ -41,9 +41,9 @@ def _worker(job: dict) -> dict:
     import numpy as np
 
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
-    from mulfree.gen.examples import example_model, random_conv2d
-    from mulfree.gen.model import Model
-    from mulfree.gen.plan import build_network
+    from mulfree.gen.model.examples import example_model, random_conv2d
+    from mulfree.gen.model.format import Model
+    from mulfree.gen.plan.network import build_network
 
     mode, fold, size = "runtime", job["fold"], job.get("size", 8)
     if "example" in job:

@@ -5,7 +5,7 @@ by this checkout and by the git revision ``--rev`` (default 834fb9e, the engine 
 the frame memory; its sources are taken with ``git archive``, so the worktree is not
 touched). Every stage is synthesized alone with Yosys (``synth_ice40``, no place and
 route) as ``bench/fold_fit.py`` does; a network's numbers are the sum of its stages.
-Also printed: the resource model's estimate (each revision's own ``gen/cost.py``) and
+Also printed: the resource model's estimate (each revision's own ``gen/plan/cost.py``) and
 whether ``mulfree verilog --device ice40up5k`` finds a fold that fits.
 
     .venv/bin/python bench/dense_buffer.py             # both TFC models, serial and fit
@@ -39,10 +39,10 @@ os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 HELPER = r"""
 import json, sys
 from mulfree.boards.synth import emit_verilog
-from mulfree.gen.cost import network_cost
+from mulfree.gen.plan.cost import network_cost
 from mulfree.gen.errors import InputError
-from mulfree.gen.model import load
-from mulfree.gen.plan import plan_network
+from mulfree.gen.model.format import load
+from mulfree.gen.plan.network import plan_network
 from mulfree.hw.engine import build_stage
 
 model_path, fold, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
@@ -119,8 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
 
-    from mulfree.gen.model import save
-    from mulfree.gen.qonnx_import import import_qonnx
+    from mulfree.gen.model.format import save
+    from mulfree.gen.importers.qonnx import import_qonnx
 
     OUT.mkdir(parents=True, exist_ok=True)
     cache_path = OUT / "cache.json"

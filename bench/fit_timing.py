@@ -32,7 +32,7 @@ BOARDS = ("icebreaker", "ulx3s-85f")
 
 
 def _demo_model(path: Path) -> Path:
-    from mulfree.gen.cli import main
+    from mulfree.cli.main import main
 
     if not path.exists():
         rc = main(["train", "--dataset", "digits", "--arch", "mlp", "--hidden", "16",
@@ -76,8 +76,8 @@ def main() -> int:
 
     from mulfree.boards.build import build, build_fitted
     from mulfree.boards.registry import get_board
-    from mulfree.gen.model import load
-    from mulfree.gen.plan import load_fold
+    from mulfree.gen.model.format import load
+    from mulfree.gen.plan.network import load_fold
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.model or _demo_model(args.out / "digits.mf")

@@ -1,4 +1,4 @@
-"""Benchmark: the resource model (gen/cost.py) against Yosys, and its calibration.
+"""Benchmark: the resource model (gen/plan/cost.py) against Yosys, and its calibration.
 
 Every stage (layer engine, max-pool, argmax) of a spread of models and folds is
 synthesized on its own with Yosys (``synth_ice40``; ``synth_ecp5 -nodsp``, no place and
@@ -7,7 +7,7 @@ counts as TRELLIS_COMB), flip-flops and block RAMs. Then whole networks are comp
 sum over their stages.
 
     .venv/bin/python bench/fold_fit.py              # estimate vs Yosys, per stage and network
-    .venv/bin/python bench/fold_fit.py --fit        # refit gen/cost.py's COEFFS (prints them)
+    .venv/bin/python bench/fold_fit.py --fit        # refit gen/plan/cost.py's COEFFS (prints them)
     .venv/bin/python bench/fold_fit.py --targets ice40 --quick
 
 Yosys results are cached in out/fold_fit/cache.json (keyed by a hash of the Verilog and
@@ -32,8 +32,8 @@ os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 
 
 def _mlp(name, sizes, scheme, wbits, ibits, abits, act="uniform", output="argmax", seed=0):
-    from mulfree.gen.examples import random_dense
-    from mulfree.gen.model import Model
+    from mulfree.gen.model.examples import random_dense
+    from mulfree.gen.model.format import Model
 
     rng = np.random.default_rng(seed)
     layers = []
@@ -47,8 +47,8 @@ def _mlp(name, sizes, scheme, wbits, ibits, abits, act="uniform", output="argmax
 
 
 def _cnn(name, scheme, wbits, ch=4, seed=0):
-    from mulfree.gen.examples import random_conv2d, random_dense
-    from mulfree.gen.model import Flatten, MaxPool, Model
+    from mulfree.gen.model.examples import random_conv2d, random_dense
+    from mulfree.gen.model.format import Flatten, MaxPool, Model
 
     rng = np.random.default_rng(seed)
     conv = random_conv2d(rng, (8, 8, 1), ch, (3, 3), (1, 1), (1, 1), scheme=scheme,
@@ -60,7 +60,7 @@ def _cnn(name, scheme, wbits, ch=4, seed=0):
 
 
 def models(quick: bool = False):
-    from mulfree.gen.examples import example_model
+    from mulfree.gen.model.examples import example_model
 
     out = [
         ("example", example_model(0)),
@@ -78,8 +78,8 @@ def models(quick: bool = False):
 
 def folds_for(model, seed: int = 0):
     """serial, auto, and two seeded random divisor folds (one with block ROMs)."""
-    from mulfree.gen.model import Conv2d, Dense
-    from mulfree.gen.plan import _divisors
+    from mulfree.gen.model.format import Conv2d, Dense
+    from mulfree.gen.plan.network import _divisors
 
     rng = np.random.default_rng(seed)
     out = [("serial", "serial"), ("auto", "auto")]
@@ -146,7 +146,7 @@ def measure(spec, target: str, cache: dict) -> dict:
 
 def points(targets, quick: bool):
     """(model label, fold label, stage name, spec, target, measured) for every stage."""
-    from mulfree.gen.plan import plan_network
+    from mulfree.gen.plan.network import plan_network
 
     cache = _load_cache()
     for label, model in models(quick):
@@ -181,7 +181,7 @@ def fit(data, target: str) -> dict:
     ridge pull towards the structural prior (all ones)."""
     from scipy.optimize import nnls
 
-    from mulfree.gen.cost import FEATURES, stage_features
+    from mulfree.gen.plan.cost import FEATURES, stage_features
 
     rows = [(stage_features(spec, target), m["lut"]) for *_, spec, t, m in data if t == target]
     a = np.array([[f[k] for k in FEATURES] for f, _ in rows], float)
@@ -206,7 +206,7 @@ def harness(boards, folds) -> None:
     give the iCE40 packing fraction and the harness's share."""
     from mulfree.boards.build import build
     from mulfree.boards.registry import get_board
-    from mulfree.gen.plan import plan_network
+    from mulfree.gen.plan.network import plan_network
 
     cache = _load_cache()
     model = dict(models())["digits-pot"]
@@ -237,7 +237,7 @@ def fit_scale(data, target: str, base: str = "ice40") -> dict:
     on the relative error, for a target with too few measured stages for a full fit."""
     from scipy.optimize import nnls
 
-    from mulfree.gen.cost import COEFFS, FEATURES, stage_features
+    from mulfree.gen.plan.cost import COEFFS, FEATURES, stage_features
 
     rows = [(stage_features(spec, target), m["lut"]) for *_, spec, t, m in data if t == target]
     mult = np.array([COEFFS[base]["prod_uniform"] * f["prod_uniform"] for f, _ in rows])
@@ -274,7 +274,7 @@ def main(argv=None) -> int:
             "fc0": {"pe": 2, "simd": 8}, "fc1": {"pe": 2, "simd": 4}}}, "auto", "device"])
         return 0
 
-    from mulfree.gen.cost import stage_cost
+    from mulfree.gen.plan.cost import stage_cost
 
     data = []
     for point in points(targets, args.quick):
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
         print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     if args.fit:
-        from mulfree.gen import cost
+        from mulfree.gen.plan import cost
         for target in targets:
             cost.COEFFS[target] = fit_scale(data, target) if args.scale else fit(data, target)
             print(f"COEFFS[{target!r}] = {json.dumps(cost.COEFFS[target])}")
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
     if args.stages:
         print(f"{'model':<16}{'fold':<9}{'stage':<14}{'target':<7}{'est':>7}{'yosys':>7}"
               f"{'err':>7}{'ff est':>8}{'ff':>7}{'bram':>9}")
-    from mulfree.gen.plan import plan_network
+    from mulfree.gen.plan.network import plan_network
     complete = {}
     for label, model in models(args.quick):
         for flabel, fold in folds_for(model):

@@ -3,7 +3,7 @@ CNN with either.
 
     .venv/bin/python bench/max_pool.py [--sizes 8,16,28] [--bits 2,3,4] [--channels 8]
                                        [--tiny 2,4] [--example] [--jobs 2] [--json FILE]
-    .venv/bin/python bench/max_pool.py --cost     # Yosys against gen/cost.py's estimate
+    .venv/bin/python bench/max_pool.py --cost     # Yosys against gen/plan/cost.py's estimate
 
 Each pool design is a network of the max-pool stage alone (2x2, stride 2, an ``N x N x C``
 map, ``in_beat = out_beat = C``, as after a conv layer with ``pe = C``): "frame" is
@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# Streaming pools measured for gen/cost.py (``--cost``): shape, kernel, stride, bits,
+# Streaming pools measured for gen/plan/cost.py (``--cost``): shape, kernel, stride, bits,
 # in_beat, out_beat
 COST = [((8, 8, 8), (2, 2), (2, 2), 2, 8, 8), ((16, 16, 8), (2, 2), (2, 2), 3, 8, 8),
         ((28, 28, 8), (2, 2), (2, 2), 4, 8, 8), ((8, 8, 8), (2, 2), (2, 2), 2, 8, 2),
@@ -50,7 +50,7 @@ def _worker(job: dict) -> dict:
 
     t0 = time.monotonic()
     if "cost" in job:
-        from mulfree.gen.cost import stage_cost, stage_features
+        from mulfree.gen.plan.cost import stage_cost, stage_features
 
         spec = MaxPoolSpec(**{k: tuple(v) if isinstance(v, list) else v
                               for k, v in job["cost"].items()})
@@ -59,8 +59,8 @@ def _worker(job: dict) -> dict:
         out = {"est_lut": est.lut, "est_ff": est.ff, "est_bram": est.bram,
                "features": {k: v for k, v in stage_features(spec).items() if v}}
     elif "example" in job:
-        import mulfree.gen.plan as plan
-        from mulfree.gen.examples import example_model
+        from mulfree.gen.plan import network as plan
+        from mulfree.gen.model.examples import example_model
 
         plan._pool_streams = lambda *a: job["streaming"]
         net, manifest = plan.build_network(example_model(0), job["example"], job["fold"])
@@ -107,7 +107,7 @@ def _cost(args) -> int:
     start = time.monotonic()
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(_spawn, jobs))
-    print(f"# streaming max-pool alone, Yosys synth_ice40 against gen/cost.py (ice40); "
+    print(f"# streaming max-pool alone, Yosys synth_ice40 against gen/plan/cost.py (ice40); "
           f"{len(jobs)} syntheses in {time.monotonic() - start:.0f} s")
     print()
     print("| map | kernel | stride | bits | in/out beat | LUT4 | est | FF | est | BRAM | est |")
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--json", default=None)
     p.add_argument("--cost", action="store_true", help="instead: streaming pools of several "
-                   "geometries, Yosys against gen/cost.py's estimate")
+                   "geometries, Yosys against gen/plan/cost.py's estimate")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:

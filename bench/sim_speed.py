@@ -24,8 +24,8 @@ import numpy as np
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
-from mulfree.gen.examples import random_dense  # noqa: E402
-from mulfree.gen.model import Flatten, Model, load  # noqa: E402
+from mulfree.gen.model.examples import random_dense  # noqa: E402
+from mulfree.gen.model.format import Flatten, Model, load  # noqa: E402
 from mulfree.sim.runner import SimOptions, simulate  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Bitstream builds: network + harness on a board, through Yosys, nextpnr and the packer.
 
-:func:`build` elaborates the network (``mulfree.gen.plan.build_network``) inside the
+:func:`build` elaborates the network (``mulfree.gen.plan.network.build_network``) inside the
 harness, lets amaranth write the board's build script, runs it with the YoWASP tools
 (output captured in ``build/top.log``), and turns the reports into a :class:`BuildResult`:
 resources used and available, Fmax per clock against its constraint, cycles per inference
@@ -9,7 +9,7 @@ numbers and a hint instead of nextpnr's log.
 
 :func:`build_fitted` is the default of ``mulfree build`` (runtime weights, no ``--fold``):
 the fold is fitted to the board's device *and clock* (the fitter's timing model, see
-:mod:`mulfree.gen.fit`), then checked against nextpnr's Fmax. When the clock is missed it
+:mod:`mulfree.gen.plan.fit`), then checked against nextpnr's Fmax. When the clock is missed it
 refits for a proportionally faster estimate (``pipeline`` on, or shallower adder trees)
 and builds again, at most ``attempts`` builds in all; the report lists every attempt and
 says which one was kept and why.
@@ -28,16 +28,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mulfree.gen.errors import InputError
-from mulfree.gen.fit import TimingFitError
+from mulfree.gen.plan.fit import TimingFitError
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
-from mulfree.gen.model import Model
+from mulfree.gen.model.format import Model
 
 from .framing import FrameFormat
 from .harness import BoardTop, Harness, LED_MEANING
 from .network import frame_format, network_for
 from .registry import Board
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
-                        parse_yosys_stat, tool_env)
+    parse_yosys_stat, tool_env)
 
 __all__ = ["BuildResult", "DoesNotFit", "build", "build_fitted", "fitted_fold", "first_fold",
            "Attempt",
@@ -397,7 +397,7 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
 def _next_fit(model: Model, base: dict, target: float, seen: set) -> tuple[dict, dict]:
     """The device fit for ``target`` MHz that differs from every fold in ``seen`` (the
     target is raised until the fit moves); raises InputError when no fold reaches it."""
-    from mulfree.gen.plan import load_fold
+    from mulfree.gen.plan.network import load_fold
 
     for _ in range(64):
         ask = {**base, "clock_mhz": round(target, 2)}

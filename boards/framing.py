@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mulfree.gen.beats import pack_beats, unpack_beats
+from mulfree.gen.model.beats import pack_beats, unpack_beats
 from mulfree.gen.errors import InputError
 
 __all__ = ["FRAME_IN", "FRAME_OUT", "IDENT", "IDENT_MAGIC", "FRAMING_VERSION", "StreamFormat",

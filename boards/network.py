@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from mulfree.gen.errors import MulfreeError
-from mulfree.gen.model import Model, dumps
+from mulfree.gen.model.format import Model, dumps
 
 from .framing import FrameFormat, StreamFormat, fingerprint
 
@@ -18,19 +18,19 @@ log = logging.getLogger(__name__)
 
 
 def network_for(model: Model, mode: str = "runtime", fold=None, *, standin: bool = False):
-    """``(network, manifest, source)``: ``mulfree.gen.plan.build_network`` when it is
+    """``(network, manifest, source)``: ``mulfree.gen.plan.network.build_network`` when it is
     available, else the stand-in (dense layers only); ``source`` says which."""
     if not standin:
         try:
-            plan = importlib.import_module("mulfree.gen.plan")
+            plan = importlib.import_module("mulfree.gen.plan.network")
         except ModuleNotFoundError as e:
-            if e.name != "mulfree.gen.plan":
+            if e.name != "mulfree.gen.plan.network":
                 raise
             plan = None
         if plan is not None and hasattr(plan, "build_network"):
             net, manifest = plan.build_network(model, mode=mode, fold=fold)
-            return net, dict(manifest), "mulfree.gen.plan"
-    log.warning("mulfree.gen.plan.build_network is not available: using the stand-in network")
+            return net, dict(manifest), "mulfree.gen.plan.network"
+    log.warning("mulfree.gen.plan.network.build_network is not available: using the stand-in network")
     from .standin import build_standin
     net, manifest = build_standin(model, mode=mode, fold=fold)
     return net, manifest, "mulfree.boards.standin"
@@ -44,7 +44,7 @@ def frames_for(model: Model, mode: str = "runtime", fold=None, *,
     options = {"mode": mode, "fold": fold}
     if not standin:
         try:
-            plan = importlib.import_module("mulfree.gen.plan")
+            plan = importlib.import_module("mulfree.gen.plan.network")
         except ModuleNotFoundError:
             plan = None
         if plan is not None and hasattr(plan, "plan_network"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from mulfree.gen.devices import DEVICES, Device
+from mulfree.gen.plan.devices import DEVICES, Device
 from mulfree.gen.errors import MulfreeError
 
 from .toolchain import ToolchainError, tool_path
@@ -37,7 +37,7 @@ class Board:
     title: str
     family: str                 # ice40 | ecp5 | gowin (nextpnr-<family>)
     device: str                 # the full part number (package, speed grade)
-    part: Device                # its capacities: mulfree.gen.devices, the one source
+    part: Device                # its capacities: mulfree.gen.plan.devices, the one source
     module: str                 # amaranth_boards module
     platform: str               # class name in it
     bitstream: str              # file extension of the product

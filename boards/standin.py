@@ -1,4 +1,4 @@
-"""A stand-in network with the contract of ``mulfree.gen.plan.build_network``.
+"""A stand-in network with the contract of ``mulfree.gen.plan.network.build_network``.
 
 The board flow (harness, builds, host driver) is developed and tested against this while
 the real network generator is elsewhere; :func:`mulfree.boards.network.network_for` picks
@@ -16,8 +16,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mulfree.gen.errors import MulfreeError
-from mulfree.gen.golden import accumulator_bounds, product_table
-from mulfree.gen.model import Dense, Flatten, Model, OutputKind
+from mulfree.gen.model.golden import accumulator_bounds, product_table
+from mulfree.gen.model.format import Dense, Flatten, Model, OutputKind
 
 __all__ = ["StandinNetwork", "build_standin"]
 
@@ -167,6 +167,6 @@ class StandinNetwork(wiring.Component):
 
 
 def build_standin(model: Model, mode: str = "runtime", fold=None):
-    """``(network, manifest)`` like ``mulfree.gen.plan.build_network``."""
+    """``(network, manifest)`` like ``mulfree.gen.plan.network.build_network``."""
     net = StandinNetwork(model)
     return net, net.manifest

@@ -41,8 +41,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from .toolchain import (ResourceReport, ToolchainError, parse_nextpnr_report,
-                        parse_yosys_stat, tool_env, tool_path)
+from .toolchain import (ResourceReport, ToolchainError, parse_nextpnr_report, parse_yosys_stat,
+    tool_env, tool_path)
 
 __all__ = ["Target", "Flow", "SynthResult", "emit_verilog", "harness_verilog", "design_key",
            "synthesize", "synthesize_component", "report_from_json", "tool_versions",

@@ -12,6 +12,6 @@
 - :mod:`.timing`: cycle models of the stages' handshakes (exact latency and throughput)
 - :mod:`.network`: :class:`~.network.Network`, the stream-in stream-out network top
 
-``mulfree.gen.plan.build_network`` turns a model description into these; see
+``mulfree.gen.plan.network.build_network`` turns a model description into these; see
 ``docs/hardware.md``.
 """

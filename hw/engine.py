@@ -48,8 +48,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .adder_tree import sum_tree, sum_tree_carries
-from .product import (ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for,
-                      signed_width)
+from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for, signed_width
 from .pool import MaxPoolSpec, StreamMaxPool, max_tree
 from .threshold import threshold_code
 from .window import SlidingWindow, WindowSpec

@@ -13,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .product import (ApotProduct, PotProduct, TableProduct, UniformProduct, _check_bool,
-                      _check_width, apot_max_exps)
+    _check_width, apot_max_exps)
 
 __all__ = ["MacLane", "SCHEMES", "CONTROLS", "pot_max_exp", "apot_levels", "apot_max_exps"]
 

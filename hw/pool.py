@@ -5,7 +5,7 @@
 above the current one sit in the generator's line memory, only the window in registers,
 and each window's ``kh * kw`` taps go through one pairwise max tree per output lane.
 The frame-based :class:`~.engine.MaxPoolUnit` (the whole map in registers) remains for
-the planner to choose where it is cheaper; see :func:`mulfree.gen.plan.plan_network`.
+the planner to choose where it is cheaper; see :func:`mulfree.gen.plan.network.plan_network`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _is_int(v) -> bool:
 @dataclass(frozen=True)
 class MaxPoolSpec:
     """One max-pool stage: max over ``kernel`` windows of an ``(H, W, C)`` code map, no
-    padding, output size rounded down (:func:`mulfree.gen.golden.maxpool`).
+    padding, output size rounded down (:func:`mulfree.gen.model.golden.maxpool`).
 
     Parameters
     ----------

@@ -24,9 +24,9 @@ step "2. what is in it"
 step "3. golden model on the first 16 test images"
 "$VENV/bin/python" - "$OUT/digits.mf" "$OUT/inputs.npy" <<'PY'
 import sys
-from mulfree.gen import datasets
+from mulfree.gen.train import datasets
 from mulfree.gen.fileio import save_npy
-from mulfree.gen.model import load
+from mulfree.gen.model.format import load
 model = load(sys.argv[1])
 data = datasets.load("digits")
 codes = datasets.input_codes(data.x_test[:16], model.input_bits).reshape(16, *model.input_shape)

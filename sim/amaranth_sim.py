@@ -93,7 +93,7 @@ def run_amaranth(component, contract: Contract, words_in: list[int], out_beats: 
     t0, c0 = time.perf_counter(), time.process_time()
     if waves is not None:
         if waves.suffix != ".vcd":
-            from ..gen.errors import InputError
+            from mulfree.gen.errors import InputError
             raise InputError(f"{waves}: Amaranth's simulator writes VCD only (use a .vcd name)")
         waves.parent.mkdir(parents=True, exist_ok=True)
         with sim.write_vcd(str(waves)):

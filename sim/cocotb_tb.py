@@ -25,7 +25,7 @@ from pathlib import Path
 import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from mulfree.sim.scoreboard import parse_output_log, score
+from .scoreboard import parse_output_log, score
 
 
 def _config() -> dict:

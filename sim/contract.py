@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..gen.beats import pack_beats, unpack_beats
-from ..gen.errors import MulfreeError
+from mulfree.gen.model.beats import pack_beats, unpack_beats
+from mulfree.gen.errors import MulfreeError
 
 __all__ = ["StreamGeometry", "Ports", "Contract", "ContractError", "load_manifest"]
 

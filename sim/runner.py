@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..gen import golden
-from ..gen.errors import InputError, MulfreeError
-from ..gen.model import Model, dumps
+from mulfree.gen.model import golden
+from mulfree.gen.errors import InputError, MulfreeError
+from mulfree.gen.model.format import Model, dumps
 from .contract import Contract, load_manifest
 from .scoreboard import Mismatch
 from .tbgen import TB_TOP, memory_depth, testbench_verilog
@@ -233,19 +233,19 @@ class _RealBackend:
     @staticmethod
     def build_network(model, mode="runtime", fold=None):
         try:
-            from ..gen.plan import build_network
+            from mulfree.gen.plan.network import build_network
         except ImportError as e:
             raise MulfreeError(f"network generation is not available in this mulfree "
-                               f"(mulfree.gen.plan: {e})") from None
+                               f"(mulfree.gen.plan.network: {e})") from None
         return build_network(model, mode=mode, fold=fold)
 
     @staticmethod
     def emit_verilog(model, out_dir, mode="runtime", fold=None):
         try:
-            from ..gen.verilog import emit_verilog
+            from mulfree.gen.plan.verilog import emit_verilog
         except ImportError as e:
             raise MulfreeError(f"Verilog generation is not available in this mulfree "
-                               f"(mulfree.gen.verilog: {e})") from None
+                               f"(mulfree.gen.plan.verilog: {e})") from None
         return emit_verilog(model, out_dir, mode, fold)
 
 

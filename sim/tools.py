@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ..gen.errors import MulfreeError
+from mulfree.gen.errors import MulfreeError
 
 __all__ = ["Simulator", "SimulatorNotFound", "find_simulator", "simulator_env",
            "tool_versions"]

@@ -14,9 +14,9 @@ import pytest
 
 from mulfree.boards.build import DoesNotFit, _failure, build, format_report, timing_warnings
 from mulfree.boards.registry import BOARDS, UnsupportedBoard, get_board, tool_path_or_none
-from mulfree.gen.cli import main
-from mulfree.gen.examples import random_dense
-from mulfree.gen.model import Model, save
+from mulfree.cli.main import main
+from mulfree.gen.model.examples import random_dense
+from mulfree.gen.model.format import Model, save
 
 DATA = Path(__file__).parent / "data"
 
@@ -31,7 +31,7 @@ def _small_model():
 def _check(result, board):
     assert result.bitstream.exists() and result.bitstream.stat().st_size > 1000
     doc = json.loads((result.out_dir / "report.json").read_text())
-    assert doc["board"] == board.name and doc["network"] == "mulfree.gen.plan"
+    assert doc["board"] == board.name and doc["network"] == "mulfree.gen.plan.network"
     rows = {r["resource"]: r for r in doc["utilization"]}
     assert 50 < rows["LUT4"]["used"] < rows["LUT4"]["available"]
     assert rows["FF"]["used"] > 50
@@ -115,8 +115,8 @@ def _demo_model(tmp_path):
 
 @pytest.mark.slow
 def test_demo_model_default_fold_fits_the_icebreaker_and_beats_serial(tmp_path):
-    from mulfree.gen.model import load
-    from mulfree.gen.plan import plan_network
+    from mulfree.gen.model.format import load
+    from mulfree.gen.plan.network import plan_network
 
     path = _demo_model(tmp_path)
     rc = main(["build", str(path), "--board", "icebreaker", "-o", str(tmp_path / "ice")])

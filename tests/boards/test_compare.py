@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from mulfree.boards import compare
-from mulfree.boards.compare import Cache, Grid, Point, build_design, run_sweep
-from mulfree.boards.estimate import estimate_lut, primitives
-from mulfree.boards.report import COLUMNS, summary_ratios, write_reports
+from mulfree.compare import sweep as compare
+from mulfree.compare.sweep import Cache, Grid, Point, build_design, run_sweep
+from mulfree.compare.estimate import estimate_lut, primitives
+from mulfree.compare.report import COLUMNS, summary_ratios, write_reports
 from mulfree.gen.errors import InputError
 
 # Four cheap points: runtime lanes with 3-bit activations, generic gates only, no PnR.
@@ -177,7 +177,7 @@ def test_failing_point_is_reported_not_fatal(tmp_path, monkeypatch):
 def _cli(*args, **kw):
     env = dict(os.environ)
     env.pop("YOSYS", None)
-    return subprocess.Popen([sys.executable, "-m", "mulfree.gen.cli", "compare", *args],
+    return subprocess.Popen([sys.executable, "-m", "mulfree.cli", "compare", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             **kw)
 
@@ -269,7 +269,7 @@ def test_grid_leaves_out_pot_past_its_codebook_and_says_so():
 
 
 def test_baked_weights_come_from_the_quantizers_codebook():
-    from mulfree.gen.quant import weight_levels
+    from mulfree.gen.train.quant import weight_levels
 
     for scheme, wb in [("pot", 4), ("pot", 6), ("apot", 8), ("uniform", 4)]:
         w = compare.baked_weights(scheme, wb)

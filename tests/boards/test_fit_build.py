@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 
 from mulfree.boards import build as build_mod
-from mulfree.boards.build import (Attempt, BuildResult, build_fitted, first_fold,
-                                  format_report)
-from mulfree.boards.cmd_boards import _run_frames
+from mulfree.boards.build import Attempt, BuildResult, build_fitted, first_fold, format_report
+from mulfree.cli.boards import _run_frames
 from mulfree.boards.network import frames_for
 from mulfree.boards.registry import get_board
 from mulfree.boards.toolchain import ResourceReport
-from mulfree.gen.cli import main
-from mulfree.gen.examples import random_dense
-from mulfree.gen.model import Model, save
-from mulfree.gen.plan import load_fold, plan_network
+from mulfree.cli.main import main
+from mulfree.gen.model.examples import random_dense
+from mulfree.gen.model.format import Model, save
+from mulfree.gen.plan.network import load_fold, plan_network
 
 
 def _digits():

@@ -4,13 +4,13 @@ the golden model, for the generator's network (runtime and baked) and the stand-
 import numpy as np
 import pytest
 
-from mulfree.boards.framing import (FRAME_OUT, IDENT, FrameFormat, StreamFormat, parse_ident)
+from mulfree.boards.framing import FRAME_OUT, IDENT, FrameFormat, StreamFormat, parse_ident
 from mulfree.boards.harness import Harness
 from mulfree.boards.network import frame_format, network_for
 from mulfree.boards.simboard import SimulatedBoard
-from mulfree.gen import golden
-from mulfree.gen.examples import example_model, random_dense
-from mulfree.gen.model import Model
+from mulfree.gen.model import golden
+from mulfree.gen.model.examples import example_model, random_dense
+from mulfree.gen.model.format import Model
 
 
 def _mlp(seed, output, scheme1="pot", scheme2="apot"):

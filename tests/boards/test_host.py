@@ -13,12 +13,12 @@ from mulfree.boards.host import BoardLink, LinkError
 from mulfree.boards.network import frame_format, frames_for, network_for
 from mulfree.boards.registry import get_board
 from mulfree.boards.simboard import SimulatedBoard
-from mulfree.gen import golden
-from mulfree.gen.cli import main
-from mulfree.gen.examples import random_dense
+from mulfree.gen.model import golden
+from mulfree.cli.main import main
+from mulfree.gen.model.examples import random_dense
 from mulfree.gen.fileio import load_npy, save_npy
-from mulfree.gen.model import Model, save
-from mulfree.gen.plan import load_fold
+from mulfree.gen.model.format import Model, save
+from mulfree.gen.plan.network import load_fold
 
 
 @pytest.fixture

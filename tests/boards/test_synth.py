@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from mulfree.boards.synth import (Flow, SynthResult, Target, design_key, emit_verilog,
-                                  harness_verilog, synthesize, synthesize_component)
+    harness_verilog, synthesize, synthesize_component)
 from mulfree.boards.toolchain import ToolchainError
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mulfree.boards.toolchain import (ToolchainError, parse_nextpnr_report, parse_yosys_stat,
-                                      tool_env)
+    tool_env)
 
 DATA = Path(__file__).parent / "data"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mulfree.gen.model import Conv2d, Dense, Flatten, MaxPool, OutputKind
+from mulfree.gen.model.format import Conv2d, Dense, Flatten, MaxPool, OutputKind
 
 
 def product(layer, k: int, c: int) -> int:

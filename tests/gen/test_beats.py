@@ -1,7 +1,7 @@
 import numpy as np
 from hypothesis import given, strategies as st
 
-from mulfree.gen.beats import pack_beats, unpack_beats
+from mulfree.gen.model.beats import pack_beats, unpack_beats
 
 
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 9), st.booleans(), st.integers(1, 3),

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mulfree.gen import golden
-from mulfree.gen.cli import COMMANDS, main
-from mulfree.gen.examples import example_model
+from mulfree.gen.model import golden
+from mulfree.cli.main import COMMANDS, main
+from mulfree.gen.model.examples import example_model
 from mulfree.gen.fileio import save_npy
-from mulfree.gen.model import load, save
+from mulfree.gen.model.format import load, save
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "example.mf"
@@ -20,7 +20,7 @@ EXAMPLE = ROOT / "examples" / "example.mf"
 
 def mulfree(*args):
     """Run the real command line in a subprocess: exit code, stdout, stderr."""
-    p = subprocess.run([sys.executable, "-m", "mulfree.gen", *map(str, args)],
+    p = subprocess.run([sys.executable, "-m", "mulfree.cli", *map(str, args)],
                        capture_output=True, text=True)
     return p.returncode, p.stdout, p.stderr
 

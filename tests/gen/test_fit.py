@@ -1,5 +1,5 @@
-"""The device fitter (gen/fit.py), the device table (gen/devices.py) and the resource
-model (gen/cost.py), including the model against Yosys."""
+"""The device fitter (gen/plan/fit.py), the device table (gen/plan/devices.py) and the resource
+model (gen/plan/cost.py), including the model against Yosys."""
 
 import dataclasses
 import json
@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from mulfree.gen import cost, devices, fit
+from mulfree.gen.plan import cost, devices, fit
 from mulfree.gen.errors import InputError
-from mulfree.gen.examples import example_model, random_conv2d, random_dense
-from mulfree.gen.model import Flatten, MaxPool, Model, save
-from mulfree.gen.plan import load_fold, plan_network
+from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
+from mulfree.gen.model.format import Flatten, MaxPool, Model, save
+from mulfree.gen.plan.network import load_fold, plan_network
 
 
 def _digits(scheme="pot", hidden=16, wbits=3, seed=0):
@@ -206,7 +206,7 @@ def test_baked_mode_refuses_a_device_fit():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "mulfree.gen", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "mulfree.cli", *map(str, args)],
                           capture_output=True, text=True)
 
 
@@ -413,7 +413,7 @@ def test_frame_memory_is_priced_as_block_ram():
     Yosys's, and LUT4 and flip-flops are within the band (the frame's flip-flops and its
     read multiplexer are not counted)."""
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
-    from mulfree.gen.examples import random_dense
+    from mulfree.gen.model.examples import random_dense
     from mulfree.hw.engine import build_stage
 
     rng = np.random.default_rng(0)

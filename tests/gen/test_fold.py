@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mulfree.gen.errors import InputError, ModelError
-from mulfree.gen.fold import affine_codes, bn_affine, flip_codes, fold_thresholds
-from mulfree.gen.golden import accumulator_bounds, apply_thresholds, run
-from mulfree.gen.model import Conv2d, Dense, Model, Output, OutputKind, Weights, Scheme
-from mulfree.gen.quant import bipolar_act, learned_act, quantize_weights, uniform_act
+from mulfree.gen.train.fold import affine_codes, bn_affine, flip_codes, fold_thresholds
+from mulfree.gen.model.golden import accumulator_bounds, apply_thresholds, run
+from mulfree.gen.model.format import Conv2d, Dense, Model, Output, OutputKind, Weights, Scheme
+from mulfree.gen.train.quant import bipolar_act, learned_act, quantize_weights, uniform_act
 
 BN_EPS = 1e-5
 

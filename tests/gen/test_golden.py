@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import reference
-from mulfree.gen import golden
-from mulfree.gen.examples import example_model, random_conv2d, random_dense
-from mulfree.gen.model import Dense, Flatten, MaxPool, Model, OutputKind, Output
+from mulfree.gen.model import golden
+from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
+from mulfree.gen.model.format import Dense, Flatten, MaxPool, Model, OutputKind, Output
 
 SCHEMES = ["uniform", "binary", "ternary", "pot", "apot", "lut", "table"]
 BITS = {"binary": 1, "ternary": 2}

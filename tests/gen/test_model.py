@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from mulfree.gen import model as M
+from mulfree.gen.model import format as M
 from mulfree.gen.errors import ModelError
-from mulfree.gen.examples import example_model, random_dense
+from mulfree.gen.model.examples import example_model, random_dense
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_fuzz_random_and_corrupted_text(doc):
 def test_documented_example_loads_and_computes_what_the_page_says():
     from pathlib import Path
 
-    from mulfree.gen import golden
+    from mulfree.gen.model import golden
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "model-format.md").read_text()
     text = page.split("```json\n", 1)[1].split("```", 1)[0]

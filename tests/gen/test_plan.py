@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mulfree.gen.errors import InputError
-from mulfree.gen.examples import example_model, random_conv2d, random_dense
-from mulfree.gen.golden import accumulator_bounds
-from mulfree.gen.model import Model
-from mulfree.gen.plan import load_fold, plan_network, relaxed_bounds
+from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
+from mulfree.gen.model.golden import accumulator_bounds
+from mulfree.gen.model.format import Model
+from mulfree.gen.plan.network import load_fold, plan_network, relaxed_bounds
 
 
 def _model(scheme="pot", act="uniform", wbits=3):

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mulfree.gen import golden
-from mulfree.gen.cli import main
+from mulfree.gen.model import golden
+from mulfree.cli.main import main
 from mulfree.gen.errors import ModelError
-from mulfree.gen.model import load
-from mulfree.gen.qonnx_import import encode_inputs, import_qonnx, output_logits
+from mulfree.gen.model.format import load
+from mulfree.gen.importers.qonnx import encode_inputs, import_qonnx, output_logits
 
 MODELS = Path(__file__).resolve().parents[3] / "shared" / "models" / "qonnx-tfc"
 TFC = ["TFC_1W1A", "TFC_1W2A", "TFC_2W2A"]

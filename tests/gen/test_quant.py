@@ -7,10 +7,10 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from mulfree.gen.errors import InputError, MulfreeError
-from mulfree.gen.model import Scheme, scheme_allows
-from mulfree.gen.quant import (bipolar_act, integerize_levels, kmeans_assign, kmeans_step,
-                               learned_act, lutq_error, lutq_init, lutq_quantize, project,
-                               quantize_weights, uniform_act, weight_levels)
+from mulfree.gen.model.format import Scheme, scheme_allows
+from mulfree.gen.train.quant import (bipolar_act, integerize_levels, kmeans_assign, kmeans_step,
+    learned_act, lutq_error, lutq_init, lutq_quantize, project, quantize_weights, uniform_act,
+    weight_levels)
 
 FIXED = [("uniform", 2), ("uniform", 3), ("uniform", 4), ("uniform", 8), ("binary", 1),
          ("ternary", 2), ("pot", 1), ("pot", 2), ("pot", 3), ("pot", 4), ("pot", 5),

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mulfree.gen.errors import InputError
-from mulfree.gen.golden import run
-from mulfree.gen.model import Dense, Model, Output, OutputKind
-from mulfree.gen.tbn import levels_for_entries, product_table, table_weights
+from mulfree.gen.model.golden import run
+from mulfree.gen.model.format import Dense, Model, Output, OutputKind
+from mulfree.gen.train.tbn import levels_for_entries, product_table, table_weights
 
 
 @pytest.mark.parametrize("entries,act_codes,k", [(40, 4, 10), (40, 8, 5), (320, 8, 40),

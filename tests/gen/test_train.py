@@ -8,14 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mulfree.gen import datasets
-from mulfree.gen.cli import main
+from mulfree.gen.train import datasets
+from mulfree.cli.main import main
 from mulfree.gen.errors import InputError, MulfreeError
-from mulfree.gen.golden import run
-from mulfree.gen.model import Conv2d, Dense, MaxPool, OutputKind, dumps, load
-from mulfree.gen.train import (TrainConfig, evaluate_model, export, float_accuracy,
-                               float_net_to_npz, model_inputs, post_quantize,
-                               reference_forward, to_model, train)
+from mulfree.gen.model.golden import run
+from mulfree.gen.model.format import Conv2d, Dense, MaxPool, OutputKind, dumps, load
+from mulfree.gen.train.trainer import (TrainConfig, evaluate_model, export, float_accuracy,
+    float_net_to_npz, model_inputs, post_quantize, reference_forward, to_model, train)
 
 DATA = datasets.load("digits")
 SMALL = dict(train_subset=700, epochs=12, hidden=(32,))
@@ -201,7 +200,7 @@ def test_bad_float_models(arrays, match):
 
 
 def test_gradual_schedule():
-    from mulfree.gen.train import stages
+    from mulfree.gen.train.trainer import stages
 
     s = stages(TrainConfig(scheme="pot", wbits=4, abits=2))
     assert [(w, b, a, q) for w, b, a, q, _ in s] == [

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mulfree.gen.cli import main
-from mulfree.gen.examples import example_model, random_dense
-from mulfree.gen.model import Model, save
-from mulfree.gen.verilog import emit_verilog
+from mulfree.cli.main import main
+from mulfree.gen.model.examples import example_model, random_dense
+from mulfree.gen.model.format import Model, save
+from mulfree.gen.plan.verilog import emit_verilog
 
 PORTS = ["clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload", "o__valid",
          "o__ready"]
@@ -126,7 +126,7 @@ def _lint(path: Path, top: str) -> list[str]:
 def _convs():
     """Two conv2d layers through line buffers: 3 channels, stride 2, padding 2, learned
     activations, a product table."""
-    from mulfree.gen.examples import random_conv2d
+    from mulfree.gen.model.examples import random_conv2d
 
     rng = np.random.default_rng(0)
     c1 = random_conv2d(rng, (7, 6, 3), 4, (3, 2), (2, 1), (2, 1), scheme="uniform", wbits=3,
@@ -173,7 +173,7 @@ def test_byte_identical_across_processes(tmp_path):
     outs = []
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        subprocess.run([sys.executable, "-m", "mulfree.gen.cli", "verilog", str(tmp_path / "m.mf"),
+        subprocess.run([sys.executable, "-m", "mulfree.cli", "verilog", str(tmp_path / "m.mf"),
                         "-o", str(tmp_path / seed), "--mode", "baked"], check=True, env=env,
                        capture_output=True)
         outs.append((tmp_path / seed / "mulfree_tiny_mlp.v").read_bytes())

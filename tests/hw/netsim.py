@@ -83,7 +83,7 @@ def run_network(net, manifest, x: np.ndarray, *, seed: int = 0, idle: float = 0.
 
 
 def golden_flat(model, x) -> np.ndarray:
-    from mulfree.gen.golden import run
+    from mulfree.gen.model.golden import run
 
     y = run(model, x).output
     return y.reshape(len(x), -1)

@@ -10,9 +10,9 @@ import pytest
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 
-from mulfree.gen.examples import random_dense
-from mulfree.gen.model import Model
-from mulfree.gen.plan import build_network, plan_network
+from mulfree.gen.model.examples import random_dense
+from mulfree.gen.model.format import Model
+from mulfree.gen.plan.network import build_network, plan_network
 from mulfree.hw import engine
 from mulfree.hw.engine import ComputeSpec, LayerEngine
 from mulfree.hw.timing import _run

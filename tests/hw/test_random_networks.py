@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mulfree.gen.examples import random_conv2d, random_dense
-from mulfree.gen.model import Flatten, MaxPool, Model
-from mulfree.gen.plan import build_network, plan_network
+from mulfree.gen.model.examples import random_conv2d, random_dense
+from mulfree.gen.model.format import Flatten, MaxPool, Model
+from mulfree.gen.plan.network import build_network, plan_network
 from mulfree.hw.timing import _run
 from netsim import golden_flat, run_network
 from test_window import _output_cycles

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from mulfree.gen.golden import apply_thresholds
+from mulfree.gen.model.golden import apply_thresholds
 from mulfree.hw.adder_tree import AdderTree
 from mulfree.hw.mac import MacLane
 from mulfree.hw.threshold import ThresholdUnit

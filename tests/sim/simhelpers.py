@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mulfree.gen.examples import random_dense
-from mulfree.gen.model import Flatten, Model
+from mulfree.gen.model.examples import random_dense
+from mulfree.gen.model.format import Flatten, Model
 from mulfree.sim.runner import SimOptions
 
 # One cache for every test and worker: folders are keyed by a hash of everything that

@@ -1,6 +1,6 @@
 """A stand-in for the network generator (issue 4) that obeys the same contract.
 
-Until ``mulfree.gen.plan.build_network`` and ``mulfree.gen.verilog.emit_verilog`` exist,
+Until ``mulfree.gen.plan.network.build_network`` and ``mulfree.gen.plan.verilog.emit_verilog`` exist,
 the simulation machinery is developed and tested against this: a chain of fully serial
 dense layers (one product per cycle, one code per stream beat) with streams between them.
 It is deliberately simple and slow; it is not the real hardware and never ships.
@@ -21,8 +21,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from mulfree.gen.golden import accumulator_bounds, product_table, signed_width
-from mulfree.gen.model import Dense, Flatten, Model, OutputKind
+from mulfree.gen.model.golden import accumulator_bounds, product_table, signed_width
+from mulfree.gen.model.format import Dense, Flatten, Model, OutputKind
 
 __all__ = ["build_network", "emit_verilog", "StandInBackend"]
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from mulfree.gen.cli import main
+from mulfree.cli.main import main
 from mulfree.gen.fileio import save_npy
-from mulfree.gen.model import save
+from mulfree.gen.model.format import save
 from mulfree.sim import runner
 
 from simhelpers import CACHE, random_inputs, scheme_model

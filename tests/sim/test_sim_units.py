@@ -78,7 +78,7 @@ def test_verilator_without_compiler_says_what_to_install(monkeypatch):
 
 
 def test_cli_reports_missing_simulator_with_exit_2(monkeypatch, capsys):
-    from mulfree.gen.cli import main
+    from mulfree.cli.main import main
 
     monkeypatch.setenv("PATH", "/nonexistent")
     model = str(Path(__file__).resolve().parents[2] / "examples" / "example.mf")

@@ -1,0 +1,200 @@
+"""``mulfree train``, ``mulfree quantize`` and ``mulfree eval``.
+
+    mulfree train --dataset digits --arch mlp --scheme pot --wbits 4 --abits 2 -o net.mf
+    mulfree quantize float.npz --scheme apot --wbits 4 --abits 2 -o net.mf
+    mulfree eval net.mf --dataset digits [--json]
+
+``train`` runs quantization-aware training (:mod:`mulfree.gen.train.trainer`) and writes the
+folded integer model; ``--save-float`` also writes the float network in the .npz layout
+``quantize`` reads (docs/training.md). ``eval`` runs the golden integer model on the
+test split and prints its accuracy (argmax of the last layer's accumulators).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import time
+
+import numpy as np
+
+from mulfree.gen.train import datasets
+from mulfree.gen.errors import InputError
+from mulfree.gen.fileio import atomic_write_bytes
+from mulfree.gen.model.format import load, save
+
+log = logging.getLogger(__name__)
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"every layer needs at least one unit, got {text!r}")
+    return vals
+
+
+def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
+    from mulfree.gen.train.trainer import ACTS, SCHEMES
+
+    schemes = SCHEMES if train else tuple(s for s in SCHEMES if s not in ("float", "table"))
+    p.add_argument("--scheme", required=True, choices=schemes, help="weight scheme")
+    p.add_argument("--wbits", type=int, default=4, help="weight code bits (default 4)")
+    p.add_argument("--abits", type=int, default=2, help="hidden activation bits (default 2)")
+    p.add_argument("--ibits", type=int, default=4, help="input code bits (default 4)")
+    p.add_argument("--act", choices=ACTS, default="uniform",
+                   help="activation quantizer: uniform (ReLU-clipped), bipolar (1 bit), learned")
+    p.add_argument("--alpha", type=float, default=2.0, help="uniform activation clip (default 2)")
+    p.add_argument("--last", choices=("argmax", "acc"), default="argmax",
+                   help="what the last layer emits (default argmax)")
+    p.add_argument("--precision", type=int, default=8,
+                   help="integer bits of learned levels, LUT-Q dictionaries and tables (default 8)")
+    p.add_argument("--lut-pot", action="store_true",
+                   help="LUT-Q: constrain the dictionary to powers of two (multiplier-less)")
+    p.add_argument("--lut-prune", type=float, default=0.0, metavar="SPARSITY",
+                   help="LUT-Q: pin entry 0 at zero with at least this fraction of weights")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--name", help="model name (default from the options)")
+    p.add_argument("-o", "--output", dest="out", required=True, help="model file to write")
+
+
+def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    if name == "train":
+        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
+        p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp")
+        p.add_argument("--hidden", type=_hidden, default=(64, 32), metavar="N,N",
+                       help="MLP hidden widths (default 64,32)")
+        p.add_argument("--channels", type=_hidden, default=(8, 16), metavar="N,N",
+                       help="CNN conv channels (default 8,16)")
+        _quant_options(p, train=True)
+        p.add_argument("--table-entries", type=int, default=None, metavar="E",
+                       help="table scheme: at most E product-table entries per layer")
+        p.add_argument("--epochs", type=int, default=60, help="epochs in all (default 60)")
+        p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+        p.add_argument("--no-gradual", action="store_true",
+                       help="quantize to the target bits at once (no gradual lowering)")
+        p.add_argument("--save-float", metavar="NPZ",
+                       help="also write the float network (the .npz layout `quantize` reads)")
+    elif name == "quantize":
+        p.add_argument("float_model", help="float network, .npz (layout in docs/training.md)")
+        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
+                       help="data for batch-norm recalibration (default digits)")
+        _quant_options(p, train=False)
+    else:  # eval
+        p.add_argument("model", help="model file (.mf)")
+        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
+        p.add_argument("--json", action="store_true", help="print {\"accuracy\": ...}")
+
+
+def _config(args: argparse.Namespace, **extra):
+    from mulfree.gen.train.trainer import TrainConfig
+
+    return TrainConfig(scheme=args.scheme, wbits=args.wbits, abits=args.abits, ibits=args.ibits,
+                       act=args.act, alpha=args.alpha, output=args.last,
+                       precision=args.precision, lut_pot=args.lut_pot,
+                       lut_prune=args.lut_prune, seed=args.seed, **extra)
+
+
+def _default_name(cfg, q) -> str:
+    widths = [int(l.codes.shape[0]) for l in q.layers]
+    if cfg.arch == "mlp":
+        body = "-".join(str(w) for w in [int(np.prod(q.in_shape))] + widths)
+    else:
+        body = "cnn" + "-".join(str(w) for w in widths[:-1])
+    return f"digits-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "eval":
+        return _run_eval(args)
+    from mulfree.gen.train import trainer as T
+
+    data = datasets.load(args.dataset)
+    if args.command == "train":
+        cfg = _config(args, arch=args.arch, hidden=tuple(args.hidden),
+                      channels=tuple(args.channels), table_entries=args.table_entries,
+                      epochs=args.epochs, lr=args.lr, gradual=not args.no_gradual)
+        if cfg.scheme == "float":
+            raise InputError("--scheme float trains no integer model; pick a quantized scheme "
+                             "(use --save-float to keep the float network of any run)")
+        t0 = time.monotonic()
+        net, hist = T.train(cfg, data, progress=log.info)
+        seconds = time.monotonic() - t0
+        float_acc = _float_reference(cfg, data) if args.save_float is None else None
+        if args.save_float:
+            fnet, _ = T.train(_replace(cfg, scheme="float"), data)
+            float_acc = T.float_accuracy(fnet, data)
+            _save_npz(args.save_float, T.float_net_to_npz(fnet))
+    else:
+        arrays = _load_npz(args.float_model)
+        cfg = _config(args, arch=str(arrays.get("arch", "mlp")))
+        t0 = time.monotonic()
+        float_acc = T.float_accuracy(T.net_from_npz(arrays, cfg), data)
+        net = T.post_quantize(arrays, cfg, data)
+        seconds = time.monotonic() - t0
+    q = T.export(net)
+    q.metadata["float_accuracy"] = round(float(float_acc), 6)
+    q.metadata["dataset"] = args.dataset
+    q.metadata["source"] = f"mulfree {args.command}"
+    model = T.to_model(q, name=args.name or _default_name(cfg, q))
+    acc = T.evaluate_model(model, data)
+    # Accuracy of the golden model is part of the file; timing is not (determinism).
+    meta = dict(model.metadata)
+    meta["accuracy"] = round(acc, 6)
+    from mulfree.gen.model.format import Model
+
+    model = Model(name=model.name, input_shape=model.input_shape, input_bits=model.input_bits,
+                  layers=model.layers, metadata=meta)
+    save(model, args.out)
+    print(f"wrote {args.out}: {model.name}, integer test accuracy {acc:.4f} "
+          f"(float {float_acc:.4f}), {args.command} took {seconds:.1f} s")
+    return 0
+
+
+def _replace(cfg, **kw):
+    from dataclasses import replace
+
+    return replace(cfg, **kw)
+
+
+def _float_reference(cfg, data) -> float:
+    """Float accuracy of the same architecture trained without quantization (same seed)."""
+    from mulfree.gen.train import trainer as T
+
+    fnet, _ = T.train(_replace(cfg, scheme="float", table_entries=None), data)
+    return T.float_accuracy(fnet, data)
+
+
+def _save_npz(path: str, arrays: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_npz(path: str) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a readable .npz archive ({e})") from None
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from mulfree.gen.train.trainer import evaluate_model
+
+    model = load(args.model)
+    data = datasets.load(args.dataset)
+    acc = evaluate_model(model, data)
+    if args.json:
+        print(json.dumps({"accuracy": acc}))
+    else:
+        n = data.y_test.size
+        print(f"{model.name}: test accuracy {acc:.4f} ({int(round(acc * n))}/{n}, "
+              f"golden integer model, {args.dataset})")
+    return 0
