@@ -3,7 +3,7 @@ float beside it. Writes docs/accuracy.md (atomically) and prints it.
 
     .venv/bin/python bench/accuracy.py [--seeds 0,1,2] [--quick] [--out docs/accuracy.md]
 
-Every row is trained with mulfree.gen.train.trainer (the code `mulfree train` runs) once per
+Every row is trained with mulfree.gen.train (the code `mulfree train` runs) once per
 seed; the integer accuracy is the golden model's (argmax of the last layer's
 accumulators) on the fixed 360-image test split; the float column is the same
 architecture and input code width trained without quantization, same seeds and epochs.
@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 from mulfree.gen.train import datasets  # noqa: E402
 from mulfree.gen.fileio import atomic_write_text  # noqa: E402
 from mulfree.gen.model.format import Conv2d, Dense  # noqa: E402
-from mulfree.gen.train.trainer import (TrainConfig, evaluate_model, export, float_accuracy,
-    to_model, train)
+from mulfree.gen.train.config import TrainConfig
+from mulfree.gen.train.evaluate import evaluate_model
+from mulfree.gen.train.export import export, to_model
+from mulfree.gen.train.trainer import float_accuracy, train
 
 H = (64, 32)
 # (group, label, config options)

@@ -41,9 +41,14 @@ def _worker(job: dict) -> dict:
     import numpy as np
 
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
-    from mulfree.gen.model.examples import example_model, random_conv2d
-    from mulfree.gen.model.format import Model
-    from mulfree.gen.plan.network import build_network
+    try:                  # the package layout since issue 16
+        from mulfree.gen.model.examples import example_model, random_conv2d
+        from mulfree.gen.model.format import Model
+        from mulfree.gen.plan.network import build_network
+    except ImportError:   # older revisions
+        from mulfree.gen.examples import example_model, random_conv2d
+        from mulfree.gen.model import Model
+        from mulfree.gen.plan import build_network
 
     mode, fold, size = "runtime", job["fold"], job.get("size", 8)
     if "example" in job:

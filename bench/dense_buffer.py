@@ -39,11 +39,17 @@ os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 HELPER = r"""
 import json, sys
 from mulfree.boards.synth import emit_verilog
-from mulfree.gen.plan.cost import network_cost
 from mulfree.gen.errors import InputError
-from mulfree.gen.model.format import load
-from mulfree.gen.plan.network import plan_network
-from mulfree.hw.engine import build_stage
+try:                      # the package layout since issue 16
+    from mulfree.gen.model.format import load
+    from mulfree.gen.plan.cost import network_cost
+    from mulfree.gen.plan.network import plan_network
+    from mulfree.hw.network import build_stage
+except ImportError:       # revisions before it (834fb9e)
+    from mulfree.gen.cost import network_cost
+    from mulfree.gen.model import load
+    from mulfree.gen.plan import plan_network
+    from mulfree.hw.engine import build_stage
 
 model_path, fold, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 model = load(model_path)

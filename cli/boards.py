@@ -17,7 +17,7 @@ from mulfree.gen.errors import MulfreeError
 from mulfree.gen.fileio import load_npy, save_npy
 from mulfree.gen.model.format import load
 from mulfree.gen.plan.devices import device_names
-from mulfree.gen.plan.network import load_fold
+from mulfree.gen.plan.folds import load_fold
 
 from mulfree.boards.build import DEFAULT_ATTEMPTS, DEFAULT_BAUD
 from mulfree.boards.registry import BOARDS, get_board

@@ -47,7 +47,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
-    from mulfree.compare.sweep import MODES, SCHEMES, TARGETS
+    from mulfree.compare.designs import MODES, SCHEMES
+    from mulfree.compare.sweep import TARGETS
 
     p.add_argument("-o", "--output", default="compare-report", metavar="DIR",
                    help="where results.csv/json, report.md/html and plots/ go "
@@ -86,7 +87,7 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mulfree.compare.sweep import DEFAULT_GRID, QUICK_GRID, Grid, run_sweep
+    from mulfree.compare.sweep import DEFAULT_GRID, Grid, QUICK_GRID, run_sweep
     from mulfree.compare.report import markdown_summary, write_reports
     from mulfree.boards.toolchain import ensure_compiled
 
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     # On by default only for the full default grid (it trains six networks, once).
     want_models = args.models if args.models is not None else not (args.quick or changes)
     if want_models:
-        from mulfree.compare.sweep import model_table
+        from mulfree.compare.networks import model_table
 
         models, note = model_table(cache_dir=args.cache, jobs=jobs, quiet=args.quiet,
                                    pnr=not args.no_pnr)

@@ -4,7 +4,7 @@
     mulfree quantize float.npz --scheme apot --wbits 4 --abits 2 -o net.mf
     mulfree eval net.mf --dataset digits [--json]
 
-``train`` runs quantization-aware training (:mod:`mulfree.gen.train.trainer`) and writes the
+``train`` runs quantization-aware training (:mod:`mulfree.gen.train`) and writes the
 folded integer model; ``--save-float`` also writes the float network in the .npz layout
 ``quantize`` reads (docs/training.md). ``eval`` runs the golden integer model on the
 test split and prints its accuracy (argmax of the last layer's accumulators).
@@ -39,7 +39,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
-    from mulfree.gen.train.trainer import ACTS, SCHEMES
+    from mulfree.gen.train.config import ACTS, SCHEMES
 
     schemes = SCHEMES if train else tuple(s for s in SCHEMES if s not in ("float", "table"))
     p.add_argument("--scheme", required=True, choices=schemes, help="weight scheme")
@@ -91,7 +91,7 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def _config(args: argparse.Namespace, **extra):
-    from mulfree.gen.train.trainer import TrainConfig
+    from mulfree.gen.train.config import TrainConfig
 
     return TrainConfig(scheme=args.scheme, wbits=args.wbits, abits=args.abits, ibits=args.ibits,
                        act=args.act, alpha=args.alpha, output=args.last,
@@ -111,7 +111,10 @@ def _default_name(cfg, q) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.command == "eval":
         return _run_eval(args)
-    from mulfree.gen.train import trainer as T
+    from mulfree.gen.train.evaluate import evaluate_model
+    from mulfree.gen.train.export import export, to_model
+    from mulfree.gen.train.post import float_net_to_npz, net_from_npz, post_quantize
+    from mulfree.gen.train.trainer import float_accuracy, train
 
     data = datasets.load(args.dataset)
     if args.command == "train":
@@ -122,26 +125,26 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--scheme float trains no integer model; pick a quantized scheme "
                              "(use --save-float to keep the float network of any run)")
         t0 = time.monotonic()
-        net, hist = T.train(cfg, data, progress=log.info)
+        net, hist = train(cfg, data, progress=log.info)
         seconds = time.monotonic() - t0
         float_acc = _float_reference(cfg, data) if args.save_float is None else None
         if args.save_float:
-            fnet, _ = T.train(_replace(cfg, scheme="float"), data)
-            float_acc = T.float_accuracy(fnet, data)
-            _save_npz(args.save_float, T.float_net_to_npz(fnet))
+            fnet, _ = train(_replace(cfg, scheme="float"), data)
+            float_acc = float_accuracy(fnet, data)
+            _save_npz(args.save_float, float_net_to_npz(fnet))
     else:
         arrays = _load_npz(args.float_model)
         cfg = _config(args, arch=str(arrays.get("arch", "mlp")))
         t0 = time.monotonic()
-        float_acc = T.float_accuracy(T.net_from_npz(arrays, cfg), data)
-        net = T.post_quantize(arrays, cfg, data)
+        float_acc = float_accuracy(net_from_npz(arrays, cfg), data)
+        net = post_quantize(arrays, cfg, data)
         seconds = time.monotonic() - t0
-    q = T.export(net)
+    q = export(net)
     q.metadata["float_accuracy"] = round(float(float_acc), 6)
     q.metadata["dataset"] = args.dataset
     q.metadata["source"] = f"mulfree {args.command}"
-    model = T.to_model(q, name=args.name or _default_name(cfg, q))
-    acc = T.evaluate_model(model, data)
+    model = to_model(q, name=args.name or _default_name(cfg, q))
+    acc = evaluate_model(model, data)
     # Accuracy of the golden model is part of the file; timing is not (determinism).
     meta = dict(model.metadata)
     meta["accuracy"] = round(acc, 6)
@@ -163,10 +166,10 @@ def _replace(cfg, **kw):
 
 def _float_reference(cfg, data) -> float:
     """Float accuracy of the same architecture trained without quantization (same seed)."""
-    from mulfree.gen.train import trainer as T
+    from mulfree.gen.train.trainer import float_accuracy, train
 
-    fnet, _ = T.train(_replace(cfg, scheme="float", table_entries=None), data)
-    return T.float_accuracy(fnet, data)
+    fnet, _ = train(_replace(cfg, scheme="float", table_entries=None), data)
+    return float_accuracy(fnet, data)
 
 
 def _save_npz(path: str, arrays: dict) -> None:
@@ -186,7 +189,7 @@ def _load_npz(path: str) -> dict:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from mulfree.gen.train.trainer import evaluate_model
+    from mulfree.gen.train.evaluate import evaluate_model
 
     model = load(args.model)
     data = datasets.load(args.dataset)

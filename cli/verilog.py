@@ -8,7 +8,7 @@ import json
 from mulfree.gen.plan.devices import device_names
 from mulfree.gen.errors import InputError
 from mulfree.gen.model.format import load
-from mulfree.gen.plan.network import FOLD_PRESETS, load_fold
+from mulfree.gen.plan.folds import FOLD_PRESETS, load_fold
 from mulfree.gen.plan.verilog import emit_verilog
 
 

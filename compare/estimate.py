@@ -28,7 +28,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
+from mulfree.hw.compute import csd_digits
+from mulfree.hw.mac import apot_levels, apot_max_exps, pot_max_exp
+
+from .designs import ACC_TERMS, codebook, baked_weights, signed_terms
 
 __all__ = ["PRICES", "primitives", "estimate_lut", "adder_tree_bits"]
 
@@ -74,12 +77,6 @@ def adder_tree_bits(bounds: list[tuple[int, ...]]) -> int:
     return bits
 
 
-def _csd_digits(value: int) -> list:
-    from .sweep import _csd
-
-    return _csd(value)
-
-
 def _shifter_mux_bits(abits: int, max_exp: int) -> int:
     """2:1 multiplexer bits of a log-depth shifter of ``abits`` bits by 0 .. ``max_exp``."""
     bits, width = 0, abits
@@ -95,13 +92,9 @@ def _shifter_mux_bits(abits: int, max_exp: int) -> int:
 @lru_cache(maxsize=None)
 def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, float]:
     """The primitive counts of one design (see the module docstring)."""
-    from .sweep import ACC_TERMS, baked_weights, signed_terms  # noqa: PLC0415 (cycle)
-
     p = {"adder": 0.0, "mux": 0.0, "xor": 0.0, "gate": 0.0, "pp": 0.0, "rom": 0.0}
     amax = 2**abits - 1
     if mode == "runtime":
-        from mulfree.hw.mac import apot_levels, apot_max_exps, pot_max_exp
-
         if scheme == "uniform":
             lo, hi = -(2 ** (wbits - 1)) * amax, (2 ** (wbits - 1) - 1) * amax
             p["pp"] = wbits * abits
@@ -125,16 +118,14 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
             p["gate"] += 2 * abits
             p["adder"] += _signed_width(0, amax * ((2 << e1) if e1 else 1))
         elif scheme == "lut":
-            from .sweep import _codebook
-
-            w = _codebook("lut", wbits)
+            w = codebook("lut", wbits)
             lo, hi = int(min(w.min() * amax, 0)), int(max(w.max() * amax, 0))
             width = _signed_width(lo, hi)
             # Whichever is cheaper: a plain table over wbits + abits index bits, or (what
             # logic synthesis finds for P = W[k] * c) one constant multiplier per weight
             # code and a 2**wbits:1 multiplexer per product bit.
             rom = width * 2.0 ** max(0, wbits + abits - 4) * 4 / 3
-            const = sum(max(0, len(_csd_digits(int(v))) - 1) for v in w) * (abits + wbits + 2)
+            const = sum(max(0, len(csd_digits(int(v))) - 1) for v in w) * (abits + wbits + 2)
             muxes = width * (2**wbits - 1)
             if rom <= const + muxes:
                 p["rom"] = width * 2.0 ** max(0, wbits + abits - 4)

@@ -236,7 +236,7 @@ def _estimate_stats(rows) -> dict[str, dict]:
 
 
 def _notes() -> list[str]:
-    from .sweep import ACC_TERMS, BAKED_IN, BAKED_OUT, TABLE_MAX_INDEX_BITS
+    from .designs import ACC_TERMS, BAKED_IN, BAKED_OUT, TABLE_MAX_INDEX_BITS
 
     return [
         f"`runtime`: one MAC lane (`mulfree.hw.mac.MacLane`): product unit and a "

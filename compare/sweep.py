@@ -1,18 +1,7 @@
 """The cost sweep behind ``mulfree compare``: every point synthesized, cached, in parallel.
 
-A *point* is one design on one target: ``(mode, scheme, wbits, abits, target)``.
-
-``runtime``
-    one MAC lane (:class:`mulfree.hw.mac.MacLane`): product unit plus accumulator, the
-    weight an input. The accumulator is as wide as ``ACC_TERMS`` products need.
-``baked``
-    a small dense layer with constant weights (``BAKED_IN`` inputs, ``BAKED_OUT`` outputs,
-    weights drawn with a fixed seed from the scheme's codebook): PoT products become
-    wiring, the others constant shift-adds, summed by balanced pairwise adder trees.
-
-Schemes: ``uniform`` (the multiplier baseline every ratio is taken against), ``pot``,
-``apot``, ``lut`` (the product from a table ``P[k][c] = W[k] * A[c]`` of a LUT-Q
-codebook), ``binary`` (+-1, 1-bit codes) and ``ternary`` (0, +-1, 2-bit codes).
+A *point* is one design (:mod:`.designs`) on one target: ``(mode, scheme, wbits, abits,
+target)``.
 
 Each point's result is cached under a key hashed from its emitted Verilog, the flow
 options and the tool versions (:func:`mulfree.boards.synth.design_key`): a rerun only
@@ -36,39 +25,23 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
-
+from mulfree.boards.synth import (Flow, SynthResult, Target, design_key, emit_verilog,
+                                  harness_verilog, synthesize, tool_versions)
+from mulfree.boards.toolchain import ToolchainError
 from mulfree.gen.errors import InputError, MulfreeError
 from mulfree.gen.fileio import atomic_write_text
 
-from mulfree.boards.synth import (Flow, SynthResult, Target, design_key, emit_verilog,
-    harness_verilog, synthesize, tool_versions)
-from mulfree.boards.toolchain import ToolchainError
+from .designs import MODES, SCHEMES, TABLE_MAX_INDEX_BITS, build_design, lane_codebook
+from .estimate import estimate_lut
 
-__all__ = ["MODES", "SCHEMES", "TARGETS", "Point", "Grid", "QUICK_GRID", "DEFAULT_GRID",
-           "build_design", "evaluate_point", "Cache", "Progress", "SweepResult", "run_sweep",
-           "ACC_TERMS", "LANE_CONTROL", "lane_codebook", "BAKED_IN", "BAKED_OUT",
-           "TABLE_MAX_INDEX_BITS", "default_cache_dir"]
+__all__ = ["TARGETS", "Point", "Grid", "QUICK_GRID", "DEFAULT_GRID", "evaluate_point",
+           "Cache", "Progress", "SweepResult", "run_sweep", "default_cache_dir"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("runtime", "baked")
-SCHEMES = ("uniform", "pot", "apot", "lut", "binary", "ternary")
 TARGETS = tuple(t.value for t in Target)
 
-# The runtime lane's accumulator holds the sum of this many products without overflow.
-ACC_TERMS = 64
-# How the runtime lane starts and ends a sum (``MacLane(control=...)``): the running sum
-# restarts by a synchronous reset on the last product, free in FPGA flip-flops, and the
-# finished sum goes to an output register; the same for every scheme.
-LANE_CONTROL = "last"
-# The baked layer: inputs x outputs, weights from a fixed seed.
-BAKED_IN = 16
-BAKED_OUT = 2
-BAKED_SEED = 2024
-# A runtime table lane indexes P[k][c] by {k, c}: past this many index bits the table
-# belongs in block RAM, not LUTs, and the point is left out of the sweep.
-TABLE_MAX_INDEX_BITS = 10
+
 # Natural code widths of the fixed-codebook schemes.
 _FIXED_WBITS = {"binary": 1, "ternary": 2}
 
@@ -173,218 +146,11 @@ def _point_order(p: Point):
     return (MODES.index(p.mode), TARGETS.index(p.target), SCHEMES.index(p.scheme), p.wbits,
             p.abits)
 
-
 QUICK_GRID = Grid(schemes=("uniform", "pot", "apot", "lut", "ternary"), wbits=(2, 4),
                   abits=(8,), modes=MODES, targets=("ice40", "generic"))
+
 DEFAULT_GRID = Grid()
 
-
-# ---------------------------------------------------------------------------------------
-# Designs
-
-def _codebook(scheme: str, wbits: int) -> np.ndarray:
-    from mulfree.gen.model.examples import scheme_codebook
-
-    return np.asarray(scheme_codebook(scheme, wbits), dtype=np.int64)
-
-
-def _signed_width(lo: int, hi: int) -> int:
-    w = 1
-    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
-        w += 1
-    return w
-
-
-def lane_codebook(scheme: str, wbits: int) -> np.ndarray | None:
-    """The weight values a runtime lane of ``scheme`` holds: the quantizer's codebook
-    (``gen.quant.weight_levels``; ``lut``: the seeded LUT-Q one), or ``None`` where the
-    quantizer has none at this width (PoT past 6 bits)."""
-    from mulfree.gen.errors import InputError as _Refused
-    from mulfree.gen.train.quant import weight_levels
-
-    if scheme == "lut":
-        return _codebook("lut", wbits)
-    try:
-        return np.asarray(weight_levels(scheme, wbits), dtype=np.int64)
-    except _Refused:
-        return None
-
-
-def _runtime_lane(scheme: str, wbits: int, abits: int, control: str = LANE_CONTROL):
-    """One MAC lane (:class:`mulfree.hw.mac.MacLane`) for the scheme's codebook at
-    ``wbits``: PoT and APoT units take the codebook's real exponents, and the accumulator
-    holds ``ACC_TERMS`` products of the codebook exactly (the same rule for every scheme)."""
-    from mulfree.hw.mac import MacLane, apot_max_exps
-
-    kwargs = {}
-    levels = lane_codebook(scheme, wbits)
-    if scheme == "uniform":
-        lane_scheme, lane_wbits = "uniform", wbits
-    elif scheme == "pot":
-        lane_scheme, lane_wbits = "pot", wbits
-        if levels is not None:
-            kwargs["max_exp"] = max(int(abs(v)).bit_length() - 1 for v in levels if v)
-    elif scheme == "apot":
-        lane_scheme, lane_wbits = "apot", wbits
-        kwargs["max_exp"], kwargs["lo_max_exp"] = apot_max_exps(levels)
-    elif scheme in ("ternary", "binary"):
-        lane_scheme, lane_wbits = "pot", 1            # exponent 0 only: 0, +-1
-        kwargs["max_exp"] = 0
-    else:
-        lane_scheme, lane_wbits = "table", wbits
-        kwargs["table"] = np.multiply.outer(levels, np.arange(2**abits)).tolist()
-    amax = 2**abits - 1
-    if levels is None:
-        # The probe lane only tells us the product's bounds; it is never elaborated.
-        probe = MacLane(scheme=lane_scheme, weight_bits=lane_wbits, act_bits=abits,
-                        acc_width=1, **kwargs)
-        lo, hi = probe.unit.bounds
-        probe._MustUse__silence = probe.unit._MustUse__silence = True
-    else:
-        lo, hi = int(min(levels.min(), 0)) * amax, int(max(levels.max(), 0)) * amax
-    acc_width = _signed_width(ACC_TERMS * min(lo, 0), ACC_TERMS * max(hi, 0))
-    lane = MacLane(scheme=lane_scheme, weight_bits=lane_wbits, act_bits=abits,
-                   acc_width=acc_width, control=control, **kwargs)
-    if lane_scheme in ("pot", "apot"):
-        # These lanes use their unit's parameters, not the unit itself: no warning for it.
-        lane.unit._MustUse__silence = True
-    if scheme == "binary":
-        return _BinaryLane(lane)
-    return lane
-
-
-def _binary_lane_class():
-    from amaranth.hdl import Cat, Const, Module
-    from amaranth.lib import wiring
-    from amaranth.lib.wiring import In, Out
-
-    class BinaryLane(wiring.Component):
-        """A ternary lane with the zero code unused: weights +-1 from a 1-bit code (the
-        sign; the exponent field tied to exponent 0)."""
-
-        def __init__(self, lane):
-            self._lane = lane
-            self._port = {"first": "first", "clear": "clear", "last": "last"}[lane.control]
-            super().__init__({"weight": In(1), "act": In(lane.act.shape()), "valid": In(1),
-                              self._port: In(1), "acc": Out(lane.acc.shape())})
-
-        @property
-        def control(self):
-            return self._lane.control
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.lane = lane = self._lane
-            m.d.comb += [lane.weight.eq(Cat(Const(0, 1), self.weight)),
-                         lane.act.eq(self.act), lane.valid.eq(self.valid),
-                         getattr(lane, self._port).eq(getattr(self, self._port)),
-                         self.acc.eq(lane.acc)]
-            return m
-
-    return BinaryLane
-
-
-def _BinaryLane(lane):
-    return _binary_lane_class()(lane)
-
-
-def baked_weights(scheme: str, wbits: int) -> np.ndarray:
-    """The baked layer's weight *values* ``[BAKED_OUT, BAKED_IN]`` (seeded, no all-zero
-    rows so no output is constant), drawn from the same codebook as the runtime lane
-    (:func:`lane_codebook`: the quantizer's)."""
-    rng = np.random.default_rng([BAKED_SEED, SCHEMES.index(scheme), wbits])
-    cb = lane_codebook(scheme, wbits)
-    if cb is None:
-        raise InputError(f"{scheme} has no {wbits}-bit codebook (the quantizer refuses it)")
-    while True:
-        w = cb[rng.integers(0, cb.size, (BAKED_OUT, BAKED_IN))]
-        if (w != 0).any(axis=1).all():
-            return w
-
-
-def _csd(value: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of ``value``: ``[(sign, shift)]`` with the fewest terms."""
-    digits, shift, v = [], 0, int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)          # +1 if v = 1 mod 4, else -1
-            digits.append((d, shift))
-            v -= d
-        v >>= 1
-        shift += 1
-    return digits
-
-
-def _baked_layer(scheme: str, wbits: int, abits: int):
-    """The baked layer's arithmetic (see :func:`_baked_core`)."""
-    return _baked_core(baked_weights(scheme, wbits), abits)
-
-
-def signed_terms(weights: np.ndarray) -> list[list[tuple[int, int, int]]]:
-    """Per output, the baked layer's terms ``(input, sign, shift)``: each weight as
-    canonical signed digits (a PoT weight is one term, an APoT weight at most two)."""
-    return [[(i, sign, shift) for i, v in enumerate(row) for sign, shift in _csd(int(v))]
-            for row in weights]
-
-
-def _baked_core(weights, abits):
-    from amaranth.hdl import Module, Signal, signed, unsigned
-    from amaranth.lib import wiring
-    from amaranth.lib.wiring import In, Out
-
-    from mulfree.hw.adder_tree import sum_tree
-    from mulfree.hw.product import shape_for
-
-    n_out, n_in = weights.shape
-    amax = 2**abits - 1
-    per_out = signed_terms(weights)
-    out_width = max(_signed_width(int(np.minimum(w, 0).sum() * amax),
-                                  int(np.maximum(w, 0).sum() * amax)) for w in weights)
-
-    class BakedCore(wiring.Component):
-        """``y[j] = sum_i W[j][i] * a[i]`` with W constant, built the way
-        :class:`mulfree.hw.engine.LayerEngine` builds its baked mode (without its stream
-        buffers): each weight as canonical signed digits (a PoT weight one shifted copy
-        of the activation, an APoT weight at most two), the positive and the negative
-        terms of an output in two balanced pairwise trees
-        (:func:`mulfree.hw.adder_tree.sum_tree`), meeting in one subtraction.
-        Combinational."""
-
-        def __init__(self):
-            super().__init__({"a": In(unsigned(abits)).array(n_in),
-                              "y": Out(signed(out_width)).array(n_out)})
-
-        def elaborate(self, platform):
-            m = Module()
-            for j, terms in enumerate(per_out):
-                pos = [(self.a[i] << sh, 0, amax << sh) for i, sg, sh in terms if sg > 0]
-                neg = [(self.a[i] << sh, 0, amax << sh) for i, sg, sh in terms if sg < 0]
-                total = None
-                if pos:
-                    total, lo, hi, _ = sum_tree(m, pos, name=f"pos{j}")
-                if neg:
-                    n, nlo, nhi, _ = sum_tree(m, neg, name=f"neg{j}")
-                    if total is None:
-                        total = -n
-                    else:
-                        d = Signal(shape_for(lo - nhi, hi - nlo), name=f"diff{j}")
-                        m.d.comb += d.eq(total - n)
-                        total = d
-                m.d.comb += self.y[j].eq(0 if total is None else total)
-            return m
-
-    return BakedCore()
-
-
-def build_design(mode: str, scheme: str, wbits: int, abits: int):
-    """The Amaranth component measured at a point (the target does not change it)."""
-    if mode == "runtime":
-        return _runtime_lane(scheme, wbits, abits)
-    return _baked_layer(scheme, wbits, abits)
-
-
-# ---------------------------------------------------------------------------------------
-# One point (runs in a worker: a local process or a Dask worker)
 
 def evaluate_point(point: Point, *, pnr: bool = True, known_keys: frozenset | None = None,
                    freq: dict | None = None) -> dict:
@@ -418,9 +184,6 @@ def evaluate_point(point: Point, *, pnr: bool = True, known_keys: frozenset | No
     return out
 
 
-# ---------------------------------------------------------------------------------------
-# Cache
-
 class Cache:
     """Synthesis results by key, one JSON file each, written atomically (a crash leaves
     the old entry or none; an unreadable entry counts as a miss and is redone)."""
@@ -447,9 +210,6 @@ class Cache:
     def put(self, result: SynthResult) -> None:
         atomic_write_text(self._path(result.key), json.dumps(result.to_json(), indent=1))
 
-
-# ---------------------------------------------------------------------------------------
-# Progress
 
 class Progress:
     """A progress bar on stderr: redrawn in place on a terminal, one line per point
@@ -490,9 +250,6 @@ class Progress:
             self.stream.flush()
 
 
-# ---------------------------------------------------------------------------------------
-# The sweep
-
 @dataclass
 class SweepResult:
     """Rows in point order, plus counts: ``synthesized`` ran the tools this time,
@@ -508,8 +265,6 @@ class SweepResult:
 
 def _row(point: Point, result: SynthResult | None, *, cached: bool, error: str | None,
          key: str | None) -> dict:
-    from .estimate import estimate_lut
-
     row = {**asdict(point)}
     r = result.report if result else None
     row.update({
@@ -651,145 +406,3 @@ def _run_dask(scheduler, points: list[Point], kwargs: dict, take) -> None:
     finally:
         if own:
             client.close()
-
-
-# ---------------------------------------------------------------------------------------
-# Whole networks: a digits MLP per scheme, trained, checked and measured
-
-# (scheme, weight bits) of the networks in the model table; each an MLP 64-32-10 on the
-# digits data set, 2-bit hidden activations, 4-bit inputs, argmax output.
-MODEL_SCHEMES = (("uniform", 4), ("pot", 4), ("apot", 4), ("lut", 4), ("ternary", 2),
-                 ("binary", 1))
-MODEL_HIDDEN = (32,)
-MODEL_EPOCHS = 15
-MODEL_TARGET = "ecp5"   # the default-folded networks overflow an iCE40UP5K (5.7k-6.5k LCs)
-
-
-def _model_config(scheme: str, wbits: int):
-    from mulfree.gen.train.trainer import TrainConfig
-
-    return TrainConfig(arch="mlp", hidden=MODEL_HIDDEN, scheme=scheme, wbits=wbits, abits=2,
-                       ibits=4, epochs=MODEL_EPOCHS, seed=0)
-
-
-def _trained_model(scheme: str, wbits: int, root: Path) -> Path:
-    """Train (once: the model file is cached by its configuration and the training code)
-    and return the model file."""
-    import hashlib
-    import inspect
-
-    from mulfree.gen.model import format as model_io
-    from mulfree.gen.train import trainer as train_mod
-
-    cfg = _model_config(scheme, wbits)
-    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    h.update(inspect.getsource(train_mod).encode())
-    path = root / "models" / f"digits-{scheme}-w{wbits}-{h.hexdigest()[:16]}.mf"
-    if not path.exists():
-        net, _history = train_mod.train(cfg)
-        model = train_mod.to_model(train_mod.export(net), name="digits")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model_io.save(model, path)
-    return path
-
-
-def evaluate_network(model_path: str, *, pnr: bool = True,
-                     known_keys: frozenset | None = None) -> dict:
-    """Worker: accuracy of the model's golden integer network on the digits test set, and
-    its runtime-mode network (default folding) synthesized for ``MODEL_TARGET``."""
-    out = {"model_path": model_path, "key": None, "cached": False, "result": None,
-           "error": None}
-    try:
-        from mulfree.gen.model import format as model_io
-        from mulfree.gen.plan.network import build_network
-        from mulfree.gen.train.trainer import evaluate_model
-
-        model = model_io.load(model_path)
-        out["accuracy"] = round(evaluate_model(model), 4)
-        net, manifest = build_network(model, "runtime", None)
-        out["cycles_per_inference"] = manifest.get("cycles_per_inference")
-        flow = Flow(target=MODEL_TARGET, pnr=pnr)
-        text = emit_verilog(net)
-        out["key"] = key = design_key(text, flow)
-        if known_keys is not None and key in known_keys:
-            out["cached"] = True
-            return out
-        harness = harness_verilog(net) if flow.runs_pnr else None
-        out["result"] = synthesize(text, flow, harness_text=harness).to_json()
-    except MulfreeError as e:
-        out["error"] = str(e)
-    except Exception as e:
-        out["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"
-    return out
-
-
-def _call_network(args):
-    path, kwargs = args
-    return evaluate_network(path, **kwargs)
-
-
-def model_table(*, cache_dir=None, jobs: int = 1, quiet: bool = False,
-                pnr: bool = True) -> tuple[list[dict], str]:
-    """Rows of the whole-network table (one per scheme in ``MODEL_SCHEMES``) and a note
-    saying how they were made."""
-    cache = Cache(cache_dir if cache_dir is not None else default_cache_dir())
-    paths = []
-    for scheme, wbits in MODEL_SCHEMES:
-        if not quiet:
-            print(f"mulfree compare: digits network, {scheme} {wbits}-bit weights: training "
-                  f"(cached after the first time)", file=sys.stderr, flush=True)
-        paths.append(str(_trained_model(scheme, wbits, cache.root)))
-    kwargs = {"pnr": pnr, "known_keys": cache.keys()}
-    bar = Progress(len(paths), enabled=not quiet)
-    results = []
-    if jobs > 1:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux")
-                                          else "spawn")
-        pool = ctx.Pool(min(jobs, len(paths)), initializer=_init_worker)
-        try:
-            results = list(pool.imap(_call_network, [(p, kwargs) for p in paths]))
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-    else:
-        results = [evaluate_network(p, **kwargs) for p in paths]
-    rows = []
-    for (scheme, wbits), res in zip(MODEL_SCHEMES, results):
-        result = None
-        if res["error"] is None:
-            result = cache.get(res["key"]) if res["cached"] else None
-            if result is None and res["result"] is None:
-                res = evaluate_network(res["model_path"], pnr=pnr, known_keys=frozenset())
-            if result is None and res["error"] is None:
-                result = SynthResult.from_json(res["result"])
-                cache.put(result)
-        bar.update(f"digits {scheme} w{wbits}", cached=bool(res.get("cached")),
-                   failed=res["error"] is not None,
-                   detail=f"{result.report.lut} LUT" if result else "")
-        r = result.report if result else None
-        fmax = result.fmax_mhz if result else None
-        cycles = res.get("cycles_per_inference")
-        accuracy = res.get("accuracy")
-        rows.append({
-            "scheme": scheme, "wbits": wbits, "model": "MLP 64-32-10, 2-bit act.",
-            "target": MODEL_TARGET,
-            "logic": (r.lut + 2 * r.carry if MODEL_TARGET == "ecp5" else r.lut) if r else None,
-            "lut": r.lut if r else None, "carry": r.carry if r else None,
-            "ff": r.ff if r else None,
-            "bram": r.bram if r else None, "fmax_mhz": fmax,
-            "cycles_per_inference": cycles,
-            "inferences_per_s": (round(fmax * 1e6 / cycles) if fmax and cycles else None),
-            "accuracy": accuracy,
-            "accuracy_pct": round(100 * accuracy, 1) if accuracy is not None else None,
-            "error": res["error"],
-        })
-    bar.close()
-    note = (f"Each network: `mulfree train --arch mlp --hidden {','.join(map(str, MODEL_HIDDEN))} "
-            f"--scheme S --wbits W --abits 2 --ibits 4 --epochs {MODEL_EPOCHS} --seed 0` on the "
-            f"digits data set; accuracy of the golden integer model on the test split; LUTs and "
-            f"Fmax of its runtime-mode network (default folding, weights in ROM) on "
-            f"{MODEL_TARGET}; inferences/s = Fmax / cycles per inference.")
-    return rows, note

@@ -1,6 +1,6 @@
-"""The layer engine (dense and conv2d, runtime or baked weights), max-pool and argmax.
+"""The layer engine: a folded dense or conv2d layer, runtime or baked weights.
 
-Every block here is a stream-to-stream :class:`~amaranth.lib.wiring.Component` with the
+Every stage is a stream-to-stream :class:`~amaranth.lib.wiring.Component` with the
 same shape of interface::
 
     i: In(stream.Signature(unsigned(in_beat * in_bits)))    codes, LSB-first
@@ -9,8 +9,8 @@ same shape of interface::
 and drives ``i.ready`` and ``o.valid`` from registers only, which keeps it safe under
 any back-pressure and idle (and lets :mod:`.timing` model the handshakes exactly).
 
-A dense layer, argmax and the frame-based max-pool (:class:`MaxPoolUnit`) are *frame*
-stages:
+A dense layer, argmax (:mod:`.argmax`) and the frame-based max-pool
+(:class:`~.pool.MaxPoolUnit`) are *frame* stages (:mod:`.framed`):
 
 1. *load*: while its input buffer is not full, ``i.ready`` is high and each beat is
    written into the buffer (one frame: the layer's whole input, in (row, column,
@@ -39,265 +39,22 @@ are the group's ``pe`` results.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .adder_tree import sum_tree, sum_tree_carries
-from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, shape_for, signed_width
-from .pool import MaxPoolSpec, StreamMaxPool, max_tree
+from .compute import ComputeSpec, csd_digits, make_unit
+from .framed import FramedStage, counter_bits
+from .product import shape_for, signed_width
 from .threshold import threshold_code
-from .window import SlidingWindow, WindowSpec
+from .window import SlidingWindow
 
-__all__ = ["ComputeSpec", "LayerEngine", "MaxPoolSpec", "MaxPoolUnit", "StreamMaxPool",
-           "ArgMaxSpec",
-           "ArgMaxUnit", "build_stage",
-           "csd_digits", "make_unit"]
+__all__ = ["LayerEngine"]
 
 
-# A dense engine keeps its input frame in a memory (block RAM) when the frame is at
-# least this many bits, more than one word of ``lcm(in_beat, simd)`` codes, and fills
-# its iCE40 blocks to at least FRAME_MEMORY_MIN_FILL bits each (else in flip-flops:
-# :attr:`ComputeSpec.buffer_in_memory`). Measured with synth_ice40 on one dense stage,
-# registers against memory: a RAM of up to 64 bits per block is mapped to logic by Yosys
-# (its memory_libmap prices a RAM bit in logic at 1, an iCE40 block at 64: a 4 x 64-bit
-# frame stayed in logic) and was 2 to 10 LUT4 worse than registers (up to 51 with
-# double_buffer); 128 bits took an EBR and saved 104 LUT4 and 97 FF, about what one of
-# the UP5K's 30 EBRs is worth in cells (5280 / 30); 256 bits saved 196 LUT4 and 207 FF.
-# Smaller frames stay in registers, which leaves the blocks to weight ROMs.
-FRAME_MEMORY_MIN_BITS = 256
-FRAME_MEMORY_MIN_FILL = 128
-# iCE40 RAM4K read shapes (depth, width), the smallest block mulfree targets
-_ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
-
-
-def _ice40_blocks(depth: int, width: int) -> int:
-    return min(-(-width // w) * -(-depth // d) for d, w in _ICE40_RAM_SHAPES)
-
-
-def _bits(n: int) -> int:
-    """Counter width for values 0 .. n-1 (at least 1)."""
-    return max(1, (n - 1).bit_length())
-
-
-def make_unit(kind: str, params: dict, act_bits: int, act_signed: bool):
-    """A product unit from its kind (``uniform``, ``pot``, ``apot``, ``table``)."""
-    if kind == "uniform":
-        return UniformProduct(weight_bits=params["weight_bits"], act_bits=act_bits,
-                              act_signed=act_signed)
-    if kind == "pot":
-        return PotProduct(max_exp=params["max_exp"], act_bits=act_bits, act_signed=act_signed)
-    if kind == "apot":
-        return ApotProduct(max_exp=params["max_exp"], lo_max_exp=params["lo_max_exp"],
-                           act_bits=act_bits, act_signed=act_signed)
-    if kind == "table":
-        return TableProduct(table=params["table"])
-    raise ValueError(f"Product unit kind must be uniform, pot, apot or table, not {kind!r}")
-
-
-def csd_digits(value: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of ``value``: ``[(sign, shift)]`` with ``sum sign << shift
-    == value`` and no two adjacent non-zero digits (fewest adders for a constant)."""
-    digits, shift, v = [], 0, int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)          # +1 if v = 1 mod 4, -1 if v = 3 mod 4
-            digits.append((d, shift))
-            v -= d
-        v >>= 1
-        shift += 1
-    return digits
-
-
-@dataclass(frozen=True)
-class ComputeSpec:
-    """One dense or conv2d layer, as the engine needs it (no model knowledge).
-
-    A dense layer is a conv2d with one position whose window is the whole input.
-    """
-
-    in_bits: int                    # input code width
-    in_count: int                   # codes in one input frame
-    in_beat: int                    # codes per input beat
-    out_beat: int                   # values per output beat
-    positions: int                  # output positions P (1 for dense)
-    out_channels: int               # OC
-    taps: int                       # inputs per output channel
-    pe: int
-    simd: int
-    codes: tuple                    # weight codes [OC][taps]
-    products: tuple                 # P[k][c], [K][2**in_bits]
-    bias: tuple                     # [OC]
-    acc_bounds: tuple               # (lo, hi): every partial sum fits
-    mode: str = "runtime"           # "runtime" | "baked"
-    window: WindowSpec | None = None  # conv2d: the window geometry; None: dense
-    thresholds: tuple | None = None  # [OC][n]; None: output the accumulators
-    # runtime product unit: kind, parameters, native weight per code [K], activation
-    # decode [2**in_bits] (None: the unit takes the code itself)
-    unit_kind: str = "uniform"
-    unit_params: dict = field(default_factory=dict)
-    native: tuple = ()
-    act_decode: tuple | None = None
-    # baked: W[k] when the product is W[k] * c (identity activations), else None
-    values: tuple | None = None
-    # synthesis hint for the weight ROM: None (the tool decides), "block" or "logic"
-    rom_style: str | None = None
-    # a register stage between the adder trees and the accumulators (higher Fmax)
-    pipeline: bool = False
-    # copy the input frame and the results into second buffers: load, compute and send
-    # overlap
-    double_buffer: bool = False
-
-    @property
-    def nf(self) -> int:
-        return self.out_channels // self.pe
-
-    @property
-    def sf(self) -> int:
-        return self.taps // self.simd
-
-    @property
-    def steps(self) -> int:
-        return self.positions * self.nf * self.sf
-
-    @property
-    def fifo_depth(self) -> int:
-        """Conv2d: result beats the engine's output FIFO holds; enough for one output
-        channel group per cycle with the output always ready (a group's credit comes
-        back ``4 + pipeline`` cycles after its last step); at least 2 (a one-entry
-        ``SyncFIFO`` has zero-width pointers)."""
-        return max(2, -(-(4 + int(self.pipeline)) // self.sf))
-
-    @property
-    def delay(self) -> int:
-        """Dense: cycles from the last input beat taken to the first output beat valid.
-        Conv2d: cycles from the last input beat taken to the last output beat sent, the
-        stage alone with its input always offered and its output always ready (from
-        :func:`mulfree.hw.timing.stage_timing`)."""
-        if self.window is not None:
-            from .timing import stage_timing
-            return stage_timing(self)[0]
-        return self.steps + 4 + int(self.pipeline) + int(self.double_buffer)
-
-    @property
-    def period(self) -> int:
-        """Cycles between inference starts when this layer is the slowest stage (conv2d:
-        the stage alone, from :func:`mulfree.hw.timing.stage_timing`)."""
-        if self.window is not None:
-            from .timing import stage_timing
-            return stage_timing(self)[1]
-        if self.double_buffer:
-            return max(self.steps + 4 + int(self.pipeline), self.in_beats + 1,
-                       self.out_beats + 1)
-        return self.steps + 3 + int(self.pipeline) + max(self.in_beats, self.out_beats)
-
-    @property
-    def buffer_word(self) -> int:
-        """Dense: codes per word of the input frame memory, ``lcm(in_beat, simd)``: whole
-        beats are assembled into a word and a step's ``simd`` codes are one slice of a
-        word (see :attr:`buffer_in_memory`)."""
-        return math.lcm(self.in_beat, self.simd)
-
-    @property
-    def buffer_depth(self) -> int:
-        """Dense: words of one input frame in the frame memory."""
-        return self.in_count // self.buffer_word
-
-    @property
-    def buffer_in_memory(self) -> bool:
-        """Dense: whether the input frame lives in a memory with a synchronous read port
-        (block RAM when Yosys finds it deep enough) rather than in flip-flops read through
-        a ``taps / simd`` way multiplexer: a frame of more than one word, at least
-        ``FRAME_MEMORY_MIN_BITS`` bits, ``FRAME_MEMORY_MIN_FILL`` bits per iCE40 block."""
-        if self.window is not None or self.buffer_depth < 2:
-            return False
-        depth = self.buffer_depth * (2 if self.double_buffer else 1)
-        width = self.buffer_word * self.in_bits
-        return (self.in_count * self.in_bits >= FRAME_MEMORY_MIN_BITS and
-                depth * width >= FRAME_MEMORY_MIN_FILL * _ice40_blocks(depth, width))
-
-    @property
-    def acc_width(self) -> int:
-        lo, hi = self.acc_bounds
-        return max(signed_width(lo), signed_width(hi))
-
-    @property
-    def out_bits(self) -> int:
-        if self.thresholds is None:
-            return self.acc_width
-        return max(1, len(self.thresholds[0]).bit_length())
-
-    @property
-    def out_count(self) -> int:
-        return self.positions * self.out_channels
-
-    @property
-    def in_beats(self) -> int:
-        return self.in_count // self.in_beat
-
-    @property
-    def out_beats(self) -> int:
-        return self.out_count // self.out_beat
-
-    def check(self) -> None:
-        if self.mode not in ("runtime", "baked"):
-            raise ValueError(f"Mode must be 'runtime' or 'baked', not {self.mode!r}")
-        if self.rom_style not in (None, "block", "logic"):
-            raise ValueError(f"ROM style must be None, 'block' or 'logic', not "
-                             f"{self.rom_style!r}")
-        for name, whole, part in [("PE", self.out_channels, self.pe),
-                                  ("SIMD", self.taps, self.simd),
-                                  ("Input beat", self.in_count, self.in_beat),
-                                  ("Output beat", self.out_count, self.out_beat)]:
-            if part < 1 or whole % part:
-                raise ValueError(f"{name} must be a positive divisor of {whole}, not {part}")
-        w = self.window
-        if w is not None:
-            if not isinstance(w, WindowSpec):
-                raise TypeError(f"Window must be a WindowSpec or None, not {w!r}")
-            got = (w.code_bits, w.in_beat, w.taps, w.positions, w.in_beats * w.in_beat)
-            want = (self.in_bits, self.in_beat, self.taps, self.positions, self.in_count)
-            if got != want:
-                raise ValueError(f"Window {w!r} does not match the layer (code bits, input "
-                                 f"beat, taps, positions, input codes: {want!r})")
-            if self.out_beat != self.pe:
-                raise ValueError(f"Output beat of a conv2d layer must be its PE count "
-                                 f"{self.pe}, not {self.out_beat}")
-
-
-class _Framed(wiring.Component):
-    """Shared load/send plumbing: input frame buffer, output frame buffer, counters."""
-
-    def _load(self, m: Module, buf, in_full, in_beats: int, in_beat_bits: int):
-        cnt = Signal(_bits(in_beats), name="load_cnt")
-        m.d.comb += self.i.ready.eq(~in_full)
-        with m.If(self.i.valid & ~in_full):
-            m.d.sync += buf.word_select(cnt, in_beat_bits).eq(self.i.payload)
-            with m.If(cnt == in_beats - 1):
-                m.d.sync += [cnt.eq(0), in_full.eq(1)]
-            with m.Else():
-                m.d.sync += cnt.eq(cnt + 1)
-
-    def _send(self, m: Module, payload_of, out_full, out_beats: int):
-        """``payload_of(cnt)`` gives the beat's payload; returns the 'last beat sent'
-        condition (already acted on: ``out_full`` clears)."""
-        cnt = Signal(_bits(out_beats), name="send_cnt")
-        m.d.comb += [self.o.valid.eq(out_full), self.o.payload.eq(payload_of(cnt))]
-        last = Signal(name="send_last")
-        m.d.comb += last.eq(out_full & self.o.ready & (cnt == out_beats - 1))
-        with m.If(out_full & self.o.ready):
-            with m.If(cnt == out_beats - 1):
-                m.d.sync += [cnt.eq(0), out_full.eq(0)]
-            with m.Else():
-                m.d.sync += cnt.eq(cnt + 1)
-        return last
-
-
-class LayerEngine(_Framed):
+class LayerEngine(FramedStage):
     """A folded dense or conv2d layer: ``pe`` output channels times ``simd`` inputs per
     cycle, weights in a ROM (runtime mode) or in the logic (baked mode).
 
@@ -479,9 +236,9 @@ class LayerEngine(_Framed):
                 m.d.sync += [sendbuf.eq(outbuf), out_full.eq(1), pending.eq(0), busy.eq(0)]
 
         # -- stage A: counters and issue ----------------------------------------------
-        sf_c = Signal(_bits(sf), name="sf")
-        nf_c = Signal(_bits(nf), name="nf")
-        waddr = Signal(_bits(nf * sf), name="waddr")   # nf * SF + sf
+        sf_c = Signal(counter_bits(sf), name="sf")
+        nf_c = Signal(counter_bits(nf), name="nf")
+        waddr = Signal(counter_bits(nf * sf), name="waddr")   # nf * SF + sf
         last_sf = sf_c == sf - 1
         last_nf = nf_c == nf - 1
 
@@ -507,7 +264,7 @@ class LayerEngine(_Framed):
             acts_b = None
         v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None, acts_b=acts_b)
 
-        group = Signal(_bits(nf), name="group")
+        group = Signal(counter_bits(nf), name="group")
         with m.If(v_c):
             m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
             with m.If(group == nf - 1):
@@ -614,9 +371,9 @@ class LayerEngine(_Framed):
         wiring.connect(m, wiring.flipped(self.i), win.i)
 
         # -- stage A: a step of the window at the head of the window stream ----------
-        sf_c = Signal(_bits(sf), name="sf")
-        nf_c = Signal(_bits(nf), name="nf")
-        waddr = Signal(_bits(nf * sf), name="waddr")
+        sf_c = Signal(counter_bits(sf), name="sf")
+        nf_c = Signal(counter_bits(nf), name="nf")
+        waddr = Signal(counter_bits(nf * sf), name="waddr")
         last_sf = sf_c == sf - 1
         last_nf = nf_c == nf - 1
         depth = s.fifo_depth
@@ -679,7 +436,7 @@ class LayerEngine(_Framed):
         v_b = Signal(name="v_b")
         first_b = Signal(name="first_b")
         last_b = Signal(name="last_b")
-        nf_b = Signal(_bits(nf), name="nf_b")
+        nf_b = Signal(counter_bits(nf), name="nf_b")
         m.d.sync += [v_b.eq(v_a), first_b.eq(sf_c == 0), last_b.eq(sf_c == sf - 1),
                      nf_b.eq(nf_c)]
         if acts_b is None:
@@ -740,7 +497,7 @@ class LayerEngine(_Framed):
                 m.d.sync += [r.eq(c) for r, c in zip(regs, cs)]
                 carry_r.append(regs)
             v_x, first_x, last_x = Signal(name="v_x"), Signal(name="first_x"), Signal(name="last_x")
-            nf_x = Signal(_bits(nf), name="nf_x")
+            nf_x = Signal(counter_bits(nf), name="nf_x")
             m.d.sync += [v_x.eq(v_b), first_x.eq(first_b), last_x.eq(last_b), nf_x.eq(nf_b)]
             partials, carries = part_r, carry_r
             v_b, first_b, last_b, nf_b = v_x, first_x, last_x, nf_x
@@ -759,7 +516,7 @@ class LayerEngine(_Framed):
 
         # -- stage C ------------------------------------------------------------------
         v_c = Signal(name="v_c")
-        nf_c2 = Signal(_bits(nf), name="nf_c")
+        nf_c2 = Signal(counter_bits(nf), name="nf_c")
         m.d.sync += [v_c.eq(v_b & last_b), nf_c2.eq(nf_b)]
         results = []
         lo, hi = s.acc_bounds
@@ -777,159 +534,3 @@ class LayerEngine(_Framed):
             m.d.comb += code.eq(threshold_code(accs[pe], ts))
             results.append(code)
         return v_c, results
-
-
-class MaxPoolUnit(_Framed):
-    """Max over ``kernel`` windows of a code map (no padding, floor), one output beat per
-    cycle once the frame is loaded: the frame-based max-pool (``spec.streaming`` off; the
-    streaming one is :class:`~.pool.StreamMaxPool`, :class:`~.pool.MaxPoolSpec` is
-    defined in :mod:`.pool` and re-exported here).
-
-    Members
-    -------
-    i : In(stream.Signature(unsigned(in_beat * in_bits)))
-    o : Out(stream.Signature(unsigned(out_beat * in_bits)))
-
-    Timing: the first output beat is valid 1 cycle after the last input beat is taken (2
-    with ``double_buffer``); see :attr:`MaxPoolSpec.delay` and :attr:`MaxPoolSpec.period`.
-    """
-
-    def __init__(self, spec: MaxPoolSpec) -> None:
-        if not isinstance(spec, MaxPoolSpec):
-            raise TypeError(f"Spec must be a MaxPoolSpec, not {spec!r}")
-        if spec.streaming:
-            raise ValueError("Spec must have streaming off (the streaming pool is "
-                             "mulfree.hw.pool.StreamMaxPool)")
-        self.spec = spec
-        super().__init__({
-            "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
-            "o": Out(stream.Signature(unsigned(spec.out_beat * spec.in_bits))),
-        })
-
-    def elaborate(self, platform):
-        s = self.spec
-        m = Module()
-        b = s.in_bits
-        full = Signal(name="full")
-        buf = Signal(s.in_count * b, name="buf")
-        self._load(m, buf, full, s.in_count // s.in_beat, s.in_beat * b)
-        if s.double_buffer:
-            sending = Signal(name="sending")
-            hold = Signal(s.in_count * b, name="hold")
-            with m.If(full & ~sending):
-                m.d.sync += [hold.eq(buf), full.eq(0), sending.eq(1)]
-        else:
-            sending, hold = full, buf
-        h, w, c = s.in_shape
-        oh, ow, _ = s.out_shape
-        (kh, kw), (sh, sw) = s.kernel, s.stride
-
-        def code(idx):
-            return hold[idx * b:(idx + 1) * b]
-
-        def payload_of(cnt):
-            # select each lane's window codes by the beat counter first, then one max
-            # tree per lane (not one per output value)
-            n_beats = s.out_count // s.out_beat
-            taps = kh * kw
-            sel = [[Signal(b, name=f"win{lane}_{t}") for t in range(taps)]
-                   for lane in range(s.out_beat)]
-            with m.Switch(cnt):
-                for bi in range(n_beats):
-                    with m.Case(bi):
-                        for lane in range(s.out_beat):
-                            o = bi * s.out_beat + lane
-                            oy, rest = divmod(o, ow * c)
-                            ox, ch = divmod(rest, c)
-                            for t in range(taps):
-                                dy, dx = divmod(t, kw)
-                                idx = ((oy * sh + dy) * w + ox * sw + dx) * c + ch
-                                m.d.comb += sel[lane][t].eq(code(idx))
-            return Cat(*(max_tree(win) for win in sel))
-
-        self._send(m, payload_of, sending, s.out_count // s.out_beat)
-        return m
-
-
-@dataclass(frozen=True)
-class ArgMaxSpec:
-    width: int
-    group: int
-    in_beat: int
-
-
-def build_stage(spec):
-    """The component for a stage spec."""
-    if isinstance(spec, ComputeSpec):
-        return LayerEngine(spec)
-    if isinstance(spec, MaxPoolSpec):
-        return StreamMaxPool(spec) if spec.streaming else MaxPoolUnit(spec)
-    if isinstance(spec, ArgMaxSpec):
-        return ArgMaxUnit(width=spec.width, group=spec.group, in_beat=spec.in_beat)
-    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not {spec!r}")
-
-
-class ArgMaxUnit(wiring.Component):
-    """Index of the largest of each ``group`` consecutive signed values (ties: the lowest
-    index), one class index out per group.
-
-    Parameters
-    ----------
-    width : int
-        Width of the two's complement values.
-    group : int
-        Values per argmax (the output channel count).
-    in_beat : int
-        Values per input beat (divides ``group``).
-
-    Members
-    -------
-    i : In(stream.Signature(unsigned(in_beat * width)))
-    o : Out(stream.Signature(unsigned(index_bits)))
-
-    Timing: the class is valid 1 cycle after the group's last beat is taken.
-    """
-
-    def __init__(self, *, width: int, group: int, in_beat: int) -> None:
-        for name, v in [("Width", width), ("Group", group), ("Input beat", in_beat)]:
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"{name} must be an integer, not {v!r}")
-            if v < 1:
-                raise ValueError(f"{name} must be a positive integer, not {v}")
-        if group % in_beat:
-            raise ValueError(f"Input beat must divide the group size {group}, not {in_beat}")
-        self.width, self.group, self.in_beat = width, group, in_beat
-        self.index_bits = _bits(group)
-        super().__init__({
-            "i": In(stream.Signature(unsigned(in_beat * width))),
-            "o": Out(stream.Signature(unsigned(self.index_bits))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        n_beats = self.group // self.in_beat
-        best = Signal(signed(self.width), name="best")
-        best_i = Signal(self.index_bits, name="best_i")
-        cnt = Signal(_bits(n_beats), name="beat")
-        out_valid = Signal(name="out_valid")
-        m.d.comb += [self.i.ready.eq(~out_valid), self.o.valid.eq(out_valid),
-                     self.o.payload.eq(best_i)]
-        with m.If(self.o.ready & out_valid):
-            m.d.sync += out_valid.eq(0)
-        # fold the beat's values into the running best, left to right
-        cur_v, cur_i = best, best_i
-        for lane in range(self.in_beat):
-            v = self.i.payload[lane * self.width:(lane + 1) * self.width].as_signed()
-            idx = cnt * self.in_beat + lane if n_beats > 1 else Const(lane, self.index_bits)
-            take = v > cur_v
-            if lane == 0:
-                take = take | (cnt == 0)
-            cur_v = Mux(take, v, cur_v)
-            cur_i = Mux(take, idx, cur_i)
-        with m.If(self.i.valid & ~out_valid):
-            m.d.sync += [best.eq(cur_v), best_i.eq(cur_i)]
-            with m.If(cnt == n_beats - 1):
-                m.d.sync += [cnt.eq(0), out_valid.eq(1)]
-            with m.Else():
-                m.d.sync += cnt.eq(cnt + 1)
-        return m

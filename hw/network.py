@@ -6,9 +6,22 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .engine import build_stage
+from .argmax import ArgMaxSpec, ArgMaxUnit
+from .compute import ComputeSpec
+from .engine import LayerEngine
+from .pool import MaxPoolSpec, MaxPoolUnit, StreamMaxPool
 
-__all__ = ["Network"]
+__all__ = ["Network", "build_stage"]
+
+def build_stage(spec):
+    """The component for a stage spec."""
+    if isinstance(spec, ComputeSpec):
+        return LayerEngine(spec)
+    if isinstance(spec, MaxPoolSpec):
+        return StreamMaxPool(spec) if spec.streaming else MaxPoolUnit(spec)
+    if isinstance(spec, ArgMaxSpec):
+        return ArgMaxUnit(width=spec.width, group=spec.group, in_beat=spec.in_beat)
+    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not {spec!r}")
 
 
 class Network(wiring.Component):
@@ -17,8 +30,8 @@ class Network(wiring.Component):
     Parameters
     ----------
     stages : list of stage specs
-        :class:`~mulfree.hw.engine.ComputeSpec`, :class:`~mulfree.hw.engine.MaxPoolSpec`
-        or :class:`~mulfree.hw.engine.ArgMaxSpec`, in order; each stage's output beat
+        :class:`~mulfree.hw.compute.ComputeSpec`, :class:`~mulfree.hw.pool.MaxPoolSpec`
+        or :class:`~mulfree.hw.argmax.ArgMaxSpec`, in order; each stage's output beat
         must have the width of the next stage's input beat.
 
     Members

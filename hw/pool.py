@@ -1,11 +1,12 @@
-"""Max-pool: its spec and the streaming unit (a sliding window, then a max per channel).
+"""Max-pool: its spec, the streaming unit (a sliding window, then a max per channel) and
+the frame unit (the whole map in registers).
 
 :class:`StreamMaxPool` reuses the conv2d window generator
 (:class:`~.window.SlidingWindow`, kernel and stride of the pool, no padding): the rows
 above the current one sit in the generator's line memory, only the window in registers,
 and each window's ``kh * kw`` taps go through one pairwise max tree per output lane.
-The frame-based :class:`~.engine.MaxPoolUnit` (the whole map in registers) remains for
-the planner to choose where it is cheaper; see :func:`mulfree.gen.plan.network.plan_network`.
+The frame-based :class:`MaxPoolUnit` (the whole map in registers) remains for the planner
+to choose where it is cheaper; see :func:`mulfree.gen.plan.stages.plan_stages`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .framed import FramedStage
+from .timing import MaxPoolFrameModel, StreamPoolModel, stage_timing
 from .window import SlidingWindow, WindowSpec
 
-__all__ = ["MaxPoolSpec", "StreamMaxPool", "max_tree"]
+__all__ = ["MaxPoolSpec", "StreamMaxPool", "MaxPoolUnit", "max_tree"]
 
 
 def _is_int(v) -> bool:
@@ -46,7 +49,7 @@ class MaxPoolSpec:
         Frame-based unit only: a second frame buffer, so loading and sending overlap.
     streaming : bool
         ``True``: :class:`StreamMaxPool` (line buffer); ``False``: the frame-based
-        :class:`~mulfree.hw.engine.MaxPoolUnit`.
+        :class:`MaxPoolUnit`.
     """
 
     in_bits: int
@@ -136,7 +139,6 @@ class MaxPoolSpec:
         the stage alone, input always offered, output always ready (from
         :func:`mulfree.hw.timing.stage_timing`)."""
         if self.streaming:
-            from .timing import stage_timing
             return stage_timing(self)[0]
         return 2 if self.double_buffer else 1
 
@@ -144,11 +146,14 @@ class MaxPoolSpec:
     def period(self) -> int:
         """Cycles between inference starts when this stage is the slowest."""
         if self.streaming:
-            from .timing import stage_timing
             return stage_timing(self)[1]
         if self.double_buffer:
             return max(self.in_beats, self.out_beats) + 1
         return self.in_beats + self.out_beats
+
+    def cycle_model(self):
+        """A fresh cycle model of this stage's handshakes (:mod:`.timing`)."""
+        return StreamPoolModel(self) if self.streaming else MaxPoolFrameModel(self)
 
 
 def max_tree(values):
@@ -195,7 +200,7 @@ class StreamMaxPool(wiring.Component):
             raise TypeError(f"Spec must be a MaxPoolSpec, not {spec!r}")
         if not spec.streaming:
             raise ValueError("Spec must have streaming set (the frame-based pool is "
-                             "mulfree.hw.engine.MaxPoolUnit)")
+                             "mulfree.hw.pool.MaxPoolUnit)")
         self.spec = spec
         super().__init__({
             "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
@@ -226,4 +231,77 @@ class StreamMaxPool(wiring.Component):
                  for lane in range(ob)]
         m.d.comb += [self.o.valid.eq(win.o.valid), self.o.payload.eq(Cat(*lanes)),
                      win.o.ready.eq(self.o.ready & last)]
+        return m
+
+
+
+class MaxPoolUnit(FramedStage):
+    """Max over ``kernel`` windows of a code map (no padding, floor), one output beat per
+    cycle once the frame is loaded: the frame-based max-pool (``spec.streaming`` off; the
+    streaming one is :class:`~.pool.StreamMaxPool`, :class:`~.pool.MaxPoolSpec` is
+    defined in :mod:`.pool` and re-exported here).
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(in_beat * in_bits)))
+    o : Out(stream.Signature(unsigned(out_beat * in_bits)))
+
+    Timing: the first output beat is valid 1 cycle after the last input beat is taken (2
+    with ``double_buffer``); see :attr:`MaxPoolSpec.delay` and :attr:`MaxPoolSpec.period`.
+    """
+
+    def __init__(self, spec: MaxPoolSpec) -> None:
+        if not isinstance(spec, MaxPoolSpec):
+            raise TypeError(f"Spec must be a MaxPoolSpec, not {spec!r}")
+        if spec.streaming:
+            raise ValueError("Spec must have streaming off (the streaming pool is "
+                             "mulfree.hw.pool.StreamMaxPool)")
+        self.spec = spec
+        super().__init__({
+            "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
+            "o": Out(stream.Signature(unsigned(spec.out_beat * spec.in_bits))),
+        })
+
+    def elaborate(self, platform):
+        s = self.spec
+        m = Module()
+        b = s.in_bits
+        full = Signal(name="full")
+        buf = Signal(s.in_count * b, name="buf")
+        self._load(m, buf, full, s.in_count // s.in_beat, s.in_beat * b)
+        if s.double_buffer:
+            sending = Signal(name="sending")
+            hold = Signal(s.in_count * b, name="hold")
+            with m.If(full & ~sending):
+                m.d.sync += [hold.eq(buf), full.eq(0), sending.eq(1)]
+        else:
+            sending, hold = full, buf
+        h, w, c = s.in_shape
+        oh, ow, _ = s.out_shape
+        (kh, kw), (sh, sw) = s.kernel, s.stride
+
+        def code(idx):
+            return hold[idx * b:(idx + 1) * b]
+
+        def payload_of(cnt):
+            # select each lane's window codes by the beat counter first, then one max
+            # tree per lane (not one per output value)
+            n_beats = s.out_count // s.out_beat
+            taps = kh * kw
+            sel = [[Signal(b, name=f"win{lane}_{t}") for t in range(taps)]
+                   for lane in range(s.out_beat)]
+            with m.Switch(cnt):
+                for bi in range(n_beats):
+                    with m.Case(bi):
+                        for lane in range(s.out_beat):
+                            o = bi * s.out_beat + lane
+                            oy, rest = divmod(o, ow * c)
+                            ox, ch = divmod(rest, c)
+                            for t in range(taps):
+                                dy, dx = divmod(t, kw)
+                                idx = ((oy * sh + dy) * w + ox * sw + dx) * c + ch
+                                m.d.comb += sel[lane][t].eq(code(idx))
+            return Cat(*(max_tree(win) for win in sel))
+
+        self._send(m, payload_of, sending, s.out_count // s.out_beat)
         return m

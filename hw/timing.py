@@ -1,10 +1,10 @@
 """Cycle models of the stages' stream handshakes, for exact latency and throughput.
 
-Every stage of :mod:`mulfree.hw.engine` drives ``i.ready`` and ``o.valid`` from its
+Every stage (:mod:`.engine`, :mod:`.pool`, :mod:`.argmax`) drives ``i.ready`` and ``o.valid`` from its
 registers only, so a network's timing without stalls at its boundaries follows from one
 step per cycle of small state machines, one per stage, each a transcription of its
 stage's control (no data): the frame stages (dense :class:`~.engine.LayerEngine`,
-:class:`~.engine.MaxPoolUnit`, :class:`~.engine.ArgMaxUnit`), the streaming conv2d
+:class:`~.pool.MaxPoolUnit`, :class:`~.argmax.ArgMaxUnit`), the streaming conv2d
 engine (:class:`~.window.SlidingWindow` feeding the compute pipeline and its result FIFO)
 and the streaming max-pool (:class:`~.pool.StreamMaxPool`: the same window generator,
 its windows sent as they come). A streaming stage takes its input as fast as its line
@@ -16,10 +16,11 @@ buffer (and compute) allow, so its timing depends on its neighbours;
 
 from __future__ import annotations
 
-__all__ = ["network_timing", "stage_timing"]
+__all__ = ["network_timing", "stage_timing", "FrameModel", "ConvModel", "MaxPoolFrameModel",
+           "StreamPoolModel", "ArgMaxModel"]
 
 
-class _Frame:
+class FrameModel:
     """Dense layer engine: load a frame, compute, send (optionally double buffered). The
     same whether the input frame is in registers or in a memory: the memory's read takes
     the cycle of the activation register it replaces, and its ping-pong halves hand over
@@ -63,8 +64,8 @@ class _Frame:
                 self.busy, self.in_full, self.out_full = False, False, True
 
 
-class _MaxPool:
-    """Frame-based max-pool (:class:`~.engine.MaxPoolUnit`)."""
+class MaxPoolFrameModel:
+    """Frame-based max-pool (:class:`~.pool.MaxPoolUnit`)."""
 
     def __init__(self, s):
         self.ib, self.ob, self.db = s.in_beats, s.out_beats, s.double_buffer
@@ -95,7 +96,7 @@ class _MaxPool:
                     self.full = False
 
 
-class _ArgMax:
+class ArgMaxModel:
     def __init__(self, s):
         self.ib = s.group // s.in_beat
         self.n = 0
@@ -165,7 +166,7 @@ class _Window:
                     self.y = (self.y + 1) % self.rows
 
 
-class _Conv:
+class ConvModel:
     """Streaming conv2d: the window generator's scan, the engine's steps, the FIFO."""
 
     def __init__(self, s):
@@ -205,7 +206,7 @@ class _Conv:
         self.level += int(write) - int(sent)
 
 
-class _StreamPool:
+class StreamPoolModel:
     """Streaming max-pool: the window generator, its windows sent combinationally, one
     beat per channel slice."""
 
@@ -227,26 +228,20 @@ class _StreamPool:
 
 
 def _model(spec):
-    from .engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
-
-    if isinstance(spec, ComputeSpec):
-        return _Frame(spec) if spec.window is None else _Conv(spec)
-    if isinstance(spec, MaxPoolSpec):
-        return _StreamPool(spec) if spec.streaming else _MaxPool(spec)
-    if isinstance(spec, ArgMaxSpec):
-        return _ArgMax(spec)
-    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not "
-                    f"{spec!r}")
+    """A fresh cycle model of the stage: every stage spec names its own
+    (``ComputeSpec``, ``MaxPoolSpec``, ``ArgMaxSpec``: ``spec.cycle_model()``)."""
+    make = getattr(spec, "cycle_model", None)
+    if make is None:
+        raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not "
+                        f"{spec!r}")
+    return make()
 
 
-def _out_beats(stages) -> int:
+def _out_beats(stages, models) -> int:
     """Output beats of the chain per inference (an argmax sends one per group)."""
-    from .engine import ArgMaxSpec
-
-    last = stages[-1]
-    if isinstance(last, ArgMaxSpec):
-        return stages[-2].out_count // last.group if len(stages) > 1 else 1
-    return last.out_beats
+    if isinstance(models[-1], ArgMaxModel):
+        return stages[-2].out_count // stages[-1].group if len(stages) > 1 else 1
+    return stages[-1].out_beats
 
 
 def _run(stages, inferences: int):
@@ -255,7 +250,7 @@ def _run(stages, inferences: int):
     transfer)."""
     models = [_model(s) for s in stages]
     in_beats = stages[0].in_beats
-    out_beats = _out_beats(stages)
+    out_beats = _out_beats(stages, models)
     total_in, total_out = in_beats * inferences, out_beats * inferences
     fed = got = 0
     taken, done = [], []

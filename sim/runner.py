@@ -251,8 +251,10 @@ class _RealBackend:
 
 def _backend_digest(backend) -> str:
     if backend is None:
-        from .. import gen, hw
-        return _sources_digest([Path(gen.__file__).parent, Path(hw.__file__).parent])
+        # what the emitted Verilog depends on: the contract, the plan and the components
+        from mulfree import hw
+        from mulfree.gen import model, plan
+        return _sources_digest([Path(p.__file__).parent for p in (model, plan, hw)])
     module = sys.modules.get(getattr(backend, "__module__", ""), None)
     src = Path(module.__file__).read_bytes() if module and getattr(module, "__file__", None) else b""
     return _sha(repr(backend), src)

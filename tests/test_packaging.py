@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_FOLDERS = ("hw", "gen", "sim", "boards")
+TOP_FOLDERS = ("hw", "gen", "sim", "boards", "compare", "cli")
 
 
 def _pyproject():
@@ -36,6 +36,8 @@ def test_every_package_folder_is_packaged():
 
 def test_imports_under_one_name():
     import mulfree.boards  # noqa: F401
+    import mulfree.cli  # noqa: F401
+    import mulfree.compare  # noqa: F401
     import mulfree.gen
     import mulfree.hw  # noqa: F401
     import mulfree.sim  # noqa: F401

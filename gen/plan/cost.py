@@ -74,6 +74,15 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
+from mulfree.hw.argmax import ArgMaxSpec
+from mulfree.hw.compute import ComputeSpec, make_unit
+from mulfree.hw.pool import MaxPoolSpec
+from mulfree.hw.product import shape_for
+
+from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
+
 __all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stage_features",
            "stage_ffs", "stage_cost", "network_cost", "total", "rom_shape", "rom_placement",
            "rom_varying_columns", "frame_memory_shape", "PathModel", "TIMING", "stage_levels",
@@ -207,9 +216,6 @@ def _unit(spec):
 
 @lru_cache(maxsize=256)
 def _unit_of(kind: str, params: str, in_bits: int, act_decode):
-    from mulfree.hw.engine import make_unit
-    from mulfree.hw.product import shape_for
-
     if kind == "table" or act_decode is None:
         ab, asg = in_bits, False
     else:
@@ -292,8 +298,6 @@ def frame_memory_shape(spec, family: str = "ice40") -> tuple[int, int]:
 
 def rom_varying_columns(spec) -> int:
     """Bits of the ROM word that differ between words (constant columns are wiring)."""
-    import numpy as np
-
     key = (id(spec.codes), id(spec.native), spec.pe, spec.simd)
     hit = _COLUMNS.get(key)
     if hit is not None and hit[0] is spec.codes:
@@ -313,8 +317,6 @@ def rom_varying_columns(spec) -> int:
 
 def rom_placement(spec, family: str) -> str:
     """``"none"``, ``"logic"`` or ``"block"``: where synthesis puts the weight ROM."""
-    from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
-
     depth, width = rom_shape(spec)
     if depth == 0:
         return "none"
@@ -344,8 +346,6 @@ def _distinct_sources(spec) -> int:
 
 def stage_features(spec, family: str = "ice40") -> dict[str, float]:
     """The LUT features of one stage (see the module docstring)."""
-    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
-
     f = {k: 0.0 for k in FEATURES}
     f["stage"] = 1.0
     win = spec.window_spec if isinstance(spec, MaxPoolSpec) else getattr(spec, "window", None)
@@ -415,8 +415,6 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
 
 def stage_ffs(spec, family: str = "ice40") -> int:
     """Flip-flops of one stage, counted from the engine's registers."""
-    from mulfree.hw.engine import ArgMaxSpec, ComputeSpec, MaxPoolSpec
-
     if isinstance(spec, MaxPoolSpec) and spec.window_spec is not None:
         # the window generator's output register, its window (whose oldest piece per row
         # is shifted out unread: Yosys removes it), two input beats, its line memory when
@@ -493,8 +491,6 @@ class StageCost:
 
 
 def stage_cost(spec, family: str = "ice40") -> StageCost:
-    from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
-
     if family not in COEFFS:
         raise ValueError(f"no resource model for family {family!r}")
     f = stage_features(spec, family)
@@ -512,8 +508,6 @@ def stage_cost(spec, family: str = "ice40") -> StageCost:
     if depth:
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
         bram += kind.blocks_for(depth, width)
-    from mulfree.hw.engine import MaxPoolSpec
-
     win = spec.window_spec if isinstance(spec, MaxPoolSpec) else getattr(spec, "window", None)
     if win is not None and win.memory_bits > WINDOW_LOGIC_BITS and family != "gowin":
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
@@ -605,8 +599,6 @@ def stage_levels(spec) -> int | None:
     multiplexer (one more level): on the demo's device-fitted builds (argmax beats of 5 on
     the UP5K, 10 on the ECP5-85F) this chain, not an adder tree, was nextpnr's critical
     path."""
-    from mulfree.hw.engine import ArgMaxSpec
-
     if isinstance(spec, ArgMaxSpec):
         return 2 * spec.in_beat + 1             # a compare and a select per value
     if not hasattr(spec, "unit_kind") or spec.mode != "runtime":

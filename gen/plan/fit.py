@@ -39,9 +39,14 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from mulfree.hw.argmax import ArgMaxSpec
+from mulfree.hw.compute import ComputeSpec
+
+from ..errors import InputError
 from .cost import HARNESS, StageCost, stage_cost, stage_fmax_mhz
 from .devices import Device, get_device
-from ..errors import InputError
+from .folds import divisors
+from .stages import plan_stages
 
 __all__ = ["UTILIZATION", "FitResult", "TimingFitError", "fit_fold", "budget"]
 
@@ -100,13 +105,7 @@ def budget(device: Device) -> dict:
             "bram": device.bram_count}
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def _stage_period(spec) -> int:
-    from mulfree.hw.engine import ArgMaxSpec
-
     if isinstance(spec, ArgMaxSpec):
         return spec.group // spec.in_beat + 1
     return spec.period
@@ -158,18 +157,14 @@ class _Problem:
     """One device fit with ``pipeline`` fixed: every stage's candidates, priced and timed."""
 
     def __init__(self, model, device: Device, fold: dict) -> None:
-        from mulfree.hw.engine import ArgMaxSpec, ComputeSpec
-
-        from .network import plan_network
-
         self.model, self.device = model, device
         family = device.family
         base = {k: v for k, v in fold.items() if k not in ("device", "clock_mhz")}
         pinned = dict(fold.get("layers", {}))
         base["layers"] = {name: entry for name, entry in pinned.items()}
         base["default"] = "serial"
-        stages, manifest = plan_network(model, "runtime", base)
-        names = iter(r["name"] for r in manifest["layers"] if "pe" in r)
+        stages, rows, _ = plan_stages(model, "runtime", base)
+        names = iter(r["name"] for r in rows if "pe" in r)
         self.pipeline = bool(fold.get("pipeline"))
         self.reserve = HARNESS[family]
         self.limit = budget(device)
@@ -182,7 +177,7 @@ class _Problem:
         if "input_values_per_beat" in fold:
             self.firsts = [stages[0].in_beat]
         else:
-            self.firsts = [v for v in _divisors(n_in) if v * model.input_bits <= 64] or [1]
+            self.firsts = [v for v in divisors(n_in) if v * model.input_bits <= 64] or [1]
         # Per stage: {beat in: [(period, cells, ffs, bram, beat out, choice, fmax)]}, fmax
         # the timing model's estimate; a pinned layer's is infinite (the user's choice is
         # kept whatever the clock), and so is a max-pool's (not modelled).
@@ -200,7 +195,7 @@ class _Problem:
                 elif entry in ("serial", "parallel", "auto"):
                     pes, simds, roms = [spec.pe], [spec.simd], None
                 else:
-                    pes, simds, roms = _divisors(spec.out_channels), _divisors(spec.taps), None
+                    pes, simds, roms = divisors(spec.out_channels), divisors(spec.taps), None
                     free = True
                 for beat in sorted(beats_in):
                     opts = []

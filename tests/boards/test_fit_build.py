@@ -17,7 +17,8 @@ from mulfree.boards.toolchain import ResourceReport
 from mulfree.cli.main import main
 from mulfree.gen.model.examples import random_dense
 from mulfree.gen.model.format import Model, save
-from mulfree.gen.plan.network import load_fold, plan_network
+from mulfree.gen.plan.folds import load_fold
+from mulfree.gen.plan.network import plan_network
 
 
 def _digits():

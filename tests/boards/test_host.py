@@ -18,7 +18,7 @@ from mulfree.cli.main import main
 from mulfree.gen.model.examples import random_dense
 from mulfree.gen.fileio import load_npy, save_npy
 from mulfree.gen.model.format import Model, save
-from mulfree.gen.plan.network import load_fold
+from mulfree.gen.plan.folds import load_fold
 
 
 @pytest.fixture

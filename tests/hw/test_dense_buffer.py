@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from mulfree.gen.model.examples import random_dense
 from mulfree.gen.model.format import Model
 from mulfree.gen.plan.network import build_network, plan_network
-from mulfree.hw import engine
-from mulfree.hw.engine import ComputeSpec, LayerEngine
+from mulfree.hw import compute
+from mulfree.hw.compute import ComputeSpec
+from mulfree.hw.engine import LayerEngine
 from mulfree.hw.timing import _run
 from netsim import golden_flat, input_beats, pack, run_network, transfer_cycles
 from test_random_networks import networks
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 
 @pytest.fixture
 def small_frames_in_memory(monkeypatch):
-    monkeypatch.setattr(engine, "FRAME_MEMORY_MIN_BITS", 0)
-    monkeypatch.setattr(engine, "FRAME_MEMORY_MIN_FILL", 0)
+    monkeypatch.setattr(compute, "FRAME_MEMORY_MIN_BITS", 0)
+    monkeypatch.setattr(compute, "FRAME_MEMORY_MIN_FILL", 0)
 
 
 def _model(n_in, n_out, *, in_bits=2, scheme="ternary", wbits=2, output="thresholds",
@@ -187,8 +188,8 @@ def test_random_networks_with_frames_in_memory(case):
     """tests/hw/test_random_networks.py's networks with every dense frame of more than
     one word in memory (the threshold cannot be a fixture under hypothesis: set here)."""
     model, mode, fold, seed = case
-    old = engine.FRAME_MEMORY_MIN_BITS, engine.FRAME_MEMORY_MIN_FILL
-    engine.FRAME_MEMORY_MIN_BITS = engine.FRAME_MEMORY_MIN_FILL = 0
+    old = compute.FRAME_MEMORY_MIN_BITS, compute.FRAME_MEMORY_MIN_FILL
+    compute.FRAME_MEMORY_MIN_BITS = compute.FRAME_MEMORY_MIN_FILL = 0
     try:
         net, manifest = build_network(model, mode, fold)
         rng = np.random.default_rng(seed)
@@ -198,4 +199,4 @@ def test_random_networks_with_frames_in_memory(case):
         _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
         assert cycles - 1 == manifest["latency_cycles"]
     finally:
-        engine.FRAME_MEMORY_MIN_BITS, engine.FRAME_MEMORY_MIN_FILL = old
+        compute.FRAME_MEMORY_MIN_BITS, compute.FRAME_MEMORY_MIN_FILL = old

@@ -13,7 +13,8 @@ from mulfree.gen.model import golden
 from mulfree.gen.model.examples import random_conv2d, random_dense
 from mulfree.gen.model.format import Flatten, MaxPool, Model
 from mulfree.gen.plan.network import build_network, plan_network
-from mulfree.hw.engine import MaxPoolUnit, build_stage
+from mulfree.hw.network import build_stage
+from mulfree.hw.pool import MaxPoolUnit
 from mulfree.hw.network import Network
 from mulfree.hw.pool import MaxPoolSpec, StreamMaxPool
 from mulfree.hw.timing import _run, network_timing

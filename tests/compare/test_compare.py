@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
+from mulfree.compare import designs, networks
 from mulfree.compare import sweep as compare
-from mulfree.compare.sweep import Cache, Grid, Point, build_design, run_sweep
+from mulfree.compare.designs import build_design
+from mulfree.compare.sweep import Cache, Grid, Point, run_sweep
 from mulfree.compare.estimate import estimate_lut, primitives
 from mulfree.compare.report import COLUMNS, summary_ratios, write_reports
 from mulfree.gen.errors import InputError
@@ -57,7 +59,7 @@ def test_baked_core_is_exact():
 
     for scheme, wb in [("uniform", 3), ("apot", 3), ("lut", 2), ("binary", 1)]:
         dut = build_design("baked", scheme, wb, 4)
-        w = compare.baked_weights(scheme, wb)
+        w = designs.baked_weights(scheme, wb)
         xs = np.random.default_rng(1).integers(0, 16, (12, w.shape[1]))
         got = []
 
@@ -245,9 +247,9 @@ def test_missing_scheduler_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_model_table_trains_once_and_measures(tmp_path, monkeypatch):
-    monkeypatch.setattr(compare, "MODEL_SCHEMES", (("ternary", 2),))
-    monkeypatch.setattr(compare, "MODEL_EPOCHS", 2)
-    rows, note = compare.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
+    monkeypatch.setattr(networks, "MODEL_SCHEMES", (("ternary", 2),))
+    monkeypatch.setattr(networks, "MODEL_EPOCHS", 2)
+    rows, note = networks.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
     assert len(rows) == 1 and rows[0]["error"] is None, rows
     r = rows[0]
     assert r["logic"] > 100 and r["fmax_mhz"] is None and r["cycles_per_inference"] > 0
@@ -255,7 +257,7 @@ def test_model_table_trains_once_and_measures(tmp_path, monkeypatch):
     assert "mulfree train" in note
     models = list((tmp_path / "models").glob("*.mf"))
     assert len(models) == 1
-    again, _ = compare.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
+    again, _ = networks.model_table(cache_dir=tmp_path, jobs=1, quiet=True, pnr=False)
     assert again[0]["logic"] == r["logic"]
     assert list((tmp_path / "models").glob("*.mf")) == models
 
@@ -272,9 +274,9 @@ def test_baked_weights_come_from_the_quantizers_codebook():
     from mulfree.gen.train.quant import weight_levels
 
     for scheme, wb in [("pot", 4), ("pot", 6), ("apot", 8), ("uniform", 4)]:
-        w = compare.baked_weights(scheme, wb)
+        w = designs.baked_weights(scheme, wb)
         assert set(np.unique(w)) <= set(weight_levels(scheme, wb).tolist()), (scheme, wb)
     # the example codebook's extra level -2**7 is not a 4-bit PoT weight of the quantizer
-    assert compare.baked_weights("pot", 4).min() >= -64
+    assert designs.baked_weights("pot", 4).min() >= -64
     with pytest.raises(Exception, match="no 7-bit codebook"):
-        compare.baked_weights("pot", 7)
+        designs.baked_weights("pot", 7)

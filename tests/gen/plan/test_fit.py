@@ -15,7 +15,8 @@ from mulfree.gen.plan import cost, devices, fit
 from mulfree.gen.errors import InputError
 from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
 from mulfree.gen.model.format import Flatten, MaxPool, Model, save
-from mulfree.gen.plan.network import load_fold, plan_network
+from mulfree.gen.plan.folds import load_fold
+from mulfree.gen.plan.network import plan_network
 
 
 def _digits(scheme="pot", hidden=16, wbits=3, seed=0):
@@ -66,7 +67,7 @@ def test_device_table_has_the_boards_devices_with_real_capacities():
 
 def test_nextpnr_reports_agree_with_the_table():
     from pathlib import Path
-    data = Path(__file__).parents[1] / "boards" / "data"
+    data = Path(__file__).parents[2] / "boards" / "data"
     for name, dev, keys in [("icebreaker_counter_report.json", "ice40up5k",
                              ("ICESTORM_LC", "ICESTORM_RAM", "ICESTORM_DSP")),
                             ("ulx3s85_counter_report.json", "lfe5u-85f",
@@ -256,7 +257,7 @@ def _designs():
 
 def _yosys_luts(stages):
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
-    from mulfree.hw.engine import build_stage
+    from mulfree.hw.network import build_stage
     return [synthesize(emit_verilog(build_stage(s)), Flow(target="ice40", pnr=False)).report.lut
             for s in stages]
 
@@ -307,7 +308,7 @@ def _fmax(model, result, family):
 
 
 def test_timing_model_levels():
-    from mulfree.hw.engine import ArgMaxSpec
+    from mulfree.hw.argmax import ArgMaxSpec
 
     stages, _ = plan_network(_digits(), "runtime", {"layers": {"dense0": {"pe": 4, "simd": 32},
                                                                "dense1": "serial"}})
@@ -414,7 +415,7 @@ def test_frame_memory_is_priced_as_block_ram():
     read multiplexer are not counted)."""
     from mulfree.boards.synth import Flow, emit_verilog, synthesize
     from mulfree.gen.model.examples import random_dense
-    from mulfree.hw.engine import build_stage
+    from mulfree.hw.network import build_stage
 
     rng = np.random.default_rng(0)
     for n_in, bits, beat, simd, db in [(128, 2, 8, 1, True), (256, 1, 16, 1, False),

@@ -13,7 +13,7 @@ from mulfree.gen.errors import ModelError
 from mulfree.gen.model.format import load
 from mulfree.gen.importers.qonnx import encode_inputs, import_qonnx, output_logits
 
-MODELS = Path(__file__).resolve().parents[3] / "shared" / "models" / "qonnx-tfc"
+MODELS = Path(__file__).resolve().parents[4] / "shared" / "models" / "qonnx-tfc"
 TFC = ["TFC_1W1A", "TFC_1W2A", "TFC_2W2A"]
 pytestmark = pytest.mark.skipif(not MODELS.is_dir(), reason=f"{MODELS} not present")
 

@@ -13,8 +13,11 @@ from mulfree.cli.main import main
 from mulfree.gen.errors import InputError, MulfreeError
 from mulfree.gen.model.golden import run
 from mulfree.gen.model.format import Conv2d, Dense, MaxPool, OutputKind, dumps, load
-from mulfree.gen.train.trainer import (TrainConfig, evaluate_model, export, float_accuracy,
-    float_net_to_npz, model_inputs, post_quantize, reference_forward, to_model, train)
+from mulfree.gen.train.config import TrainConfig
+from mulfree.gen.train.evaluate import evaluate_model, model_inputs
+from mulfree.gen.train.export import export, reference_forward, to_model
+from mulfree.gen.train.post import float_net_to_npz, post_quantize
+from mulfree.gen.train.trainer import float_accuracy, train
 
 DATA = datasets.load("digits")
 SMALL = dict(train_subset=700, epochs=12, hidden=(32,))
@@ -200,7 +203,7 @@ def test_bad_float_models(arrays, match):
 
 
 def test_gradual_schedule():
-    from mulfree.gen.train.trainer import stages
+    from mulfree.gen.train.config import stages
 
     s = stages(TrainConfig(scheme="pot", wbits=4, abits=2))
     assert [(w, b, a, q) for w, b, a, q, _ in s] == [

@@ -247,7 +247,7 @@ def test_documented_example_loads_and_computes_what_the_page_says():
 
     from mulfree.gen.model import golden
 
-    page = (Path(__file__).resolve().parents[2] / "docs" / "model-format.md").read_text()
+    page = (Path(__file__).resolve().parents[3] / "docs" / "model-format.md").read_text()
     text = page.split("```json\n", 1)[1].split("```", 1)[0]
     m = M.loads(text)
     result = golden.run(m, np.array([[2, 1, 3]]))

@@ -9,7 +9,9 @@ from mulfree.gen.errors import InputError
 from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
 from mulfree.gen.model.golden import accumulator_bounds
 from mulfree.gen.model.format import Model
-from mulfree.gen.plan.network import load_fold, plan_network, relaxed_bounds
+from mulfree.gen.plan.folds import load_fold
+from mulfree.gen.plan.network import plan_network
+from mulfree.gen.plan.stages import relaxed_bounds
 
 
 def _model(scheme="pot", act="uniform", wbits=3):

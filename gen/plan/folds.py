@@ -1,0 +1,156 @@
+"""Folds: how far each layer is folded between fully serial and fully parallel.
+
+Fold file (JSON)::
+
+    {
+      "input_values_per_beat": 8,          # optional: input codes per input beat
+      "pipeline": false,                   # optional: register the adder trees' outputs
+      "double_buffer": false,              # optional: overlap load, compute and send
+      "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
+      "device": "ice40up5k",               # optional: fit the layers not listed to it
+      "clock_mhz": 12,                     # optional, with device: the clock the fit must meet
+      "layers": {                          # optional, by layer name
+        "fc1": {"pe": 4, "simd": 16, "rom": "block"},
+        "conv1": "parallel"
+      }
+    }
+
+``pe`` must divide the layer's output channels and ``simd`` its inputs per output
+(``in_features`` for dense, ``kh * kw * in_channels`` for conv2d); a layer given as
+``"serial"`` is ``pe = simd = 1``, ``"parallel"`` is all of them at once. ``rom`` asks
+synthesis to put the weight ROM in block RAM (``"block"``) or logic (``"logic"``); by
+default the tool decides (Yosys maps shallow ROMs to logic). ``fold`` may
+also be one of those strings for every layer, a dict of that form, or a path to the file.
+Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
+
+A fold that names a device is fitted to it by :func:`mulfree.gen.plan.fit.fit_fold`
+(through :func:`mulfree.gen.plan.network.fitted_fold`); this module only reads and checks
+folds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .devices import get_device
+
+__all__ = ["FOLD_PRESETS", "load_fold", "layer_fold", "rom_style", "divisors",
+           "largest_divisor"]
+
+FOLD_PRESETS = ("auto", "serial", "parallel")
+
+
+def load_fold(fold: Any) -> dict:
+    """Normalize a fold (``None``, a preset name, ``"device:NAME"``, a dict, or a JSON
+    file path) and check it; a device it names is checked, not fitted (see
+    :func:`mulfree.gen.plan.network.fitted_fold`)."""
+    if fold is None:
+        return {"default": "auto", "layers": {}, "pipeline": False, "double_buffer": False}
+    if isinstance(fold, str) and fold in FOLD_PRESETS:
+        return {"default": fold, "layers": {}, "pipeline": False, "double_buffer": False}
+    if isinstance(fold, str) and fold.startswith("device:"):
+        fold = {"device": fold[len("device:"):]}
+    elif isinstance(fold, (str, os.PathLike)):
+        try:
+            text = Path(fold).read_text()
+        except FileNotFoundError:
+            raise InputError(f"{fold}: no such fold file (or a preset: "
+                             f"{', '.join(FOLD_PRESETS)}, or device:NAME)") from None
+        except OSError as e:
+            raise InputError(f"{fold}: cannot read fold file ({e.strerror})") from None
+        try:
+            fold = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{fold}: not valid JSON at line {e.lineno} column {e.colno}: "
+                             f"{e.msg}") from None
+    if not isinstance(fold, dict):
+        raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}), "
+                         f"device:NAME or a file, got {type(fold).__name__}")
+    unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
+                                  "double_buffer", "device", "clock_mhz"})
+    if unknown:
+        raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
+                         f"input_values_per_beat, default, layers, pipeline, double_buffer, "
+                         f"device, clock_mhz)")
+    for key in ("pipeline", "double_buffer"):
+        if not isinstance(fold.get(key, False), bool):
+            raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
+    default = fold.get("default", "auto")
+    if default not in FOLD_PRESETS:
+        raise InputError(f"fold: 'default' must be one of {', '.join(FOLD_PRESETS)}, "
+                         f"got {default!r}")
+    layers = fold.get("layers", {})
+    if not isinstance(layers, dict):
+        raise InputError("fold: 'layers' must be an object mapping layer names to folds")
+    out = {"default": default, "layers": dict(layers), "pipeline": fold.get("pipeline", False),
+           "double_buffer": fold.get("double_buffer", False)}
+    if "input_values_per_beat" in fold:
+        out["input_values_per_beat"] = fold["input_values_per_beat"]
+    if fold.get("device") is not None:
+        if not isinstance(fold["device"], str):
+            raise InputError(f"fold: 'device' must be a device name, got {fold['device']!r}")
+        out["device"] = get_device(fold["device"]).name
+        if fold.get("clock_mhz") is not None:
+            clock = fold["clock_mhz"]
+            if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not clock > 0:
+                raise InputError(f"fold: 'clock_mhz' must be a positive number of MHz, got "
+                                 f"{clock!r}")
+            out["clock_mhz"] = float(clock)
+    elif fold.get("clock_mhz") is not None:
+        raise InputError(f"fold: 'clock_mhz' ({fold['clock_mhz']!r}) is the clock a device fit "
+                         f"must meet; it needs 'device'")
+    return out
+
+
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``n``, ascending."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (at least 1)."""
+    return max(d for d in divisors(n) if d <= max(1, limit))
+
+
+def layer_fold(layer, fold: dict, out_ch: int, taps: int, mode: str) -> tuple[int, int]:
+    """``(pe, simd)`` of ``layer`` under the normalized ``fold``."""
+    entry = fold["layers"].get(layer.name, fold["default"])
+    if mode == "baked":
+        if entry not in ("parallel", "auto") and entry != {"pe": out_ch, "simd": taps}:
+            raise InputError(f"layer '{layer.name}': baked mode is fully parallel (pe = "
+                             f"{out_ch}, simd = {taps}); give it the fold 'parallel' or use "
+                             f"--mode runtime")
+        return out_ch, taps
+    if entry == "serial":
+        return 1, 1
+    if entry == "parallel":
+        return out_ch, taps
+    if entry == "auto":
+        return largest_divisor(out_ch, 4), largest_divisor(taps, 16)
+    if not isinstance(entry, dict) or set(entry) - {"pe", "simd", "rom"}:
+        raise InputError(f"fold: layer '{layer.name}' must be 'serial', 'parallel', 'auto' "
+                         f"or {{\"pe\": P, \"simd\": S}} (optionally \"rom\": \"block\" or "
+                         f"\"logic\"), got {entry!r}")
+    pe, simd = entry.get("pe", 1), entry.get("simd", 1)
+    for name, v, whole, what in [("pe", pe, out_ch, "output channels"),
+                                 ("simd", simd, taps, "inputs per output")]:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or whole % v:
+            raise InputError(f"fold: layer '{layer.name}': {name} must divide its {whole} "
+                             f"{what} (one of {divisors(whole)}), got {v!r}")
+    return pe, simd
+
+
+def rom_style(layer, fold: dict) -> str | None:
+    """The fold's weight ROM placement for ``layer``: None (the tool decides), "block" or
+    "logic"."""
+    entry = fold["layers"].get(layer.name)
+    if not isinstance(entry, dict) or "rom" not in entry:
+        return None
+    if entry["rom"] not in ("block", "logic", "auto"):
+        raise InputError(f"fold: layer '{layer.name}': rom must be 'block', 'logic' or "
+                         f"'auto', got {entry['rom']!r}")
+    return None if entry["rom"] == "auto" else entry["rom"]
