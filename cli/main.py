@@ -29,6 +29,7 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command("info", "mulfree.cli.info", "summarize a model: layers, codebooks, widths, memory"),
+    Command("inputs", "mulfree.cli.inputs", "write a model's input codes from a data set (.npy)"),
     Command("predict", "mulfree.cli.predict", "run the golden model on input codes"),
     Command("import", "mulfree.cli.import_model", "import a QONNX model (Brevitas export)"),
     Command("train", "mulfree.cli.train", "train a quantized model on a data set"),

@@ -22,19 +22,9 @@ step "2. what is in it"
 "$MF" info "$OUT/digits.mf"
 
 step "3. golden model on the first 16 test images"
-"$VENV/bin/python" - "$OUT/digits.mf" "$OUT/inputs.npy" <<'PY'
-import sys
-from mulfree.gen.train import datasets
-from mulfree.gen.fileio import save_npy
-from mulfree.gen.model.format import load
-model = load(sys.argv[1])
-data = datasets.load("digits")
-codes = datasets.input_codes(data.x_test[:16], model.input_bits).reshape(16, *model.input_shape)
-save_npy(sys.argv[2], codes)
-print("labels of these images:   ", data.y_test[:16].tolist())
-PY
+"$MF" inputs "$OUT/digits.mf" --dataset digits -n 16 -o "$OUT/inputs.npy" --labels "$OUT/labels.npy"
 "$MF" predict "$OUT/digits.mf" "$OUT/inputs.npy" -o "$OUT/outputs.npy" --layer-outputs "$OUT/layers"
-"$VENV/bin/python" -c "import numpy, sys; print('golden-model classes:    ', numpy.load(sys.argv[1]).ravel().tolist())" "$OUT/outputs.npy"
+"$VENV/bin/python" -c "import numpy, sys; print('labels of these images:  ', numpy.load(sys.argv[1]).tolist()); print('golden-model classes:    ', numpy.load(sys.argv[2]).ravel().tolist())" "$OUT/labels.npy" "$OUT/outputs.npy"
 
 step "4. Verilog (runtime weights, folded to fit an iCE40UP5K)"
 "$MF" verilog "$OUT/digits.mf" --device ice40up5k -o "$OUT/verilog"

@@ -1,4 +1,4 @@
-"""`mulfree info` and `mulfree predict`, and the exit-code contract of the command line."""
+"""`mulfree info`, `inputs` and `predict`, and the exit-code contract of the command line."""
 
 import json
 import subprocess
@@ -105,3 +105,30 @@ def test_every_registered_command_has_help():
     assert code == 0
     for command in COMMANDS:
         assert command.name in out
+
+
+def test_inputs_writes_the_models_digits_codes(tmp_path):
+    from mulfree.gen.train import datasets
+    from mulfree.gen.train.evaluate import model_inputs
+
+    model = example_model(0)            # 8x8x1 input codes of 2 bits, like a digits CNN
+    save(model, tmp_path / "m.mf")
+    code, out, err = mulfree("inputs", tmp_path / "m.mf", "-n", 5, "-o", tmp_path / "x.npy",
+                             "--labels", tmp_path / "y.npy")
+    assert code == 0, err
+    data = datasets.load("digits")
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), model_inputs(model, data)[:5])
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), data.y_test[:5])
+    assert "5 samples of 8x8x1 input codes (2 bits" in out
+    # and they are what predict takes
+    assert main(["predict", str(tmp_path / "m.mf"), str(tmp_path / "x.npy"), "-o",
+                 str(tmp_path / "p.npy")]) == 0
+
+
+@pytest.mark.parametrize("count, message", [("0", "positive number of samples"),
+                                            ("100000", "split has 360 samples")])
+def test_inputs_refuses_a_count_it_cannot_give(tmp_path, count, message):
+    save(example_model(0), tmp_path / "m.mf")
+    code, out, err = mulfree("inputs", tmp_path / "m.mf", "-n", count, "-o", tmp_path / "x.npy")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.npy").exists()
