@@ -114,3 +114,97 @@ def test_sequential_threshold_unit(count):
     assert got == apply_thresholds(np.array(accs)[:, None], np.array([t]))[:, 0].tolist()
     with pytest.raises(ValueError, match="Threshold count must be 2\\*\\*bits - 1, not 4"):
         SequentialThresholdUnit(acc_width=7, threshold_width=6, count=4)
+
+
+def _memory_unit_run(unit, inputs, every, external_words=None):
+    """Feed ``(acc, group)`` pairs every ``every`` cycles; return the codes in order and
+    the cycle distance between each input and its code."""
+    got, lags = [], []
+
+    async def bench(ctx):
+        pending = []
+        cycle = 0
+        queue = list(inputs)
+        mem_data = 0
+        while queue or pending:
+            if queue and cycle % every == 0:
+                a, g = queue.pop(0)
+                ctx.set(unit.valid, 1)
+                ctx.set(unit.acc, a)
+                ctx.set(unit.group, g)
+                pending.append(cycle)
+            else:
+                ctx.set(unit.valid, 0)
+                ctx.set(unit.acc, 0)
+            if external_words is not None:
+                ctx.set(unit.mem_data, mem_data)
+                mem_data = external_words[ctx.get(unit.mem_addr)]
+            if ctx.get(unit.code_valid):
+                got.append(ctx.get(unit.code))
+                lags.append(cycle - pending.pop(0))
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 100 * (len(inputs) + 4)
+
+    sim = Simulator(unit)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, lags
+
+
+def _random_table(rng, groups, bits, lo, hi):
+    return [sorted(int(v) for v in rng.integers(lo, hi + 1, (1 << bits) - 1))
+            for _ in range(groups)]
+
+
+@pytest.mark.parametrize("kind", ["search", "sequential", "external"])
+@pytest.mark.parametrize("groups,bits", [(1, 1), (1, 3), (3, 2), (4, 1), (5, 3), (2, 4)])
+def test_memory_threshold_units_exhaustive(kind, groups, bits):
+    """Every accumulator value of a 5-bit accumulator against every group's thresholds
+    (duplicates and the extremes included), one input per cycle (pipelined search) or
+    one every ``bits`` cycles (sequential), each code ``bits`` cycles after its input."""
+    from mulfree.hw.threshold import ThresholdSearch, ThresholdSequential
+
+    rng = np.random.default_rng(groups * 10 + bits)
+    table = _random_table(rng, groups, bits, -16, 15)
+    table[0][0] = -16          # reached by every accumulator
+    table[-1][-1] = 15
+    if kind == "search":
+        unit = ThresholdSearch(acc_width=5, threshold_width=5, bits=bits, thresholds=table)
+        every = 1
+    else:
+        style = "external" if kind == "external" else None
+        unit = ThresholdSequential(acc_width=5, threshold_width=6, bits=bits,
+                                   thresholds=table, style=style)
+        every = bits
+    inputs = [(a, g) for g in range(groups) for a in range(-16, 16)]
+    rng.shuffle(inputs)
+    words = unit.words if kind == "external" else None
+    got, lags = _memory_unit_run(unit, [tuple(map(int, x)) for x in inputs], every, words)
+    want = [int(apply_thresholds(np.array([[a]]), np.array([table[g]]))[0, 0])
+            for a, g in inputs]
+    assert got == want
+    assert set(lags) == {bits} and unit.latency == bits
+
+
+def test_memory_threshold_unit_checks():
+    from mulfree.hw.threshold import ThresholdSearch, ThresholdSequential
+
+    with pytest.raises(ValueError, match=r"Threshold row 0 must have 2\*\*bits - 1 = 3 "
+                                         r"entries, not 2"):
+        ThresholdSearch(acc_width=4, threshold_width=4, bits=2, thresholds=[[0, 1]])
+    with pytest.raises(ValueError, match="Threshold row 1 must be non-decreasing"):
+        ThresholdSearch(acc_width=4, threshold_width=4, bits=2,
+                        thresholds=[[0, 1, 2], [3, 2, 4]])
+    with pytest.raises(ValueError, match="Threshold 8 in row 0 is not a 4-bit"):
+        ThresholdSequential(acc_width=4, threshold_width=4, bits=1, thresholds=[[8]])
+    with pytest.raises(ValueError, match="Threshold width must be at least the accumulator "
+                                         "width 6, not 5"):
+        ThresholdSequential(acc_width=6, threshold_width=5, bits=1, thresholds=[[0]])
+    with pytest.raises(ValueError, match="Style must be None, 'block' or 'logic', not "
+                                         "'external'"):
+        ThresholdSearch(acc_width=4, threshold_width=4, bits=1, thresholds=[[0]],
+                        style="external")
+    with pytest.raises(TypeError, match="Thresholds must be a non-empty sequence"):
+        ThresholdSequential(acc_width=4, threshold_width=4, bits=1, thresholds=[])
