@@ -16,7 +16,13 @@ from .timing import ConvModel, FrameModel, stage_timing
 from .window import WindowSpec
 
 __all__ = ["ComputeSpec", "make_unit", "csd_digits", "FRAME_MEMORY_MIN_BITS",
-           "FRAME_MEMORY_MIN_FILL"]
+           "FRAME_MEMORY_MIN_FILL", "THRESHOLD_UNITS"]
+
+# How a layer turns accumulators into codes (hw/threshold.py): "parallel" compares with
+# every threshold at once (constants selected by the channel group); "search" is a
+# pipelined binary search over thresholds in memories (one per output bit); "sequential"
+# searches one memory, one comparison per cycle (needs ``taps / simd >= out_bits``).
+THRESHOLD_UNITS = ("parallel", "search", "sequential")
 
 
 # A dense engine keeps its input frame in a memory (block RAM) when the frame is at
@@ -104,6 +110,10 @@ class ComputeSpec:
     values: tuple | None = None
     # synthesis hint for the weight ROM: None (the tool decides), "block" or "logic"
     rom_style: str | None = None
+    # the threshold unit (THRESHOLD_UNITS) and where a memory unit's thresholds go: None
+    # (the tool decides per memory), "block" or "logic" (hw/threshold.py)
+    threshold_unit: str = "parallel"
+    threshold_style: str | None = None
     # a register stage between the adder trees and the accumulators (higher Fmax)
     pipeline: bool = False
     # copy the input frame and the results into second buffers: load, compute and send
@@ -123,12 +133,34 @@ class ComputeSpec:
         return self.positions * self.nf * self.sf
 
     @property
+    def threshold_latency(self) -> int:
+        """Cycles a memory threshold unit adds between a group's accumulators and its
+        codes (``out_bits``; 0 for the parallel unit and for accumulator outputs)."""
+        if self.thresholds is None or self.threshold_unit == "parallel":
+            return 0
+        return self.out_bits
+
+    @property
+    def fold_bias(self) -> bool:
+        """Whether the bias is folded into the thresholds (a memory threshold unit: the
+        accumulators start from 0 and the memories hold ``T - bias``), so that no
+        per-channel bias constant is selected in logic. ``acc_bounds`` must then hold
+        the partial sums without the bias."""
+        return self.threshold_latency > 0
+
+    @property
+    def lag(self) -> int:
+        """Cycles from a group's last step issued to its results written (stage B, the
+        accumulator, stage C, ``pipeline`` and the threshold unit)."""
+        return 2 + int(self.pipeline) + self.threshold_latency
+
+    @property
     def fifo_depth(self) -> int:
         """Conv2d: result beats the engine's output FIFO holds; enough for one output
         channel group per cycle with the output always ready (a group's credit comes
-        back ``4 + pipeline`` cycles after its last step); at least 2 (a one-entry
+        back ``lag + 2`` cycles after its last step); at least 2 (a one-entry
         ``SyncFIFO`` has zero-width pointers)."""
-        return max(2, -(-(4 + int(self.pipeline)) // self.sf))
+        return max(2, -(-(self.lag + 2) // self.sf))
 
     @property
     def delay(self) -> int:
@@ -138,7 +170,7 @@ class ComputeSpec:
         :func:`mulfree.hw.timing.stage_timing`)."""
         if self.window is not None:
             return stage_timing(self)[0]
-        return self.steps + 4 + int(self.pipeline) + int(self.double_buffer)
+        return self.steps + self.lag + 2 + int(self.double_buffer)
 
     @property
     def period(self) -> int:
@@ -147,9 +179,8 @@ class ComputeSpec:
         if self.window is not None:
             return stage_timing(self)[1]
         if self.double_buffer:
-            return max(self.steps + 4 + int(self.pipeline), self.in_beats + 1,
-                       self.out_beats + 1)
-        return self.steps + 3 + int(self.pipeline) + max(self.in_beats, self.out_beats)
+            return max(self.steps + self.lag + 2, self.in_beats + 1, self.out_beats + 1)
+        return self.steps + self.lag + 1 + max(self.in_beats, self.out_beats)
 
     @property
     def buffer_word(self) -> int:
@@ -174,6 +205,19 @@ class ComputeSpec:
         depth = self.buffer_depth * (2 if self.double_buffer else 1)
         width = self.buffer_word * self.in_bits
         return (self.in_count * self.in_bits >= FRAME_MEMORY_MIN_BITS and
+                depth * width >= FRAME_MEMORY_MIN_FILL * _ice40_blocks(depth, width))
+
+    @property
+    def out_in_memory(self) -> bool:
+        """Dense: whether the result frame lives in a memory (one word of ``pe`` codes per
+        channel group, read by the send counter) rather than in flip-flops sent through a
+        ``out_beats`` way multiplexer: more than one group, one beat per group, and the
+        same size rules as the input frame (:attr:`buffer_in_memory`)."""
+        if self.window is not None or self.nf < 2 or self.out_beat != self.pe:
+            return False
+        depth = self.nf * (2 if self.double_buffer else 1)
+        width = self.pe * self.out_bits
+        return (self.out_count * self.out_bits >= FRAME_MEMORY_MIN_BITS and
                 depth * width >= FRAME_MEMORY_MIN_FILL * _ice40_blocks(depth, width))
 
     @property
@@ -209,6 +253,18 @@ class ComputeSpec:
         if self.rom_style not in (None, "block", "logic"):
             raise ValueError(f"ROM style must be None, 'block' or 'logic', not "
                              f"{self.rom_style!r}")
+        if self.threshold_unit not in THRESHOLD_UNITS:
+            raise ValueError(f"Threshold unit must be one of {', '.join(THRESHOLD_UNITS)}, "
+                             f"not {self.threshold_unit!r}")
+        if self.threshold_style not in (None, "block", "logic"):
+            raise ValueError(f"Threshold style must be None, 'block' or 'logic', not "
+                             f"{self.threshold_style!r}")
+        if self.threshold_unit != "parallel" and self.mode != "runtime":
+            raise ValueError(f"A {self.threshold_unit} threshold unit needs runtime weights")
+        if self.threshold_unit == "sequential" and self.thresholds is not None and \
+                self.sf < self.out_bits:
+            raise ValueError(f"A sequential threshold unit needs at least {self.out_bits} "
+                             f"steps per channel group (taps / SIMD), not {self.sf}")
         for name, whole, part in [("PE", self.out_channels, self.pe),
                                   ("SIMD", self.taps, self.simd),
                                   ("Input beat", self.in_count, self.in_beat),

@@ -48,7 +48,7 @@ from .adder_tree import sum_tree, sum_tree_carries
 from .compute import ComputeSpec, csd_digits, make_unit
 from .framed import FramedStage, counter_bits
 from .product import shape_for, signed_width
-from .threshold import threshold_code
+from .threshold import ThresholdSearch, ThresholdSequential, threshold_code
 from .window import SlidingWindow
 
 __all__ = ["LayerEngine"]
@@ -220,20 +220,26 @@ class LayerEngine(FramedStage):
         busy = Signal(name="busy")
         run = Signal(name="run")
         vb = s.out_bits
-        outbuf = Signal(s.out_count * vb, name="out_buf")
-
         db = s.double_buffer
-        # double buffering: the results are copied into a send buffer when compute ends
-        # and the next frame loads while this one computes (into the other half of the
-        # frame memory, or into a second register buffer), so loading, computing and
-        # sending overlap
-        sendbuf = Signal(s.out_count * vb, name="send_buf") if db else outbuf
         pending = Signal(name="pending")
-        self._send(m, lambda cnt: sendbuf.word_select(cnt, s.out_beat * vb), out_full,
-                   s.out_beats)
-        if db:
-            with m.If(pending & ~out_full):
-                m.d.sync += [sendbuf.eq(outbuf), out_full.eq(1), pending.eq(0), busy.eq(0)]
+        # double buffering: the results are copied into a send buffer when compute ends
+        # (or, in a result memory, the two halves swap) and the next frame loads while this
+        # one computes (into the other half of the frame memory, or into a second register
+        # buffer), so loading, computing and sending overlap
+        if s.out_in_memory:
+            write_result = self._result_memory(m, out_full, pending, busy)
+        else:
+            outbuf = Signal(s.out_count * vb, name="out_buf")
+            sendbuf = Signal(s.out_count * vb, name="send_buf") if db else outbuf
+            self._send(m, lambda cnt: sendbuf.word_select(cnt, s.out_beat * vb), out_full,
+                       s.out_beats)
+            if db:
+                with m.If(pending & ~out_full):
+                    m.d.sync += [sendbuf.eq(outbuf), out_full.eq(1), pending.eq(0),
+                                 busy.eq(0)]
+
+            def write_result(group, value):
+                m.d.sync += outbuf.word_select(group, s.pe * vb).eq(value)
 
         # -- stage A: counters and issue ----------------------------------------------
         sf_c = Signal(counter_bits(sf), name="sf")
@@ -266,7 +272,7 @@ class LayerEngine(FramedStage):
 
         group = Signal(counter_bits(nf), name="group")
         with m.If(v_c):
-            m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
+            write_result(group, Cat(*results))
             with m.If(group == nf - 1):
                 if db:
                     m.d.sync += [group.eq(0), pending.eq(1)]
@@ -275,6 +281,49 @@ class LayerEngine(FramedStage):
             with m.Else():
                 m.d.sync += group.eq(group + 1)
         return m
+
+    def _result_memory(self, m, out_full, pending, busy):
+        """The result frame in a memory of ``nf`` words of ``pe`` codes (two halves with
+        ``double_buffer``: the results being computed and the results being sent), one
+        word per output beat. The read address is the beat the send counter moves to (on
+        a transfer, the next one), so the synchronous read's data is the beat on the
+        cycle it is offered and holds while valid waits. Returns ``write(group, value)``.
+
+        Word 0 of a frame is always written at least one cycle before the frame is
+        complete (``nf >= 2``), so the read of word 0 on the completing cycle sees it."""
+        s = self.spec
+        nf, db = s.nf, s.double_buffer
+        mem = memory.Memory(shape=unsigned(s.pe * s.out_bits), depth=nf * (1 + db), init=[],
+                            attrs={"no_rw_check": 1})
+        m.submodules.results = mem
+        wp = mem.write_port()
+        rp = mem.read_port(domain="sync")
+        cnt = Signal(counter_bits(nf), name="send_cnt")
+        sent = out_full & self.o.ready
+        last = cnt == nf - 1
+        nxt = Mux(sent, Mux(last, 0, cnt + 1), cnt)
+        m.d.comb += [self.o.valid.eq(out_full), self.o.payload.eq(rp.data)]
+        with m.If(sent):
+            m.d.sync += cnt.eq(Mux(last, 0, cnt + 1))
+            with m.If(last):
+                m.d.sync += out_full.eq(0)
+        if db:
+            # wh: the half being computed into; sh: the half being sent
+            wh = Signal(name="result_half")
+            sh = Signal(name="send_half")
+            swap = pending & ~out_full
+            with m.If(swap):
+                m.d.sync += [out_full.eq(1), pending.eq(0), busy.eq(0), sh.eq(wh),
+                             wh.eq(~wh)]
+            m.d.comb += rp.addr.eq(Mux(swap, Mux(wh, nf, 0), Mux(sh, nf, 0) + nxt))
+        else:
+            wh = None
+            m.d.comb += rp.addr.eq(nxt)
+
+        def write(group, value):
+            m.d.comb += [wp.en.eq(1), wp.data.eq(value),
+                         wp.addr.eq(group if wh is None else Mux(wh, nf, 0) + group)]
+        return write
 
     def _frame_memory(self, m, in_full, start, run, last_sf):
         """The input frame in a memory of ``buffer_depth`` words of ``buffer_word`` codes
@@ -505,8 +554,8 @@ class LayerEngine(FramedStage):
         aw = s.acc_width
         accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
         for pe in range(s.pe):
-            biases = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
-            bias = Const(biases[0], signed(aw)) if nf == 1 else \
+            biases = [0 if s.fold_bias else s.bias[n_ * s.pe + pe] for n_ in range(nf)]
+            bias = Const(biases[0], signed(aw)) if len(set(biases)) == 1 else \
                 Array(Const(v, signed(aw)) for v in biases)[nf_b]
             total = Mux(first_b, bias, accs[pe]) + partials[pe]
             for c in carries[pe]:   # at most one: the tree has an adder per other carry
@@ -520,6 +569,8 @@ class LayerEngine(FramedStage):
         m.d.sync += [v_c.eq(v_b & last_b), nf_c2.eq(nf_b)]
         results = []
         lo, hi = s.acc_bounds
+        if s.thresholds is not None and s.threshold_unit != "parallel":
+            return self._threshold_memories(m, v_c, nf_c2, accs)
         for pe in range(s.pe):
             if s.thresholds is None:
                 results.append(accs[pe].as_unsigned())
@@ -534,3 +585,33 @@ class LayerEngine(FramedStage):
             m.d.comb += code.eq(threshold_code(accs[pe], ts))
             results.append(code)
         return v_c, results
+
+    def _threshold_memories(self, m, v_c, group, accs):
+        """Stage C with a memory threshold unit per PE (:class:`~.threshold.ThresholdSearch`
+        or :class:`~.threshold.ThresholdSequential`): lane ``pe`` holds the thresholds of
+        channels ``n * pe_count + pe``, minus the bias (folded: the accumulators started
+        from 0), clamped into the accumulator's range, and padded to ``2**out_bits - 1``
+        with thresholds no accumulator reaches. Returns ``(valid, results)``, valid
+        ``out_bits`` cycles after ``v_c``."""
+        s = self.spec
+        lo, hi = s.acc_bounds
+        aw = s.acc_width
+        tw = max(aw, signed_width(lo), signed_width(hi + 1))
+        bits = s.out_bits
+        count = (1 << bits) - 1
+        cls = ThresholdSearch if s.threshold_unit == "search" else ThresholdSequential
+        results, valid = [], None
+        for pe in range(s.pe):
+            rows = []
+            for n_ in range(s.nf):
+                j = n_ * s.pe + pe
+                off = s.bias[j] if s.fold_bias else 0
+                row = [min(max(t - off, lo), hi + 1) for t in s.thresholds[j]]
+                rows.append(row + [hi + 1] * (count - len(row)))
+            unit = cls(acc_width=aw, threshold_width=tw, bits=bits, thresholds=rows,
+                       style=s.threshold_style)
+            m.submodules[f"thr{pe}"] = unit
+            m.d.comb += [unit.valid.eq(v_c), unit.acc.eq(accs[pe]), unit.group.eq(group)]
+            results.append(unit.code)
+            valid = unit.code_valid
+        return valid, results

@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 # Make tests/<area>/ helper modules (e.g. tests/gen/reference.py) importable by name.
-for sub in ("gen", "hw", "sim", "boards"):
+for sub in ("gen", "gen/plan", "hw", "sim", "boards"):
     p = Path(__file__).parent / sub
     if p.is_dir() and str(p) not in sys.path:
         sys.path.insert(0, str(p))

@@ -10,7 +10,7 @@ Fold file (JSON)::
       "device": "ice40up5k",               # optional: fit the layers not listed to it
       "clock_mhz": 12,                     # optional, with device: the clock the fit must meet
       "layers": {                          # optional, by layer name
-        "fc1": {"pe": 4, "simd": 16, "rom": "block"},
+        "fc1": {"pe": 4, "simd": 16, "rom": "block", "thresholds": "search"},
         "conv1": "parallel"
       }
     }
@@ -19,7 +19,11 @@ Fold file (JSON)::
 (``in_features`` for dense, ``kh * kw * in_channels`` for conv2d); a layer given as
 ``"serial"`` is ``pe = simd = 1``, ``"parallel"`` is all of them at once. ``rom`` asks
 synthesis to put the weight ROM in block RAM (``"block"``) or logic (``"logic"``); by
-default the tool decides (Yosys maps shallow ROMs to logic). ``fold`` may
+default the tool decides (Yosys maps shallow ROMs to logic). ``thresholds`` picks the
+threshold unit (:data:`mulfree.hw.compute.THRESHOLD_UNITS`): ``"parallel"`` (the default:
+a comparator per threshold, the thresholds constants), ``"search"`` (a pipelined binary
+search over thresholds in memories) or ``"sequential"`` (one memory, one comparison per
+cycle; needs ``taps / simd >= out_bits``). ``fold`` may
 also be one of those strings for every layer, a dict of that form, or a path to the file.
 Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
 
@@ -38,8 +42,12 @@ from typing import Any
 from ..errors import InputError
 from .devices import get_device
 
-__all__ = ["FOLD_PRESETS", "load_fold", "layer_fold", "rom_style", "divisors",
-           "largest_divisor"]
+__all__ = ["FOLD_PRESETS", "LAYER_KEYS", "load_fold", "layer_fold", "rom_style",
+           "threshold_unit", "divisors", "largest_divisor"]
+
+# The keys of a layer's entry in a fold file.
+LAYER_KEYS = ("pe", "simd", "rom", "thresholds")
+_THRESHOLD_UNITS = ("parallel", "search", "sequential")
 
 FOLD_PRESETS = ("auto", "serial", "parallel")
 
@@ -131,10 +139,11 @@ def layer_fold(layer, fold: dict, out_ch: int, taps: int, mode: str) -> tuple[in
         return out_ch, taps
     if entry == "auto":
         return largest_divisor(out_ch, 4), largest_divisor(taps, 16)
-    if not isinstance(entry, dict) or set(entry) - {"pe", "simd", "rom"}:
+    if not isinstance(entry, dict) or set(entry) - set(LAYER_KEYS):
         raise InputError(f"fold: layer '{layer.name}' must be 'serial', 'parallel', 'auto' "
                          f"or {{\"pe\": P, \"simd\": S}} (optionally \"rom\": \"block\" or "
-                         f"\"logic\"), got {entry!r}")
+                         f"\"logic\", \"thresholds\": {' or '.join(_THRESHOLD_UNITS)}), got "
+                         f"{entry!r}")
     pe, simd = entry.get("pe", 1), entry.get("simd", 1)
     for name, v, whole, what in [("pe", pe, out_ch, "output channels"),
                                  ("simd", simd, taps, "inputs per output")]:
@@ -154,3 +163,14 @@ def rom_style(layer, fold: dict) -> str | None:
         raise InputError(f"fold: layer '{layer.name}': rom must be 'block', 'logic' or "
                          f"'auto', got {entry['rom']!r}")
     return None if entry["rom"] == "auto" else entry["rom"]
+
+
+def threshold_unit(layer, fold: dict) -> str:
+    """The fold's threshold unit for ``layer`` (``"parallel"`` unless its entry says)."""
+    entry = fold["layers"].get(layer.name)
+    if not isinstance(entry, dict) or "thresholds" not in entry:
+        return "parallel"
+    if entry["thresholds"] not in _THRESHOLD_UNITS:
+        raise InputError(f"fold: layer '{layer.name}': thresholds must be one of "
+                         f"{', '.join(_THRESHOLD_UNITS)}, got {entry['thresholds']!r}")
+    return entry["thresholds"]

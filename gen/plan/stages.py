@@ -21,7 +21,7 @@ from ..errors import InputError, ModelError
 from ..model.format import Conv2d, Dense, Flatten, MaxPool, Model, OutputKind, Scheme
 from ..model.golden import accumulator_bounds, product_table
 from .cost import stage_ffs
-from .folds import divisors, largest_divisor, layer_fold, rom_style
+from .folds import divisors, largest_divisor, layer_fold, rom_style, threshold_unit
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
 
@@ -45,19 +45,42 @@ def _window_row(window) -> dict:
             "scan_cycles": window.scan_pieces}
 
 
-def relaxed_bounds(layer, in_shape) -> tuple[int, int]:
+def relaxed_bounds(layer, in_shape, bias: bool = True) -> tuple[int, int]:
     """Bounds holding every partial sum the engine forms (bias plus any subset of the
-    products, padding included), and the final pre-activation."""
+    products, padding included), and the final pre-activation. ``bias=False``: the same
+    without the bias (a memory threshold unit folds it into the thresholds)."""
     table = product_table(layer)
     pmin = np.minimum(table.min(axis=1), 0)
     pmax = np.maximum(table.max(axis=1), 0)
     codes = layer.weights.codes.reshape(layer.weights.codes.shape[0], -1)
-    bias = layer.bias.astype(np.int64)
-    lo = int((bias + pmin[codes].sum(axis=1)).min())
-    hi = int((bias + pmax[codes].sum(axis=1)).max())
+    b = layer.bias.astype(np.int64) if bias else np.zeros(codes.shape[0], np.int64)
+    lo = int((b + pmin[codes].sum(axis=1)).min())
+    hi = int((b + pmax[codes].sum(axis=1)).max())
+    if not bias:
+        return min(lo, 0), max(hi, 0)
     exact = accumulator_bounds(layer, in_shape)
     return min(lo, exact.min, 0), max(hi, exact.max, 0)
 
+
+
+def _threshold_row(spec) -> dict:
+    """The manifest's description of a layer's threshold unit."""
+    if spec.threshold_unit == "parallel":
+        n = len(spec.thresholds[0])
+        return {"kind": "parallel", "comparators_per_pe": n,
+                "storage": "constants" + (" selected by the channel group" if spec.nf > 1
+                                          else "")}
+    lo, hi = spec.acc_bounds
+    tw = max(spec.acc_width, signed_width(lo), signed_width(hi + 1))
+    bits = spec.out_bits
+    if spec.threshold_unit == "search":
+        memories = [{"depth": spec.nf << level, "width": tw} for level in range(bits)]
+    else:
+        memories = [{"depth": spec.nf << bits, "width": tw}]
+    return {"kind": spec.threshold_unit, "latency": spec.threshold_latency,
+            "comparators_per_pe": bits if spec.threshold_unit == "search" else 1,
+            "memories_per_pe": memories, "style": spec.threshold_style or "tool decides",
+            "bias": "folded into the thresholds"}
 
 
 def _choose_unit(layer, act_identity: bool, products: np.ndarray):
@@ -193,11 +216,14 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             window = _window(io.in_shape, layer, io.in_bits, beat)
             positions, taps = window.positions, window.taps
         pe, simd = layer_fold(layer, fold, out_ch, taps, mode)
-        lo, hi = relaxed_bounds(layer, io.in_shape)
         kind = layer.output.kind
         thresholds = None
+        thr_unit = "parallel"
         if kind is OutputKind.THRESHOLDS:
             thresholds = tuple(tuple(int(v) for v in row) for row in layer.output.thresholds)
+            thr_unit = threshold_unit(layer, fold) if mode == "runtime" else "parallel"
+        # a memory threshold unit folds the bias into its thresholds
+        lo, hi = relaxed_bounds(layer, io.in_shape, bias=thr_unit == "parallel")
         codes = tuple(tuple(int(v) for v in row)
                       for row in layer.weights.codes.reshape(out_ch, taps))
         common = dict(in_bits=io.in_bits, in_count=in_count, in_beat=beat, out_beat=pe,
@@ -205,6 +231,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                       codes=codes, products=tuple(tuple(int(v) for v in r) for r in table),
                       bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
                       mode=mode, window=window, thresholds=thresholds,
+                      threshold_unit=thr_unit,
                       pipeline=fold["pipeline"], double_buffer=fold["double_buffer"])
         if mode == "runtime":
             ukind, params, native, decode = _choose_unit(layer, act_identity, table)
@@ -233,6 +260,8 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                "acc_width_exact": exact.width, "output": kind.value,
                "in_beat": spec.in_beat, "out_beat": spec.out_beat,
                "cycles": spec.steps, "rom_bits": 0}
+        if thresholds is not None:
+            row["threshold_unit"] = _threshold_row(spec)
         if window is not None:
             row["window"] = _window_row(window)
         else:
@@ -243,6 +272,10 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                  "width": spec.buffer_word * spec.in_bits}
                 if spec.buffer_in_memory else
                 {"storage": "registers", "bits": spec.in_count * spec.in_bits * db})
+            row["output_buffer"] = (
+                {"storage": "memory", "depth": spec.nf * db, "width": spec.pe * spec.out_bits}
+                if spec.out_in_memory else
+                {"storage": "registers", "bits": spec.out_count * spec.out_bits * db})
         if mode == "runtime":
             u = make_unit(spec.unit_kind, spec.unit_params, 1, False)
             u._MustUse__used = True

@@ -81,8 +81,15 @@ def _finish(draw, model, seed):
             if hasattr(layer, "weights"):
                 out = layer.weights.codes.shape[0]
                 taps = int(np.prod(layer.weights.codes.shape[1:]))
-                fold["layers"][layer.name] = {"pe": _divisor(draw, out),
-                                              "simd": _divisor(draw, taps)}
+                entry = {"pe": _divisor(draw, out), "simd": _divisor(draw, taps)}
+                if layer.output.kind.value == "thresholds":
+                    # the threshold unit: parallel comparators, the pipelined search, or
+                    # the sequential one (which needs taps / simd >= out_bits)
+                    units = ["parallel", "search"]
+                    if taps // entry["simd"] >= layer.output.bits:
+                        units.append("sequential")
+                    entry["thresholds"] = draw(st.sampled_from(units))
+                fold["layers"][layer.name] = entry
     return model, mode, fold, seed
 
 
