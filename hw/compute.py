@@ -15,7 +15,7 @@ from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, sign
 from .timing import ConvModel, FrameModel, stage_timing
 from .window import WindowSpec
 
-__all__ = ["ComputeSpec", "make_unit", "csd_digits", "FRAME_MEMORY_MIN_BITS",
+__all__ = ["ComputeSpec", "make_unit", "csd_digits", "decode_wiring", "FRAME_MEMORY_MIN_BITS",
            "FRAME_MEMORY_MIN_FILL", "THRESHOLD_UNITS"]
 
 # How a layer turns accumulators into codes (hw/threshold.py): "parallel" compares with
@@ -61,6 +61,30 @@ def make_unit(kind: str, params: dict, act_bits: int, act_signed: bool):
     if kind == "table":
         return TableProduct(table=params["table"])
     raise ValueError(f"Product unit kind must be uniform, pot, apot or table, not {kind!r}")
+
+
+def decode_wiring(decode, in_bits: int) -> tuple[str, int] | None:
+    """How an activation decode (``decode[c]``: the level of code ``c``) is wiring, or
+    None when it is a lookup: ``("unsigned", k)`` for ``c << k``, ``("signed", k)`` for
+    the code read as two's complement, shifted by ``k``, ``("offset", k)`` for ``(c -
+    2**(in_bits - 1)) << k`` (the most significant bit inverted, then read as two's
+    complement). Signed activations, in either order, need no table."""
+    if decode is None:
+        return None
+    n = 1 << in_bits
+    if len(decode) != n:
+        return None
+    half = n >> 1
+    forms = {"unsigned": list(range(n)),
+             "signed": [c - n if c >= half else c for c in range(n)],
+             "offset": [c - half for c in range(n)]}
+    for name, base in forms.items():
+        if in_bits == 1 and name != "unsigned":
+            continue                    # a 1-bit signed code is {0, -1}: leave it a table
+        for k in range(0, 16):
+            if list(decode) == [v << k for v in base]:
+                return name, k
+    return None
 
 
 def csd_digits(value: int) -> list[tuple[int, int]]:

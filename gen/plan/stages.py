@@ -20,7 +20,7 @@ from mulfree.hw.window import WindowSpec
 from ..errors import InputError, ModelError
 from ..model.format import Conv2d, Dense, Flatten, MaxPool, Model, OutputKind, Scheme
 from ..model.golden import accumulator_bounds, product_table
-from .cost import stage_ffs
+from .cost import lane_luts, stage_ffs
 from .folds import divisors, largest_divisor, layer_fold, rom_style, threshold_unit
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
@@ -83,12 +83,32 @@ def _threshold_row(spec) -> dict:
             "bias": "folded into the thresholds"}
 
 
-def _choose_unit(layer, act_identity: bool, products: np.ndarray):
-    """(kind, params, native weights per code, activation decode or None)."""
+def _choose_unit(layer, act_identity: bool, products: np.ndarray, in_bits: int):
+    """(kind, params, native weights per code, activation decode or None).
+
+    A table layer gets a product table. Otherwise the scheme's unit (the cheapest a LUT-Q
+    codebook's values allow), with an activation decode in front when the activation
+    codebook is not the identity; such a layer gets a product table instead when that
+    has at most ``_TABLE_LIMIT`` entries and the resource model prices it lower than the
+    unit and its decode (a signed or shifted codebook decodes by wiring, so signed 4-bit
+    activations keep a PoT shifter rather than a 256-entry table per lane)."""
     w = layer.weights
     k, n_a = products.shape
-    if w.scheme is Scheme.TABLE or (not act_identity and k * n_a <= _TABLE_LIMIT):
-        return "table", {"table": products.tolist()}, list(range(k)), None
+    table = ("table", {"table": products.tolist()}, list(range(k)), None)
+    if w.scheme is Scheme.TABLE:
+        return table
+    unit = _scheme_unit(layer, act_identity)
+    if not act_identity and k * n_a <= _TABLE_LIMIT:
+        kind, params, _, decode = unit
+        if lane_luts("table", table[1], in_bits, None) <= \
+                lane_luts(kind, params, in_bits, decode):
+            return table
+    return unit
+
+
+def _scheme_unit(layer, act_identity: bool):
+    """The scheme's product unit (:func:`_choose_unit`)."""
+    w = layer.weights
     decode = None if act_identity else [int(v) for v in layer.activation_codebook]
     values = [int(v) for v in w.codebook]
     mags = [abs(v) for v in values if v]
@@ -234,7 +254,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                       threshold_unit=thr_unit,
                       pipeline=fold["pipeline"], double_buffer=fold["double_buffer"])
         if mode == "runtime":
-            ukind, params, native, decode = _choose_unit(layer, act_identity, table)
+            ukind, params, native, decode = _choose_unit(layer, act_identity, table, io.in_bits)
             spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,
                                native=tuple(native),
                                act_decode=None if decode is None else tuple(decode),
