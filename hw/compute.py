@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 
 from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, signed_width
+from .spram import SpramMemory, spram_tiles
+from .threshold import sequential_words
 from .timing import ConvModel, FrameModel, stage_timing
 from .window import WindowSpec
 
@@ -132,10 +134,12 @@ class ComputeSpec:
     act_decode: tuple | None = None
     # baked: W[k] when the product is W[k] * c (identity activations), else None
     values: tuple | None = None
-    # synthesis hint for the weight ROM: None (the tool decides), "block" or "logic"
+    # where the weight ROM goes: None (the tool decides), "block" or "logic" (synthesis
+    # hints), "spram" (iCE40 UltraPlus SPRAM, loaded after reset: hw/spram.py)
     rom_style: str | None = None
     # the threshold unit (THRESHOLD_UNITS) and where a memory unit's thresholds go: None
-    # (the tool decides per memory), "block" or "logic" (hw/threshold.py)
+    # (the tool decides per memory), "block" or "logic" (hw/threshold.py), or "spram"
+    # (a sequential unit only: each PE's memory in SPRAM, loaded after reset)
     threshold_unit: str = "parallel"
     threshold_style: str | None = None
     # a register stage between the adder trees and the accumulators (higher Fmax)
@@ -232,6 +236,97 @@ class ComputeSpec:
                 depth * width >= FRAME_MEMORY_MIN_FILL * _ice40_blocks(depth, width))
 
     @property
+    def weight_bits(self) -> int:
+        """Bits of one native weight in the ROM word (runtime mode)."""
+        unit = make_unit(self.unit_kind, self.unit_params, 1, False)
+        unit._MustUse__used = True
+        return unit.weight_bits
+
+    def rom_words(self) -> list[int]:
+        """The weight ROM: word ``nf_index * sf + sf_index`` holds the ``pe * simd``
+        native weights of that step, PE-major, LSB first."""
+        width = self.weight_bits
+        words = []
+        for addr in range(self.nf * self.sf):
+            n_, f_ = divmod(addr, self.sf)
+            word = 0
+            for pe in range(self.pe):
+                for lane in range(self.simd):
+                    k = self.codes[n_ * self.pe + pe][f_ * self.simd + lane]
+                    word |= self.native[k] << ((pe * self.simd + lane) * width)
+            words.append(word)
+        return words
+
+    @property
+    def threshold_width(self) -> int:
+        """Width of a threshold as stage C compares it (the accumulator's range + 1)."""
+        lo, hi = self.acc_bounds
+        return max(self.acc_width, signed_width(lo), signed_width(hi + 1))
+
+    def threshold_rows(self, pe: int) -> list[list[int]]:
+        """A memory threshold unit's table for lane ``pe``: per channel group, the
+        thresholds of channel ``group * pe_count + pe`` minus its bias when folded,
+        clamped into the accumulator's range and padded to ``2**out_bits - 1`` with
+        thresholds no accumulator reaches."""
+        lo, hi = self.acc_bounds
+        count = (1 << self.out_bits) - 1
+        rows = []
+        for n_ in range(self.nf):
+            j = n_ * self.pe + pe
+            off = self.bias[j] if self.fold_bias else 0
+            row = [min(max(t - off, lo), hi + 1) for t in self.thresholds[j]]
+            rows.append(row + [hi + 1] * (count - len(row)))
+        return rows
+
+    def spram_memories(self) -> list[tuple[str, int, int, list[int]]]:
+        """The stage's memories in SPRAM, in load order: ``(name, depth, width, words)``
+        (the weight ROM, then each PE's sequential threshold memory, its words two's
+        complement)."""
+        out = []
+        if self.rom_style == "spram":
+            out.append(("rom", self.nf * self.sf, self.pe * self.simd * self.weight_bits,
+                        self.rom_words()))
+        if self.threshold_style == "spram" and self.thresholds is not None:
+            tw = self.threshold_width
+            for pe in range(self.pe):
+                words = [w & ((1 << tw) - 1)
+                         for w in sequential_words(self.threshold_rows(pe), self.out_bits)]
+                out.append((f"thr{pe}", len(words), tw, words))
+        return out
+
+    @property
+    def spram_blocks(self) -> int:
+        """SPRAM blocks the stage uses."""
+        total = 0
+        for _, depth, width, _ in self.spram_memories_shapes():
+            rows, cols = spram_tiles(depth, width)
+            total += rows * cols
+        return total
+
+    def spram_memories_shapes(self) -> list[tuple[str, int, int, None]]:
+        """:meth:`spram_memories` without the words (cheap)."""
+        out = []
+        if self.rom_style == "spram":
+            out.append(("rom", self.nf * self.sf, self.pe * self.simd * self.weight_bits,
+                        None))
+        if self.threshold_style == "spram" and self.thresholds is not None:
+            for pe in range(self.pe):
+                out.append((f"thr{pe}", self.nf << self.out_bits, self.threshold_width, None))
+        return out
+
+    @property
+    def load_words(self) -> int:
+        """16-bit words the stage's SPRAM memories load after reset (0: none)."""
+        return sum(spram_tiles(d, w)[1] * d for _, d, w, _ in self.spram_memories_shapes())
+
+    def load_image(self) -> list[int]:
+        """The 16-bit words the stage loads after reset, in order."""
+        out = []
+        for _, depth, width, words in self.spram_memories():
+            out += SpramMemory.image_of(words, depth, width)
+        return out
+
+    @property
     def out_in_memory(self) -> bool:
         """Dense: whether the result frame lives in a memory (one word of ``pe`` codes per
         channel group, read by the send counter) rather than in flip-flops sent through a
@@ -274,15 +369,21 @@ class ComputeSpec:
     def check(self) -> None:
         if self.mode not in ("runtime", "baked"):
             raise ValueError(f"Mode must be 'runtime' or 'baked', not {self.mode!r}")
-        if self.rom_style not in (None, "block", "logic"):
-            raise ValueError(f"ROM style must be None, 'block' or 'logic', not "
+        if self.rom_style not in (None, "block", "logic", "spram"):
+            raise ValueError(f"ROM style must be None, 'block', 'logic' or 'spram', not "
                              f"{self.rom_style!r}")
+        if self.rom_style == "spram" and (self.mode != "runtime" or self.nf * self.sf < 2):
+            raise ValueError("A weight ROM in SPRAM needs runtime weights and more than one "
+                             "ROM word")
         if self.threshold_unit not in THRESHOLD_UNITS:
             raise ValueError(f"Threshold unit must be one of {', '.join(THRESHOLD_UNITS)}, "
                              f"not {self.threshold_unit!r}")
-        if self.threshold_style not in (None, "block", "logic"):
-            raise ValueError(f"Threshold style must be None, 'block' or 'logic', not "
-                             f"{self.threshold_style!r}")
+        if self.threshold_style not in (None, "block", "logic", "spram"):
+            raise ValueError(f"Threshold style must be None, 'block', 'logic' or 'spram', "
+                             f"not {self.threshold_style!r}")
+        if self.threshold_style == "spram" and self.threshold_unit != "sequential":
+            raise ValueError(f"Thresholds in SPRAM need the sequential unit, not "
+                             f"{self.threshold_unit!r}")
         if self.threshold_unit != "parallel" and self.mode != "runtime":
             raise ValueError(f"A {self.threshold_unit} threshold unit needs runtime weights")
         if self.threshold_unit == "sequential" and self.thresholds is not None and \

@@ -48,10 +48,29 @@ from .adder_tree import sum_tree, sum_tree_carries
 from .compute import ComputeSpec, csd_digits, decode_wiring, make_unit
 from .framed import FramedStage, counter_bits
 from .product import shape_for, signed_width
+from .spram import LOAD_WORD_BITS, SpramMemory
 from .threshold import ThresholdSearch, ThresholdSequential, threshold_code
 from .window import SlidingWindow
 
-__all__ = ["LayerEngine"]
+__all__ = ["LayerEngine", "chain_loads"]
+
+
+def chain_loads(m, src, loaded, sinks) -> None:
+    """Pass the load stream ``src`` to the ``sinks`` (each with a ``load`` stream and a
+    ``loaded`` flag) one after the other: the first not yet loaded takes the words.
+    ``loaded`` is high once every sink is. With no sinks, ``loaded`` is high and ``src``
+    always ready (and ignored)."""
+    if not sinks:
+        m.d.comb += [loaded.eq(1), src.ready.eq(1)]
+        return
+    before = Const(1, 1)
+    ready = Const(0, 1)
+    for sink in sinks:
+        mine = before & ~sink.loaded
+        m.d.comb += [sink.load.payload.eq(src.payload), sink.load.valid.eq(src.valid & mine)]
+        ready = ready | (mine & sink.load.ready)
+        before = before & sink.loaded
+    m.d.comb += [src.ready.eq(ready), loaded.eq(before)]
 
 
 class LayerEngine(FramedStage):
@@ -90,10 +109,15 @@ class LayerEngine(FramedStage):
             raise ValueError("A baked layer is fully parallel: PE must be the output "
                              "channel count and SIMD the tap count")
         self.spec = spec
-        super().__init__({
+        ports = {
             "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
             "o": Out(stream.Signature(unsigned(spec.out_beat * spec.out_bits))),
-        })
+        }
+        if spec.load_words:
+            # SPRAM memories, written after reset from this stream (hw/spram.py)
+            ports["load"] = In(stream.Signature(LOAD_WORD_BITS))
+            ports["loaded"] = Out(1)
+        super().__init__(ports)
 
     # -- the datapath of stage B: per PE, the partial sum of SIMD products ----------
     def _runtime_partials(self, m, rom_data, acts, pads):
@@ -214,9 +238,11 @@ class LayerEngine(FramedStage):
         return partials
 
     def elaborate(self, platform):
-        if self.spec.window is None:
-            return self._elaborate_frame()
-        return self._elaborate_stream()
+        self._sprams = []
+        m = self._elaborate_frame() if self.spec.window is None else self._elaborate_stream()
+        if self.spec.load_words:
+            chain_loads(m, self.load, self.loaded, self._sprams)
+        return m
 
     def _elaborate_frame(self):
         """Dense: load the whole input vector, compute, send from a result buffer."""
@@ -509,19 +535,15 @@ class LayerEngine(FramedStage):
             partials = self._baked_partials(m, acts_b, pads_b)
             carries = [[] for _ in partials]
         else:
-            nw = make_unit(s.unit_kind, s.unit_params, 1, False)
-            nw._MustUse__used = True
-            width = nw.weight_bits
-            words = []
-            for addr in range(nf * sf):
-                n_, f_ = divmod(addr, sf)
-                word = 0
-                for pe in range(s.pe):
-                    for lane in range(s.simd):
-                        k = s.codes[n_ * s.pe + pe][f_ * s.simd + lane]
-                        word |= s.native[k] << ((pe * s.simd + lane) * width)
-                words.append(word)
-            if len(words) == 1 and s.unit_kind == "table":
+            width = s.weight_bits
+            words = s.rom_words()
+            if s.rom_style == "spram":
+                rom = SpramMemory(depth=nf * sf, width=s.pe * s.simd * width)
+                m.submodules.rom = rom
+                self._sprams.append(rom)
+                m.d.comb += rom.addr.eq(waddr)
+                data = rom.data
+            elif len(words) == 1 and s.unit_kind == "table":
                 # Fully parallel table products: the weights are constants, so each
                 # product is a lookup on the activation code alone.
                 data = None
@@ -604,24 +626,24 @@ class LayerEngine(FramedStage):
         with thresholds no accumulator reaches. Returns ``(valid, results)``, valid
         ``out_bits`` cycles after ``v_c``."""
         s = self.spec
-        lo, hi = s.acc_bounds
         aw = s.acc_width
-        tw = max(aw, signed_width(lo), signed_width(hi + 1))
+        tw = s.threshold_width
         bits = s.out_bits
-        count = (1 << bits) - 1
         cls = ThresholdSearch if s.threshold_unit == "search" else ThresholdSequential
+        spram = s.threshold_style == "spram"
         results, valid = [], None
         for pe in range(s.pe):
-            rows = []
-            for n_ in range(s.nf):
-                j = n_ * s.pe + pe
-                off = s.bias[j] if s.fold_bias else 0
-                row = [min(max(t - off, lo), hi + 1) for t in s.thresholds[j]]
-                rows.append(row + [hi + 1] * (count - len(row)))
-            unit = cls(acc_width=aw, threshold_width=tw, bits=bits, thresholds=rows,
-                       style=s.threshold_style)
+            unit = cls(acc_width=aw, threshold_width=tw, bits=bits,
+                       thresholds=s.threshold_rows(pe),
+                       style="external" if spram else s.threshold_style)
             m.submodules[f"thr{pe}"] = unit
             m.d.comb += [unit.valid.eq(v_c), unit.acc.eq(accs[pe]), unit.group.eq(group)]
+            if spram:
+                mem = SpramMemory(depth=s.nf << bits, width=tw)
+                m.submodules[f"thr_mem{pe}"] = mem
+                self._sprams.append(mem)
+                m.d.comb += [mem.addr.eq(unit.mem_addr),
+                             unit.mem_data.eq(mem.data.as_signed())]
             results.append(unit.code)
             valid = unit.code_valid
         return valid, results

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .argmax import ArgMaxSpec, ArgMaxUnit
 from .compute import ComputeSpec
-from .engine import LayerEngine
+from .engine import LayerEngine, chain_loads
 from .pool import MaxPoolSpec, MaxPoolUnit, StreamMaxPool
+from .spram import LOAD_WORD_BITS
 
 __all__ = ["Network", "build_stage"]
 
@@ -41,6 +42,10 @@ class Network(wiring.Component):
         flattened (row, column, channel) order of the model input.
     o : Out(stream.Signature(unsigned(OUT_BEAT_BITS)))
         Output values, ``values_per_beat`` per beat, LSB-first.
+    load : In(stream.Signature(16))
+        Only when a stage keeps memories in SPRAM (iCE40 UltraPlus): the words of
+        :meth:`load_image`, once after reset; ``i.ready`` stays low until the last one is
+        taken.
 
     Both streams follow the rules of :mod:`amaranth.lib.stream`; any back-pressure on
     ``o`` and any idle on ``i`` are safe. The clock and reset are the ``sync`` domain's.
@@ -58,10 +63,28 @@ class Network(wiring.Component):
                 raise ValueError(f"Stage {n} sends {wa}-bit beats but stage {n + 1} takes "
                                  f"{wb}-bit beats")
         first, last = self.parts[0], self.parts[-1]
-        super().__init__({
+        ports = {
             "i": In(stream.Signature(len(first.i.payload))),
             "o": Out(stream.Signature(len(last.o.payload))),
-        })
+        }
+        self.loading = [p for p in self.parts if "load" in p.signature.members]
+        if self.loading:
+            ports["load"] = In(stream.Signature(LOAD_WORD_BITS))
+        super().__init__(ports)
+
+    @property
+    def load_words(self) -> int:
+        """Words of :meth:`load_image` (0: the network has no ``load`` port)."""
+        return sum(getattr(s, "load_words", 0) for s in self.stages)
+
+    def load_image(self) -> list[int]:
+        """The 16-bit words the ``load`` port takes after reset (SPRAM contents, stage by
+        stage in order; :meth:`~mulfree.hw.compute.ComputeSpec.load_image`)."""
+        out = []
+        for s in self.stages:
+            if getattr(s, "load_words", 0):
+                out += s.load_image()
+        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -69,6 +92,15 @@ class Network(wiring.Component):
             m.submodules[f"stage{n}"] = part
         for a, b in zip(self.parts, self.parts[1:]):
             wiring.connect(m, a.o, b.i)
-        wiring.connect(m, wiring.flipped(self.i), self.parts[0].i)
+        first = self.parts[0]
+        if self.loading:
+            # the load image first: no input is taken until every SPRAM memory is loaded
+            done = Signal(name="loaded")
+            chain_loads(m, self.load, done, self.loading)
+            m.d.comb += [first.i.payload.eq(self.i.payload),
+                         first.i.valid.eq(self.i.valid & done),
+                         self.i.ready.eq(first.i.ready & done)]
+        else:
+            wiring.connect(m, wiring.flipped(self.i), first.i)
         wiring.connect(m, self.parts[-1].o, wiring.flipped(self.o))
         return m

@@ -85,10 +85,22 @@ def run_amaranth(component, contract: Contract, words_in: list[int], out_beats: 
         ctx.set(o.ready, 0)
         state["done"] = True
 
+    async def loader(ctx):
+        # the SPRAM load image first (hw/network.py: no input is taken before it)
+        load = component.load
+        for w in component.load_image():
+            ctx.set(load.payload, w)
+            ctx.set(load.valid, 1)
+            await ctx.tick().until(load.ready)
+            state["last"] = state["cycle"]
+        ctx.set(load.valid, 0)
+
     sim = Simulator(component)
     sim.add_clock(1e-8)
     sim.add_testbench(clock_counter, background=True)
     sim.add_testbench(driver, background=True)
+    if "load" in component.signature.members:
+        sim.add_testbench(loader, background=True)
     sim.add_testbench(monitor)
     t0, c0 = time.perf_counter(), time.process_time()
     if waves is not None:

@@ -137,6 +137,10 @@ class Contract:
     latency_cycles: int | None
     cycles_per_inference: int | None
     raw: dict
+    # memories in SPRAM: 16-bit words the ``load`` port takes after reset, and the file
+    # holding them (one hexadecimal word per line), beside the Verilog
+    load_words: int = 0
+    load_file: Path | None = None
 
     @classmethod
     def from_manifest(cls, manifest: dict, verilog_path: str | os.PathLike | None = None) -> "Contract":
@@ -165,10 +169,20 @@ class Contract:
                     raise ContractError(f"manifest: port {port} is {bits} bits wide, but "
                                         f"{geo.values_per_beat} values of {geo.value_bits} bits "
                                         f"make {geo.width}")
+        load = manifest.get("load")
+        load_words, load_file = 0, None
+        if load is not None:
+            if not isinstance(load, dict) or not isinstance(load.get("words"), int) \
+                    or not isinstance(load.get("file"), str):
+                raise ContractError("manifest: 'load' must give 'words' and 'file'")
+            load_words = load["words"]
+            load_file = Path(load["file"])
+            if verilog_path is not None and not load_file.is_absolute():
+                load_file = Path(verilog_path).parent / load_file
         return cls(top=top, ports=ports, input=geo_in, output=geo_out,
                    latency_cycles=_int_or_none(manifest.get("latency_cycles")),
                    cycles_per_inference=_int_or_none(manifest.get("cycles_per_inference")),
-                   raw=manifest)
+                   raw=manifest, load_words=load_words, load_file=load_file)
 
 
 def load_manifest(path: str | os.PathLike, verilog_path=None) -> Contract:

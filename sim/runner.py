@@ -533,6 +533,8 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
                     f"+mf_watchdog={watchdog}"]
         if opt.per_cycle:
             plusargs.append("+mf_external")
+        if contract.load_words:
+            plusargs.append(f"+mf_load={contract.load_file}")
         result = _run_cocotb(sim_info, bdir, run_dir, cfg, plusargs, waves)
         marks_file = run_dir / "marks.log"
         marks = [int(v) for v in marks_file.read_text().split()] if marks_file.exists() else []

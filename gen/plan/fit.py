@@ -69,7 +69,7 @@ class TimingFitError(InputError):
 @dataclass(frozen=True)
 class FitResult:
     device: Device
-    layers: dict          # name -> {"pe", "simd", "rom"}
+    layers: dict          # name -> {"pe", "simd", "rom", "thresholds"}
     input_values_per_beat: int
     cycles_per_inference: int
     cells: int            # estimated, network + harness
@@ -164,6 +164,13 @@ class _Problem:
         base["layers"] = {name: entry for name, entry in pinned.items()}
         base["default"] = "serial"
         stages, rows, _ = plan_stages(model, "runtime", base)
+        # the same with every free threshold layer's bias folded (a memory threshold
+        # unit's accumulator bounds and thresholds)
+        mem_base = dict(base, layers={
+            **{r["name"]: {"pe": 1, "simd": 1, "thresholds": "search"}
+               for r in rows if "threshold_unit" in r},
+            **base["layers"]})
+        mem_stages = plan_stages(model, "runtime", mem_base)[0]
         names = iter(r["name"] for r in rows if "pe" in r)
         self.pipeline = bool(fold.get("pipeline"))
         self.reserve = HARNESS[family]
@@ -183,17 +190,21 @@ class _Problem:
         # kept whatever the clock), and so is a max-pool's (not modelled).
         options = []
         beats_in = set(self.firsts)
-        for spec in stages:
+        for spec, mem_spec in zip(stages, mem_stages):
             per_beat = {}
             if isinstance(spec, ComputeSpec):
                 name = next(names)
                 entry = pinned.get(name)
                 free = False
+                thrs = ["parallel"] if spec.thresholds is None else None
                 if isinstance(entry, dict):
                     pes, simds = [spec.pe], [spec.simd]
                     roms = [entry["rom"]] if entry.get("rom") in ("block", "logic") else None
+                    if "thresholds" in entry:
+                        thrs = [entry["thresholds"]]
                 elif entry in ("serial", "parallel", "auto"):
                     pes, simds, roms = [spec.pe], [spec.simd], None
+                    thrs = ["parallel"]
                 else:
                     pes, simds, roms = divisors(spec.out_channels), divisors(spec.taps), None
                     free = True
@@ -201,20 +212,27 @@ class _Problem:
                     opts = []
                     for pe in pes:
                         for simd in simds:
-                            cand = dataclasses.replace(_with_beat(spec, beat), pe=pe,
-                                                       simd=simd, out_beat=pe, rom_style=None)
-                            styles = roms
-                            if styles is None:
-                                multi = cand.nf * cand.sf > 1
-                                styles = ["logic", "block"] if multi and has_bram else \
-                                    (["logic"] if multi else [None])
-                            for rom in styles:
-                                c = cand if rom is None else \
-                                    dataclasses.replace(cand, rom_style=rom)
-                                cost = stage_cost(c, family)
-                                fmax = stage_fmax_mhz(c, family) if free else math.inf
-                                opts.append((c.period, cost.cells(family), cost.ff, cost.bram,
-                                             pe, (name, pe, simd, rom), fmax))
+                            units = thrs or (["parallel", "search"] +
+                                             (["sequential"] if spec.taps // simd >=
+                                              spec.out_bits else []))
+                            for thr in units:
+                                base_spec = spec if thr == "parallel" else mem_spec
+                                cand = dataclasses.replace(_with_beat(base_spec, beat), pe=pe,
+                                                           simd=simd, out_beat=pe,
+                                                           rom_style=None, threshold_unit=thr)
+                                styles = roms
+                                if styles is None:
+                                    multi = cand.nf * cand.sf > 1
+                                    styles = ["logic", "block"] if multi and has_bram else \
+                                        (["logic"] if multi else [None])
+                                for rom in styles:
+                                    c = cand if rom is None else \
+                                        dataclasses.replace(cand, rom_style=rom)
+                                    cost = stage_cost(c, family)
+                                    fmax = stage_fmax_mhz(c, family) if free else math.inf
+                                    opts.append((c.period, cost.cells(family), cost.ff,
+                                                 cost.bram, pe, (name, pe, simd, rom, thr),
+                                                 fmax))
                     per_beat[beat] = opts
             else:
                 for beat in sorted(beats_in):
@@ -280,10 +298,12 @@ class _Problem:
         bram, cells, ffs, picks, fmax = self.solve(periods[lo], clock)
         layers = {}
         in_vpb = picks[0][1]
-        for name, pe, simd, rom in picks[1:]:
+        for name, pe, simd, rom, thr in picks[1:]:
             entry = {"pe": pe, "simd": simd}
             if rom is not None:
                 entry["rom"] = rom
+            if thr != "parallel":
+                entry["thresholds"] = thr
             layers[name] = entry
         return FitResult(device=self.device, layers=layers, input_values_per_beat=in_vpb,
                          cycles_per_inference=periods[lo],

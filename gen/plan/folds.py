@@ -23,7 +23,10 @@ default the tool decides (Yosys maps shallow ROMs to logic). ``thresholds`` pick
 threshold unit (:data:`mulfree.hw.compute.THRESHOLD_UNITS`): ``"parallel"`` (the default:
 a comparator per threshold, the thresholds constants), ``"search"`` (a pipelined binary
 search over thresholds in memories) or ``"sequential"`` (one memory, one comparison per
-cycle; needs ``taps / simd >= out_bits``). ``fold`` may
+cycle; needs ``taps / simd >= out_bits``); ``threshold_memory`` says where a memory unit's
+thresholds go (``"block"``, ``"logic"``, ``"spram"`` for the sequential unit; by default
+the tool decides). ``"spram"`` (the iCE40 UltraPlus's SPRAM) needs a load image after
+reset: the network then has a ``load`` port (docs/hardware.md). ``fold`` may
 also be one of those strings for every layer, a dict of that form, or a path to the file.
 Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
 
@@ -43,10 +46,10 @@ from ..errors import InputError
 from .devices import get_device
 
 __all__ = ["FOLD_PRESETS", "LAYER_KEYS", "load_fold", "layer_fold", "rom_style",
-           "threshold_unit", "divisors", "largest_divisor"]
+           "threshold_unit", "threshold_memory", "divisors", "largest_divisor"]
 
 # The keys of a layer's entry in a fold file.
-LAYER_KEYS = ("pe", "simd", "rom", "thresholds")
+LAYER_KEYS = ("pe", "simd", "rom", "thresholds", "threshold_memory")
 _THRESHOLD_UNITS = ("parallel", "search", "sequential")
 
 FOLD_PRESETS = ("auto", "serial", "parallel")
@@ -154,14 +157,14 @@ def layer_fold(layer, fold: dict, out_ch: int, taps: int, mode: str) -> tuple[in
 
 
 def rom_style(layer, fold: dict) -> str | None:
-    """The fold's weight ROM placement for ``layer``: None (the tool decides), "block" or
-    "logic"."""
+    """The fold's weight ROM placement for ``layer``: None (the tool decides), "block",
+    "logic" or "spram" (iCE40 UltraPlus SPRAM, loaded after reset)."""
     entry = fold["layers"].get(layer.name)
     if not isinstance(entry, dict) or "rom" not in entry:
         return None
-    if entry["rom"] not in ("block", "logic", "auto"):
-        raise InputError(f"fold: layer '{layer.name}': rom must be 'block', 'logic' or "
-                         f"'auto', got {entry['rom']!r}")
+    if entry["rom"] not in ("block", "logic", "spram", "auto"):
+        raise InputError(f"fold: layer '{layer.name}': rom must be 'block', 'logic', 'spram' "
+                         f"or 'auto', got {entry['rom']!r}")
     return None if entry["rom"] == "auto" else entry["rom"]
 
 
@@ -174,3 +177,15 @@ def threshold_unit(layer, fold: dict) -> str:
         raise InputError(f"fold: layer '{layer.name}': thresholds must be one of "
                          f"{', '.join(_THRESHOLD_UNITS)}, got {entry['thresholds']!r}")
     return entry["thresholds"]
+
+
+def threshold_memory(layer, fold: dict) -> str | None:
+    """Where the fold puts ``layer``'s memory threshold unit's memories: None (the tool
+    decides), "block", "logic" or "spram" (the sequential unit only)."""
+    entry = fold["layers"].get(layer.name)
+    if not isinstance(entry, dict) or entry.get("threshold_memory", "auto") == "auto":
+        return None
+    if entry["threshold_memory"] not in ("block", "logic", "spram"):
+        raise InputError(f"fold: layer '{layer.name}': threshold_memory must be 'block', "
+                         f"'logic', 'spram' or 'auto', got {entry['threshold_memory']!r}")
+    return entry["threshold_memory"]

@@ -39,12 +39,14 @@ from .fit import fit_fold
 from .folds import load_fold
 from .stages import plan_stages
 
-__all__ = ["build_network", "plan_network", "fitted_fold", "PORTS", "top_name"]
+__all__ = ["build_network", "plan_network", "fitted_fold", "PORTS", "LOAD_PORTS", "top_name"]
 
 
 # The names Amaranth gives the network's ports in emitted Verilog.
 PORTS = ["clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload", "o__valid",
          "o__ready"]
+# and the load stream's, when a stage keeps memories in SPRAM (hw/spram.py)
+LOAD_PORTS = ["load__payload", "load__valid", "load__ready"]
 
 
 def top_name(model: Model) -> str:
@@ -83,7 +85,8 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
     out["shape"] = list(model.output_shape)
     latency, period = _timing(stages)
     est = _estimate(stages, rows)
-    return {
+    load_words = sum(getattr(s, "load_words", 0) for s in stages)
+    doc = {
         "format": "mulfree-manifest", "version": 1,
         "top": top_name(model), "model": model.name, "mode": mode,
         "ports": list(PORTS),
@@ -100,6 +103,16 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
         "layers": rows,
         "resources_estimate": est,
     }
+    if load_words:
+        doc["ports"] += LOAD_PORTS
+        doc["load"] = {
+            "port": "load", "words": load_words, "word_bits": 16,
+            "file": f"{top_name(model)}.load.hex",
+            "when": "once after reset: no input beat is taken before the last load word",
+            "order": "stage by stage; per stage its weight ROM in SPRAM, then each PE's "
+                     "threshold memory in SPRAM; per memory block row by block row, 16 bits "
+                     "of the word at a time, addresses in order (hw/spram.py)"}
+    return doc
 
 
 def _count_out(model: Model) -> int:
@@ -116,7 +129,8 @@ def _estimate(stages, rows) -> dict:
         if isinstance(s, ComputeSpec):
             units += s.pe * s.simd if s.mode == "runtime" else 0
             frame = 0 if s.buffer_in_memory else s.in_count * s.in_bits
-            ffs += frame + s.out_count * s.out_bits + s.pe * s.acc_width
+            results = 0 if s.out_in_memory else s.out_count * s.out_bits
+            ffs += frame + results + s.pe * s.acc_width
         elif isinstance(s, MaxPoolSpec) and s.window_spec is not None:
             # the window and its output copy, two input beats (the line memory apart)
             ffs += 2 * s.window_spec.window_bits + 2 * s.in_beat * s.in_bits

@@ -15,13 +15,15 @@ from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec, make_unit
 from mulfree.hw.pool import MaxPoolSpec
 from mulfree.hw.product import ApotProduct, PotProduct, UniformProduct, apot_max_exps, signed_width
+from mulfree.hw.spram import spram_tiles
 from mulfree.hw.window import WindowSpec
 
 from ..errors import InputError, ModelError
 from ..model.format import Conv2d, Dense, Flatten, MaxPool, Model, OutputKind, Scheme
 from ..model.golden import accumulator_bounds, product_table
 from .cost import lane_luts, stage_ffs
-from .folds import divisors, largest_divisor, layer_fold, rom_style, threshold_unit
+from .folds import (divisors, largest_divisor, layer_fold, rom_style, threshold_memory,
+                    threshold_unit)
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
 
@@ -63,6 +65,21 @@ def relaxed_bounds(layer, in_shape, bias: bool = True) -> tuple[int, int]:
 
 
 
+def _weights_row(spec) -> dict:
+    """Where the layer's weights are (the manifest): constants in the logic (one ROM
+    word), a ROM (``rom_style``: the tool decides, block RAM, logic) or SPRAM (loaded
+    after reset)."""
+    depth, width = spec.nf * spec.sf, spec.pe * spec.simd * spec.weight_bits
+    if depth == 1:
+        return {"storage": "constants"}
+    if spec.rom_style == "spram":
+        return {"storage": "spram", "depth": depth, "width": width,
+                "blocks": sum(r * c for r, c in [spram_tiles(depth, width)]),
+                "load_words": spram_tiles(depth, width)[1] * depth}
+    return {"storage": {None: "rom (the tool decides)", "block": "block ram",
+                        "logic": "logic"}[spec.rom_style], "depth": depth, "width": width}
+
+
 def _threshold_row(spec) -> dict:
     """The manifest's description of a layer's threshold unit."""
     if spec.threshold_unit == "parallel":
@@ -79,7 +96,7 @@ def _threshold_row(spec) -> dict:
         memories = [{"depth": spec.nf << bits, "width": tw}]
     return {"kind": spec.threshold_unit, "latency": spec.threshold_latency,
             "comparators_per_pe": bits if spec.threshold_unit == "search" else 1,
-            "memories_per_pe": memories, "style": spec.threshold_style or "tool decides",
+            "memories_per_pe": memories, "storage": spec.threshold_style or "tool decides",
             "bias": "folded into the thresholds"}
 
 
@@ -238,10 +255,12 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
         pe, simd = layer_fold(layer, fold, out_ch, taps, mode)
         kind = layer.output.kind
         thresholds = None
-        thr_unit = "parallel"
+        thr_unit, thr_style = "parallel", None
         if kind is OutputKind.THRESHOLDS:
             thresholds = tuple(tuple(int(v) for v in row) for row in layer.output.thresholds)
             thr_unit = threshold_unit(layer, fold) if mode == "runtime" else "parallel"
+            if thr_unit != "parallel":
+                thr_style = threshold_memory(layer, fold)
         # a memory threshold unit folds the bias into its thresholds
         lo, hi = relaxed_bounds(layer, io.in_shape, bias=thr_unit == "parallel")
         codes = tuple(tuple(int(v) for v in row)
@@ -251,7 +270,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                       codes=codes, products=tuple(tuple(int(v) for v in r) for r in table),
                       bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
                       mode=mode, window=window, thresholds=thresholds,
-                      threshold_unit=thr_unit,
+                      threshold_unit=thr_unit, threshold_style=thr_style,
                       pipeline=fold["pipeline"], double_buffer=fold["double_buffer"])
         if mode == "runtime":
             ukind, params, native, decode = _choose_unit(layer, act_identity, table, io.in_bits)
@@ -301,6 +320,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             u._MustUse__used = True
             row["rom_bits"] = spec.nf * spec.sf * pe * simd * u.weight_bits
             row["native_weight_bits"] = u.weight_bits
+            row["weights"] = _weights_row(spec)
         rows.append(row)
         beat = pe
         if kind is OutputKind.ARGMAX:

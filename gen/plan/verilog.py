@@ -45,6 +45,12 @@ def verilog_ports(text: str, top: str) -> list[str]:
 
 def to_verilog(model: Model, mode: str = "runtime", fold: Any = None) -> tuple[str, dict]:
     """``(verilog text, manifest)`` without writing anything."""
+    text, manifest, _ = _convert(model, mode, fold)
+    return text, manifest
+
+
+def _convert(model: Model, mode: str, fold: Any):
+    """``(verilog text, manifest, network)``."""
     from amaranth.back import verilog
 
     net, manifest = build_network(model, mode, fold)
@@ -54,23 +60,30 @@ def to_verilog(model: Model, mode: str = "runtime", fold: Any = None) -> tuple[s
     if sorted(ports) != sorted(manifest["ports"]):
         raise MulfreeError(f"emitted ports {ports} differ from the planned {manifest['ports']}")
     width = {"clk": 1, "rst": 1, "i__valid": 1, "i__ready": 1, "o__valid": 1, "o__ready": 1,
-             "i__payload": len(net.i.payload), "o__payload": len(net.o.payload)}
+             "i__payload": len(net.i.payload), "o__payload": len(net.o.payload),
+             "load__payload": 16, "load__valid": 1, "load__ready": 1}
     direction = {"clk": "in", "rst": "in", "i__payload": "in", "i__valid": "in",
-                 "i__ready": "out", "o__payload": "out", "o__valid": "out", "o__ready": "in"}
+                 "i__ready": "out", "o__payload": "out", "o__valid": "out", "o__ready": "in",
+                 "load__payload": "in", "load__valid": "in", "load__ready": "out"}
     manifest["port_details"] = {p: {"direction": direction[p], "bits": width[p]}
                                 for p in manifest["ports"]}
-    return text, manifest
+    return text, manifest, net
 
 
 def emit_verilog(model: Model, out_dir: str | os.PathLike, mode: str = "runtime",
                  fold: Any = None) -> Path:
-    """Write ``out_dir/<top>.v`` and ``out_dir/manifest.json``; return the Verilog path."""
-    text, manifest = to_verilog(model, mode, fold)
+    """Write ``out_dir/<top>.v`` and ``out_dir/manifest.json`` (and, for a network with
+    memories in SPRAM, the load image ``out_dir/<top>.load.hex``: one 16-bit word per
+    line in hexadecimal, ``manifest["load"]``); return the Verilog path."""
+    text, manifest, net = _convert(model, mode, fold)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise MulfreeError(f"{out}: exists and is not a directory")
     path = out / f"{manifest['top']}.v"
     manifest["verilog"] = path.name
+    if "load" in manifest:
+        atomic_write_text(out / manifest["load"]["file"],
+                          "".join(f"{w:04x}\n" for w in net.load_image()))
     atomic_write_text(path, text)
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return path

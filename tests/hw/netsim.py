@@ -76,6 +76,7 @@ def run_network(net, manifest, x: np.ndarray, *, seed: int = 0, idle: float = 0.
     sim.add_clock(1e-6)
     sim.add_testbench(driver)
     sim.add_testbench(monitor)
+    add_loader(sim, net, rng, idle)
     sim.add_process(counter)
     sim.run()
     values = unpack(got, out["value_bits"], out["values_per_beat"], out["signed"])
@@ -115,6 +116,19 @@ def run_lane(lane, control, steps, *, top=None, reset=None) -> list[int]:
     return got
 
 
+def add_loader(sim, net, rng=None, idle: float = 0.0) -> None:
+    """A network with a ``load`` port (memories in SPRAM) gets its load image first."""
+    if "load" not in net.signature.members:
+        return
+    image = net.load_image()
+    rng = rng if rng is not None else np.random.default_rng(0)
+
+    async def loader(ctx):
+        await drive(ctx, net.load, image, rng, idle)
+
+    sim.add_testbench(loader)
+
+
 def transfer_cycles(net, in_beats, n_out: int) -> tuple[int, list[int]]:
     """Input always offered, output always ready: the cycle of the first input transfer
     and of each of the first ``n_out`` output transfers."""
@@ -147,6 +161,7 @@ def transfer_cycles(net, in_beats, n_out: int) -> tuple[int, list[int]]:
     sim.add_clock(1e-6)
     sim.add_testbench(driver)
     sim.add_testbench(monitor)
+    add_loader(sim, net)
     sim.run()
     return first[0], out
 
