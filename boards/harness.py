@@ -204,6 +204,15 @@ class BoardTop(Elaboratable):
         m.submodules.harness = h = self.harness
         uart = platform.request(*self.board.uart)
         m.d.comb += [h.rx.eq(uart.rx.i), uart.tx.o.eq(h.tx)]
+        net = h.network
+        if "cipo" in net.signature.members:
+            # a network loading SPRAM from the SPI flash (mulfree.boards.flash.FlashLoaded)
+            flash = platform.request("spi_flash_1x", 0)
+            m.d.comb += [flash.cs.o.eq(net.cs), flash.clk.o.eq(net.sck),
+                         flash.copi.o.eq(net.copi), net.cipo.eq(flash.cipo.i)]
+            for pin in ("wp", "hold"):
+                if hasattr(flash, pin):
+                    m.d.comb += getattr(flash, pin).o.eq(0)
         requested = {}
         for i, (name, number, sub) in enumerate(self.board.leds[:4]):
             if (name, number) not in requested:
