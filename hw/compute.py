@@ -8,8 +8,10 @@ writes a constant weight as canonical signed digits for the baked mode.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, signed_width
 from .spram import SpramMemory, spram_tiles
@@ -48,6 +50,13 @@ _ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 
 def _ice40_blocks(depth: int, width: int) -> int:
     return min(-(-width // w) * -(-depth // d) for d, w in _ICE40_RAM_SHAPES)
+
+
+@lru_cache(maxsize=256)
+def _weight_bits(kind: str, params: str) -> int:
+    unit = make_unit(kind, json.loads(params), 1, False)
+    unit._MustUse__used = True
+    return unit.weight_bits
 
 
 def make_unit(kind: str, params: dict, act_bits: int, act_signed: bool):
@@ -142,6 +151,8 @@ class ComputeSpec:
     # (a sequential unit only: each PE's memory in SPRAM, loaded after reset)
     threshold_unit: str = "parallel"
     threshold_style: str | None = None
+    # the search unit: its first levels (the smallest memories) in logic
+    threshold_logic_levels: int = 0
     # a register stage between the adder trees and the accumulators (higher Fmax)
     pipeline: bool = False
     # copy the input frame and the results into second buffers: load, compute and send
@@ -238,9 +249,7 @@ class ComputeSpec:
     @property
     def weight_bits(self) -> int:
         """Bits of one native weight in the ROM word (runtime mode)."""
-        unit = make_unit(self.unit_kind, self.unit_params, 1, False)
-        unit._MustUse__used = True
-        return unit.weight_bits
+        return _weight_bits(self.unit_kind, json.dumps(self.unit_params, sort_keys=True))
 
     def rom_words(self) -> list[int]:
         """The weight ROM: word ``nf_index * sf + sf_index`` holds the ``pe * simd``
@@ -381,6 +390,11 @@ class ComputeSpec:
         if self.threshold_style not in (None, "block", "logic", "spram"):
             raise ValueError(f"Threshold style must be None, 'block', 'logic' or 'spram', "
                              f"not {self.threshold_style!r}")
+        if self.threshold_logic_levels and (self.threshold_unit != "search" or
+                                            self.threshold_logic_levels > self.out_bits):
+            raise ValueError(f"Threshold logic levels need the search unit and at most "
+                             f"{self.out_bits} levels, not {self.threshold_logic_levels} "
+                             f"with the {self.threshold_unit!r} unit")
         if self.threshold_style == "spram" and self.threshold_unit != "sequential":
             raise ValueError(f"Thresholds in SPRAM need the sequential unit, not "
                              f"{self.threshold_unit!r}")

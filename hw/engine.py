@@ -632,10 +632,11 @@ class LayerEngine(FramedStage):
         cls = ThresholdSearch if s.threshold_unit == "search" else ThresholdSequential
         spram = s.threshold_style == "spram"
         results, valid = [], None
+        extra = {"logic_levels": s.threshold_logic_levels} if cls is ThresholdSearch else {}
         for pe in range(s.pe):
             unit = cls(acc_width=aw, threshold_width=tw, bits=bits,
                        thresholds=s.threshold_rows(pe),
-                       style="external" if spram else s.threshold_style)
+                       style="external" if spram else s.threshold_style, **extra)
             m.submodules[f"thr{pe}"] = unit
             m.d.comb += [unit.valid.eq(v_c), unit.acc.eq(accs[pe]), unit.group.eq(group)]
             if spram:

@@ -225,6 +225,9 @@ class ThresholdSearch(wiring.Component):
         ``[groups][2**bits - 1]``, each row non-decreasing.
     style : None, "block" or "logic"
         Where the memories go (a ``rom_style`` hint; None: the tool decides per memory).
+    logic_levels : int
+        The first ``logic_levels`` levels (the smallest memories) in logic whatever
+        ``style`` says.
 
     Members
     -------
@@ -241,7 +244,7 @@ class ThresholdSearch(wiring.Component):
     """
 
     def __init__(self, *, acc_width: int, threshold_width: int, bits: int, thresholds,
-                 style=None) -> None:
+                 style=None, logic_levels: int = 0) -> None:
         _check_width("Accumulator width", acc_width)
         _check_width("Threshold width", threshold_width)
         _check_width("Code width", bits)
@@ -250,8 +253,13 @@ class ThresholdSearch(wiring.Component):
                              f"{acc_width}, not {threshold_width}")
         if style not in (None, "block", "logic"):
             raise ValueError(f"Style must be None, 'block' or 'logic', not {style!r}")
+        _check_width("Logic levels", logic_levels, minimum=0)
+        if logic_levels > bits:
+            raise ValueError(f"Logic levels must be at most the code width {bits}, not "
+                             f"{logic_levels}")
         self._table = _check_table(thresholds, bits, threshold_width)
         self._bits, self._tw, self._style = bits, threshold_width, style
+        self._logic_levels = logic_levels
         self.latency = bits
         groups = len(self._table)
         super().__init__({
@@ -282,7 +290,8 @@ class ThresholdSearch(wiring.Component):
             if len(words) == 1:
                 data.append(Const(words[0], signed(tw)))
             else:
-                mem = _memory(words, tw, self._style)
+                style = "logic" if level < self._logic_levels else self._style
+                mem = _memory(words, tw, style)
                 m.submodules[f"level{level}"] = mem
                 rp = mem.read_port(domain="sync")
                 m.d.comb += rp.addr.eq(addr)

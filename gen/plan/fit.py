@@ -43,7 +43,8 @@ from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec
 
 from ..errors import InputError
-from .cost import HARNESS, StageCost, stage_cost, stage_fmax_mhz
+from .cost import (FLASH_LOADER, HARNESS, StageCost, lane_luts, stage_cost, stage_fmax_mhz,
+                   threshold_memories)
 from .devices import Device, get_device
 from .folds import divisors
 from .stages import plan_stages
@@ -69,7 +70,7 @@ class TimingFitError(InputError):
 @dataclass(frozen=True)
 class FitResult:
     device: Device
-    layers: dict          # name -> {"pe", "simd", "rom", "thresholds"}
+    layers: dict          # name -> {"pe", "simd", "rom", "thresholds", "threshold_memory"}
     input_values_per_beat: int
     cycles_per_inference: int
     cells: int            # estimated, network + harness
@@ -79,6 +80,7 @@ class FitResult:
     pipeline: bool = False
     clock_mhz: float | None = None          # the clock the fit had to meet (None: any)
     fmax_estimate_mhz: float | None = None  # the timing model's, over the fitted engines
+    spram: int = 0                          # SPRAM blocks (iCE40 UltraPlus)
 
     def to_json(self) -> dict:
         d = self.device
@@ -92,8 +94,10 @@ class FitResult:
             "pipeline": self.pipeline,
             "clock_mhz": self.clock_mhz,
             "fmax_estimate_mhz": self.fmax_estimate_mhz,
-            "estimate": {"cells": self.cells, "ffs": self.ffs, "bram": self.bram},
-            "capacity": {"cells": d.cells, "ffs": d.ffs, "bram": d.bram_count},
+            "estimate": {"cells": self.cells, "ffs": self.ffs, "bram": self.bram,
+                         "spram": self.spram},
+            "capacity": {"cells": d.cells, "ffs": d.ffs, "bram": d.bram_count,
+                         "spram": d.spram_count},
             "budget": self.budget,
             "use": {"cells": round(self.cells / d.cells, 3), "ffs": round(self.ffs / d.ffs, 3),
                     "bram": round(self.bram / d.bram_count, 3) if d.bram_count else 0.0},
@@ -130,6 +134,7 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
     if mode != "runtime":
         raise InputError(f"fold: a device fit ('{device.name}') folds runtime weights; baked "
                          f"mode is fully parallel (use --mode runtime, or --fold parallel)")
+    _check_memory(model, device)
     clock = fold.get("clock_mhz")
     pipelines = [True] if fold.get("pipeline") else ([False, True] if clock else [False])
     best = None
@@ -153,8 +158,57 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
     return best
 
 
+# Bits of ROM a logic cell (LUT4) can hold at most: a 16-entry truth table.
+LOGIC_ROM_BITS_PER_CELL = 16
+
+
+def model_memory_bits(model) -> list[tuple[str, int]]:
+    """Per dense/conv2d layer, the bits its weights and thresholds need wherever they are
+    put, at least: ``[(name, bits)]``, the weight codes at their code width and each
+    threshold at the width of the layer's threshold values (one pass over the arrays,
+    no planning: the check that uses it must be quick on any model)."""
+    out = []
+    for layer in model.layers:
+        w = getattr(layer, "weights", None)
+        if w is None:
+            continue
+        bits = int(w.codes.size) * int(w.bits)
+        t = getattr(layer.output, "thresholds", None)
+        if t is not None and t.size:
+            lo, hi = int(t.min()), int(t.max())
+            width = max((lo if lo >= 0 else -lo - 1).bit_length(),
+                        (hi if hi >= 0 else -hi - 1).bit_length()) + 1
+            bits += int(t.size) * width
+        out.append((layer.name, bits))
+    return out
+
+
+def _check_memory(model, device: Device) -> None:
+    """Refuse at once (one pass over the layers, no search) a model whose weights and
+    thresholds exceed everything the device could hold them in: its memory blocks plus
+    :data:`LOGIC_ROM_BITS_PER_CELL` bits per logic cell of the budget."""
+    layers = model_memory_bits(model)
+    need = sum(b for _, b in layers)
+    logic = budget(device)["cells"] * LOGIC_ROM_BITS_PER_CELL
+    if need <= device.memory_bits + logic:
+        return
+    name, big = max(layers, key=lambda nb: nb[1])
+    blocks = f"{device.bram_count} x {device.bram.bits:,}-bit {device.bram.name}"
+    if device.spram_count:
+        blocks += f" and {device.spram_count} x 262,144-bit SPRAM"
+    raise InputError(f"model '{model.name}' fits no memory arrangement on the {device.part} "
+                     f"({device.name}): its weights and thresholds are {need:,} bits, the "
+                     f"largest layer '{name}' alone {big:,} bits, and the device's memories "
+                     f"hold {device.memory_bits:,} bits ({blocks}), plus at most {logic:,} "
+                     f"in logic; choose a larger device")
+
+
 class _Problem:
-    """One device fit with ``pipeline`` fixed: every stage's candidates, priced and timed."""
+    """One device fit with ``pipeline`` fixed: every stage's candidates, priced and timed.
+
+    A candidate is ``(period, cells, ffs, bram, spram, beat out, choice, fmax)``;
+    ``choice`` is ``(name, pe, simd, rom, thresholds, threshold_memory)`` for a compute
+    layer (None for a stage without choices)."""
 
     def __init__(self, model, device: Device, fold: dict) -> None:
         self.model, self.device = model, device
@@ -176,6 +230,7 @@ class _Problem:
         self.reserve = HARNESS[family]
         self.limit = budget(device)
         has_bram = family != "gowin" and device.bram_count > 0
+        has_spram = device.spram_count > 0
 
         # The input beat: as given, else any divisor of the input size up to 64 bits wide
         # (a wider beat means fewer input beats, which bound the first layer's period; the
@@ -184,10 +239,15 @@ class _Problem:
         if "input_values_per_beat" in fold:
             self.firsts = [stages[0].in_beat]
         else:
-            self.firsts = [v for v in divisors(n_in) if v * model.input_bits <= 64] or [1]
-        # Per stage: {beat in: [(period, cells, ffs, bram, beat out, choice, fmax)]}, fmax
-        # the timing model's estimate; a pinned layer's is infinite (the user's choice is
-        # kept whatever the clock), and so is a max-pool's (not modelled).
+            fitting = [v for v in divisors(n_in) if v * model.input_bits <= 64] or [1]
+            # the largest divisor up to each power of two: beats within a factor of two
+            # of any width, and few of them (every one multiplies the first layer's
+            # candidates)
+            self.firsts = sorted({max(v for v in fitting if v <= 1 << k)
+                                  for k in range(7) if any(v <= 1 << k for v in fitting)})
+        # Per stage: {beat in: [candidate]}, fmax the timing model's estimate; a pinned
+        # layer's is infinite (the user's choice is kept whatever the clock), and so is a
+        # max-pool's (not modelled).
         options = []
         beats_in = set(self.firsts)
         for spec, mem_spec in zip(stages, mem_stages):
@@ -197,54 +257,110 @@ class _Problem:
                 entry = pinned.get(name)
                 free = False
                 thrs = ["parallel"] if spec.thresholds is None else None
+                thr_mems = thr_logic = None
                 if isinstance(entry, dict):
                     pes, simds = [spec.pe], [spec.simd]
-                    roms = [entry["rom"]] if entry.get("rom") in ("block", "logic") else None
+                    roms = [entry["rom"]] if entry.get("rom") in ("block", "logic", "spram") \
+                        else None
                     if "thresholds" in entry:
                         thrs = [entry["thresholds"]]
+                    if entry.get("threshold_memory", "auto") != "auto":
+                        thr_mems = [entry["threshold_memory"]]
+                    if "threshold_logic_levels" in entry:
+                        thr_logic = [entry["threshold_logic_levels"]]
                 elif entry in ("serial", "parallel", "auto"):
                     pes, simds, roms = [spec.pe], [spec.simd], None
                     thrs = ["parallel"]
                 else:
                     pes, simds, roms = divisors(spec.out_channels), divisors(spec.taps), None
                     free = True
+                # a lower bound on a candidate's cells: its product units alone (a fold
+                # whose lanes cannot fit the budget is not priced)
+                lane = lane_luts(spec.unit_kind, spec.unit_params, spec.in_bits,
+                                 spec.act_decode, family)
+                cap = self.limit["cells"] - self.reserve["cells"]
                 for beat in sorted(beats_in):
                     opts = []
                     for pe in pes:
                         for simd in simds:
+                            if free and pe * simd * lane > cap:
+                                continue
                             units = thrs or (["parallel", "search"] +
                                              (["sequential"] if spec.taps // simd >=
                                               spec.out_bits else []))
-                            for thr in units:
-                                base_spec = spec if thr == "parallel" else mem_spec
-                                cand = dataclasses.replace(_with_beat(base_spec, beat), pe=pe,
-                                                           simd=simd, out_beat=pe,
-                                                           rom_style=None, threshold_unit=thr)
-                                styles = roms
-                                if styles is None:
-                                    multi = cand.nf * cand.sf > 1
-                                    styles = ["logic", "block"] if multi and has_bram else \
-                                        (["logic"] if multi else [None])
-                                for rom in styles:
-                                    c = cand if rom is None else \
-                                        dataclasses.replace(cand, rom_style=rom)
-                                    cost = stage_cost(c, family)
-                                    fmax = stage_fmax_mhz(c, family) if free else math.inf
-                                    opts.append((c.period, cost.cells(family), cost.ff,
-                                                 cost.bram, pe, (name, pe, simd, rom, thr),
-                                                 fmax))
-                    per_beat[beat] = opts
+                            opts += self._candidates(
+                                name, spec, mem_spec, beat, pe, simd, units, roms, thr_mems,
+                                thr_logic, free, has_bram, has_spram)
+                    per_beat[beat] = _prune(opts)
             else:
                 for beat in sorted(beats_in):
                     c = _with_beat(spec, beat)
                     cost: StageCost = stage_cost(c, family)
                     out = 1 if isinstance(spec, ArgMaxSpec) else c.out_beat
                     per_beat[beat] = [(_stage_period(c), cost.cells(family), cost.ff,
-                                       cost.bram, out, None, stage_fmax_mhz(c, family))]
+                                       cost.bram, cost.spram, out, None,
+                                       stage_fmax_mhz(c, family))]
             options.append(per_beat)
-            beats_in = {o[4] for opts in per_beat.values() for o in opts}
+            beats_in = {o[5] for opts in per_beat.values() for o in opts}
         self.options = options
         self.periods = sorted({o[0] for pb in options for opts in pb.values() for o in opts})
+
+    def _candidates(self, name, spec, mem_spec, beat, pe, simd, units, roms, thr_mems,
+                    thr_logic, free, has_bram, has_spram) -> list:
+        """One (pe, simd) of a compute layer at input beat ``beat``: every threshold unit,
+        threshold memory and weight ROM placement. The resource model is additive in
+        the ROM's placement and the threshold unit (their features, flip-flops and
+        memories do not depend on each other, nor the period on the ROM), so each
+        threshold unit is priced with the first ROM placement and each other placement
+        by its difference, on the first unit."""
+        family = self.device.family
+        out = []
+        first = None
+        for thr in units:
+            base_spec = spec if thr == "parallel" else mem_spec
+            cand = dataclasses.replace(_with_beat(base_spec, beat), pe=pe, simd=simd,
+                                       out_beat=pe, rom_style=None, threshold_unit=thr,
+                                       threshold_style=None)
+            styles = roms
+            if styles is None:
+                depth, width = cand.nf * cand.sf, pe * simd * cand.weight_bits
+                # SPRAM only for a ROM of more than one block RAM's bits (a smaller one is
+                # never cheaper there than in a block)
+                big = depth * width > self.device.bram.bits
+                styles = (["logic"] + (["block"] if has_bram else []) +
+                          (["spram"] if has_spram and big else [])) if depth > 1 else [None]
+            # the sequential unit's memory in SPRAM or not; the search unit's first
+            # levels in logic where they would take block RAMs
+            if thr == "sequential":
+                big = (cand.nf << cand.out_bits) * cand.threshold_width > self.device.bram.bits
+                mems = thr_mems or ([None, "spram"] if has_spram and big else [None])
+            elif thr == "search":
+                blocks = [p == "block" for _, _, p in threshold_memories(cand, family)]
+                mems = thr_logic or [0] + [n for n in (1, 2) if n < len(blocks) and
+                                           blocks[n - 1]]
+            else:
+                mems = [None]
+            if first is None:
+                # the ROM placements' differences, on this first unit
+                costs = [stage_cost(dataclasses.replace(cand, rom_style=r), family)
+                         for r in styles]
+                first = [(r, c.lut - costs[0].lut, c.ff - costs[0].ff,
+                          c.bram - costs[0].bram, c.spram - costs[0].spram)
+                         for r, c in zip(styles, costs)]
+            for tm in mems:
+                c = dataclasses.replace(
+                    cand, rom_style=styles[0],
+                    threshold_style=None if isinstance(tm, int) else tm,
+                    threshold_logic_levels=tm if isinstance(tm, int) else 0)
+                cost = stage_cost(c, family)
+                fmax = stage_fmax_mhz(c, family) if free else math.inf
+                period = c.period
+                for rom, dl, df, db, ds in first:
+                    lut, ff = cost.lut + dl, cost.ff + df
+                    cells = StageCost(lut=lut, ff=ff, bram=0, rom="").cells(family)
+                    out.append((period, cells, ff, cost.bram + db, cost.spram + ds, pe,
+                                (name, pe, simd, rom, thr, tm), fmax))
+        return out
 
     def solve(self, period: int, clock: float | None):
         """The cheapest choice with every stage's period at most ``period`` and (with a
@@ -252,26 +368,31 @@ class _Problem:
         limit, bits = self.limit, self.model.input_bits
         cell_cap = limit["cells"] - self.reserve["cells"]
         ff_cap = limit["ffs"] - self.reserve["ff"]
-        # state: beat -> list of (bram, cells, ffs, picks, fmax) Pareto-minimal in
-        # (bram, cells, ffs)
-        states = {v: [(0, v * bits, v * bits, (("in", v),), math.inf)] for v in self.firsts}
+        spram_cap = self.device.spram_count
+        # state: beat -> list of (bram, spram, cells, ffs, picks, fmax) Pareto-minimal in
+        # (bram, spram, cells, ffs)
+        states = {v: [(0, 0, v * bits, v * bits, (("in", v),), math.inf)] for v in self.firsts}
         for per_beat in self.options:
             nxt: dict[int, list] = {}
             for beat, front in states.items():
-                for per, cells, ffs, bram, out, choice, fmax in per_beat.get(beat, ()):
+                for per, cells, ffs, bram, spram, out, choice, fmax in per_beat.get(beat, ()):
                     if per > period or (clock is not None and fmax < clock):
                         continue
-                    for b0, c0, f0, picks, m0 in front:
-                        b, c, f = b0 + bram, c0 + cells, f0 + ffs
-                        if b > limit["bram"] or c > cell_cap or f > ff_cap:
+                    for b0, s0, c0, f0, picks, m0 in front:
+                        b, sp, c, f = b0 + bram, s0 + spram, c0 + cells, f0 + ffs
+                        if spram and not s0:
+                            # the first SPRAM brings the flash loader into the design
+                            c, f = c + FLASH_LOADER["cells"], f + FLASH_LOADER["ff"]
+                        if b > limit["bram"] or sp > spram_cap or c > cell_cap or f > ff_cap:
                             continue
                         nxt.setdefault(out, []).append(
-                            (b, c, f, picks + ((choice,) if choice else ()), min(m0, fmax)))
+                            (b, sp, c, f, picks + ((choice,) if choice else ()),
+                             min(m0, fmax)))
             states = {beat: _pareto(front) for beat, front in nxt.items()}
             if not states:
                 return None
         return min((s for front in states.values() for s in front),
-                   key=lambda s: (s[1], s[0]), default=None)
+                   key=lambda s: (s[2], s[0], s[1]), default=None)
 
     def fits(self, clock: float | None) -> bool:
         return self.solve(self.periods[-1], clock) is not None
@@ -295,31 +416,55 @@ class _Problem:
                 hi = mid
             else:
                 lo = mid + 1
-        bram, cells, ffs, picks, fmax = self.solve(periods[lo], clock)
+        return self.result(periods[lo], clock)
+
+    def result(self, period: int, clock: float | None) -> FitResult:
+        """The cheapest choice at ``period`` (which must have one) as a :class:`FitResult`."""
+        bram, spram, cells, ffs, picks, fmax = self.solve(period, clock)
         layers = {}
         in_vpb = picks[0][1]
-        for name, pe, simd, rom, thr in picks[1:]:
+        for name, pe, simd, rom, thr, tm in picks[1:]:
             entry = {"pe": pe, "simd": simd}
             if rom is not None:
                 entry["rom"] = rom
             if thr != "parallel":
                 entry["thresholds"] = thr
+            if isinstance(tm, int):
+                if tm:
+                    entry["threshold_logic_levels"] = tm
+            elif tm is not None:
+                entry["threshold_memory"] = tm
             layers[name] = entry
         return FitResult(device=self.device, layers=layers, input_values_per_beat=in_vpb,
-                         cycles_per_inference=periods[lo],
+                         cycles_per_inference=period,
                          cells=cells + self.reserve["cells"], ffs=ffs + self.reserve["ff"],
                          bram=bram, budget=self.limit, pipeline=self.pipeline,
                          clock_mhz=clock,
-                         fmax_estimate_mhz=None if math.isinf(fmax) else round(fmax, 1))
+                         fmax_estimate_mhz=None if math.isinf(fmax) else round(fmax, 1),
+                         spram=spram)
+
+
+def _prune(opts: list) -> list:
+    """A stage's candidates for one input beat without those another candidate with the
+    same output beat dominates (no slower, no more cells, flip-flops, block RAMs or
+    SPRAMs, no lower estimated Fmax); the first of equals stays."""
+    keep = []
+    for o in sorted(opts, key=lambda o: (o[5], o[0], o[1], o[2], o[3], o[4], -o[7])):
+        if any(k[5] == o[5] and k[0] <= o[0] and k[1] <= o[1] and k[2] <= o[2] and
+               k[3] <= o[3] and k[4] <= o[4] and k[7] >= o[7] for k in keep):
+            continue
+        keep.append(o)
+    return keep
 
 
 def _pareto(front: list) -> list:
-    """Keep states not dominated in (bram, cells, ffs); first found wins ties (a state's
-    estimated Fmax rides along: it only ever passed the clock, so any survivor does)."""
-    front = sorted(front, key=lambda s: (s[0], s[1], s[2]))
+    """Keep states not dominated in (bram, spram, cells, ffs); first found wins ties (a
+    state's estimated Fmax rides along: it only ever passed the clock, so any survivor
+    does)."""
+    front = sorted(front, key=lambda s: (s[0], s[1], s[2], s[3]))
     out = []
     for s in front:
-        if any(o[0] <= s[0] and o[1] <= s[1] and o[2] <= s[2] for o in out):
+        if any(o[0] <= s[0] and o[1] <= s[1] and o[2] <= s[2] and o[3] <= s[3] for o in out):
             continue
         out.append(s)
     return out
@@ -327,12 +472,22 @@ def _pareto(front: list) -> list:
 
 def _no_fit_message(model, device: Device, options, reserve, limit) -> str:
     # The cheapest choice per stage, ignoring how beats chain (a lower bound).
-    cells = reserve["cells"] + sum(min(o[1] for opts in pb.values() for o in opts)
-                                   for pb in options)
+    cheapest = [min((o for opts in pb.values() for o in opts), key=lambda o: (o[1], o[3], o[4]))
+                for pb in options]
+    cells = reserve["cells"] + sum(o[1] for o in cheapest)
     bram = sum(min(o[3] for opts in pb.values() for o in opts) for pb in options)
+    spram = sum(min(o[4] for opts in pb.values() for o in opts) for pb in options)
     what = (f"estimated {cells} logic cells with the harness, budget {limit['cells']} "
             f"({int(UTILIZATION * 100)}% of {device.cells})")
     if bram > device.bram_count:
         what += f", and {bram} block RAMs of {device.bram_count}"
+    if spram > device.spram_count:
+        what += f", and {spram} SPRAMs of {device.spram_count}"
+    if cells <= limit["cells"] and bram <= device.bram_count and spram <= device.spram_count:
+        # each alone fits: the logic and the memories do not fit together
+        what = (f"the fold cheapest in logic ({cells} logic cells with the harness, budget "
+                f"{limit['cells']}) needs {sum(o[3] for o in cheapest)} block RAMs and "
+                f"{sum(o[4] for o in cheapest)} SPRAMs (the device has {device.bram_count} "
+                f"and {device.spram_count}), and no fold with fewer memories fits the logic")
     return (f"model '{model.name}' does not fit the {device.part} ({device.name}) even with "
             f"its cheapest fold: {what}; choose a larger device")

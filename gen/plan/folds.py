@@ -25,7 +25,8 @@ a comparator per threshold, the thresholds constants), ``"search"`` (a pipelined
 search over thresholds in memories) or ``"sequential"`` (one memory, one comparison per
 cycle; needs ``taps / simd >= out_bits``); ``threshold_memory`` says where a memory unit's
 thresholds go (``"block"``, ``"logic"``, ``"spram"`` for the sequential unit; by default
-the tool decides). ``"spram"`` (the iCE40 UltraPlus's SPRAM) needs a load image after
+the tool decides; ``threshold_logic_levels``: the search unit's first levels in logic).
+``"spram"`` (the iCE40 UltraPlus's SPRAM) needs a load image after
 reset: the network then has a ``load`` port (docs/hardware.md). ``fold`` may
 also be one of those strings for every layer, a dict of that form, or a path to the file.
 Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
@@ -46,10 +47,12 @@ from ..errors import InputError
 from .devices import get_device
 
 __all__ = ["FOLD_PRESETS", "LAYER_KEYS", "load_fold", "layer_fold", "rom_style",
-           "threshold_unit", "threshold_memory", "divisors", "largest_divisor"]
+           "threshold_unit", "threshold_memory", "threshold_logic_levels", "divisors",
+           "largest_divisor"]
 
 # The keys of a layer's entry in a fold file.
-LAYER_KEYS = ("pe", "simd", "rom", "thresholds", "threshold_memory")
+LAYER_KEYS = ("pe", "simd", "rom", "thresholds", "threshold_memory",
+              "threshold_logic_levels")
 _THRESHOLD_UNITS = ("parallel", "search", "sequential")
 
 FOLD_PRESETS = ("auto", "serial", "parallel")
@@ -189,3 +192,15 @@ def threshold_memory(layer, fold: dict) -> str | None:
         raise InputError(f"fold: layer '{layer.name}': threshold_memory must be 'block', "
                          f"'logic', 'spram' or 'auto', got {entry['threshold_memory']!r}")
     return entry["threshold_memory"]
+
+
+def threshold_logic_levels(layer, fold: dict) -> int:
+    """How many of a search threshold unit's first levels the fold puts in logic (0)."""
+    entry = fold["layers"].get(layer.name)
+    if not isinstance(entry, dict):
+        return 0
+    n = entry.get("threshold_logic_levels", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InputError(f"fold: layer '{layer.name}': threshold_logic_levels must be a "
+                         f"non-negative integer, got {n!r}")
+    return n

@@ -22,8 +22,8 @@ from ..errors import InputError, ModelError
 from ..model.format import Conv2d, Dense, Flatten, MaxPool, Model, OutputKind, Scheme
 from ..model.golden import accumulator_bounds, product_table
 from .cost import lane_luts, stage_ffs
-from .folds import (divisors, largest_divisor, layer_fold, rom_style, threshold_memory,
-                    threshold_unit)
+from .folds import (divisors, largest_divisor, layer_fold, rom_style, threshold_logic_levels,
+                    threshold_memory, threshold_unit)
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
 
@@ -94,10 +94,13 @@ def _threshold_row(spec) -> dict:
         memories = [{"depth": spec.nf << level, "width": tw} for level in range(bits)]
     else:
         memories = [{"depth": spec.nf << bits, "width": tw}]
-    return {"kind": spec.threshold_unit, "latency": spec.threshold_latency,
-            "comparators_per_pe": bits if spec.threshold_unit == "search" else 1,
-            "memories_per_pe": memories, "storage": spec.threshold_style or "tool decides",
-            "bias": "folded into the thresholds"}
+    row = {"kind": spec.threshold_unit, "latency": spec.threshold_latency,
+           "comparators_per_pe": bits if spec.threshold_unit == "search" else 1,
+           "memories_per_pe": memories, "storage": spec.threshold_style or "tool decides",
+           "bias": "folded into the thresholds"}
+    if spec.threshold_logic_levels:
+        row["logic_levels"] = spec.threshold_logic_levels
+    return row
 
 
 def _choose_unit(layer, act_identity: bool, products: np.ndarray, in_bits: int):
@@ -255,12 +258,14 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
         pe, simd = layer_fold(layer, fold, out_ch, taps, mode)
         kind = layer.output.kind
         thresholds = None
-        thr_unit, thr_style = "parallel", None
+        thr_unit, thr_style, thr_logic = "parallel", None, 0
         if kind is OutputKind.THRESHOLDS:
             thresholds = tuple(tuple(int(v) for v in row) for row in layer.output.thresholds)
             thr_unit = threshold_unit(layer, fold) if mode == "runtime" else "parallel"
             if thr_unit != "parallel":
                 thr_style = threshold_memory(layer, fold)
+            if thr_unit == "search":
+                thr_logic = threshold_logic_levels(layer, fold)
         # a memory threshold unit folds the bias into its thresholds
         lo, hi = relaxed_bounds(layer, io.in_shape, bias=thr_unit == "parallel")
         codes = tuple(tuple(int(v) for v in row)
@@ -271,6 +276,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                       bias=tuple(int(v) for v in layer.bias), acc_bounds=(lo, hi),
                       mode=mode, window=window, thresholds=thresholds,
                       threshold_unit=thr_unit, threshold_style=thr_style,
+                      threshold_logic_levels=thr_logic,
                       pipeline=fold["pipeline"], double_buffer=fold["double_buffer"])
         if mode == "runtime":
             ukind, params, native, decode = _choose_unit(layer, act_identity, table, io.in_bits)

@@ -432,3 +432,77 @@ def test_frame_memory_is_priced_as_block_ram():
         assert est.bram == r.bram >= 1
         assert abs(est.lut - r.lut) <= BAND * r.lut, (est, r.lut)
         assert abs(est.ff - r.ff) <= BAND * r.ff, (est, r.ff)
+
+
+# -- memories: thresholds, SPRAM, the memory check ---------------------------------------
+
+def _mlp(sizes, scheme, wbits, in_bits, bits, seed=0, name="mlp"):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for n, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        last = n == len(sizes) - 2
+        layers.append(random_dense(rng, a, b, scheme=scheme, wbits=wbits,
+                                   in_bits=in_bits if n == 0 else bits, out_bits=bits,
+                                   output="argmax" if last else "thresholds", name=f"fc{n}"))
+    return Model(name=name, input_shape=(sizes[0],), input_bits=in_bits, layers=tuple(layers))
+
+
+def test_digits_w4a4_fits_the_up5k_with_memory_thresholds():
+    """The 64-64-32-10 w4a4 PoT MLP (4,667 estimated cells at its cheapest with parallel
+    comparators only, budget 4,224) fits with thresholds in memory; the manifest records
+    every layer's threshold unit and weight placement."""
+    model = _mlp((64, 64, 32, 10), "pot", 4, 4, 4, name="digits-w4a4")
+    only_parallel = dict(load_fold("serial"), device="ice40up5k")
+    stages, manifest = plan_network(model, "runtime", "device:ice40up5k")
+    fit_ = manifest["device_fit"]
+    assert fit_["estimate"]["cells"] <= fit_["budget"]["cells"]
+    units = {r["name"]: r["threshold_unit"]["kind"] for r in manifest["layers"]
+             if "threshold_unit" in r}
+    assert set(units.values()) - {"parallel"}, units
+    for row in manifest["layers"]:
+        assert row["weights"]["storage"] in ("constants", "rom (the tool decides)",
+                                             "block ram", "logic", "spram")
+    # the same model with parallel comparators everywhere does not fit
+    pinned = {"layers": {f"fc{n}": "serial" for n in range(3)}, "device": "ice40up5k"}
+    with pytest.raises(InputError, match="even with its cheapest fold"):
+        plan_network(model, "runtime", pinned)
+    del only_parallel
+
+
+def test_spram_is_offered_only_where_the_device_has_it():
+    model = _mlp((128, 128, 10), "uniform", 4, 2, 2, name="m")
+    for device, has in (("ice40up5k", True), ("ice40hx8k", False), ("lfe5u-25f", False)):
+        p = fit._Problem(model, devices.get_device(device), load_fold(f"device:{device}"))
+        roms = {o[6][3] for pb in p.options for opts in pb.values() for o in opts if o[6]}
+        assert ("spram" in roms) is has, (device, roms)
+
+
+def test_a_model_that_fits_no_memory_is_refused_at_once():
+    model = _mlp((1024, 512, 10), "uniform", 4, 2, 2, name="too-big")
+    t = time.monotonic()
+    with pytest.raises(InputError) as e:
+        plan_network(model, "runtime", "device:ice40up5k")
+    took = time.monotonic() - t
+    msg = str(e.value)
+    assert re.fullmatch(r"model 'too-big' fits no memory arrangement on the iCE40UP5K "
+                        r"\(ice40up5k\): its weights and thresholds are [\d,]+ bits, the "
+                        r"largest layer 'fc0' alone 2,\d{3},\d{3} bits, and the device's "
+                        r"memories hold 1,171,456 bits \(30 x 4,096-bit SB_RAM40_4K and 4 x "
+                        r"262,144-bit SPRAM\), plus at most 67,584 in logic; choose a larger "
+                        r"device", msg), msg
+    # no search: the refusal reads the arrays once (a generous bound for a loaded machine;
+    # the fit of a model this size would price thousands of candidates)
+    assert took < 10, took
+    # a device with more memory takes it past the check (to the search, which may still
+    # refuse for logic)
+    assert sum(b for _, b in fit.model_memory_bits(model)) < devices.get_device(
+        "lfe5u-85f").memory_bits
+
+
+def test_cli_exit_2_for_a_model_beyond_the_memories(tmp_path):
+    save(_mlp((1024, 512, 10), "uniform", 4, 2, 2, name="too-big"), tmp_path / "b.mf")
+    p = _cli("verilog", tmp_path / "b.mf", "-o", tmp_path / "v", "--device", "ice40up5k")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "largest layer 'fc0'" in lines[0]
+    assert not (tmp_path / "v").exists()
