@@ -6,12 +6,13 @@ threshold, the thresholds constants selected by the channel group), ``search`` (
 pipelined binary search over thresholds in memories), ``sequential`` (one memory, one
 comparison per cycle). Printed per point: LUT4, FF and block RAMs from Yosys beside the
 resource model's estimate (``gen/plan/cost.py``); with ``--fit`` the constants of the
-features these units add (``thr_rom``, ``thr_seq``, ``out_mem``) are fitted with every
+features these units add (``thr_rom``, ``thr_seq``, ``thr_search``, ``out_mem``) are fitted with every
 other constant held fixed, and printed.
 
     .venv/bin/python bench/threshold_units.py              # Yosys vs estimate
     .venv/bin/python bench/threshold_units.py --fit        # and the new constants
     .venv/bin/python bench/threshold_units.py --quick      # four points
+    .venv/bin/python bench/threshold_units.py --decode     # signed activations
 
 Yosys results are cached in out/fold_fit/cache.json (shared with bench/fold_fit.py).
 """
@@ -29,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ["AMARANTH_USE_YOSYS"] = "builtin"
 
-NEW = ("thr_rom", "thr_seq", "out_mem")
+NEW = ("thr_rom", "thr_seq", "thr_search", "out_mem")
 
 # (label, inputs, outputs, in_bits, out_bits, scheme, wbits, pe, simd): the digits MLP's
 # layers (4-bit codes), TFC-like 2-bit layers, the UNSW-NB15 first layer's 8-bit output,
@@ -80,11 +81,50 @@ def units_for(point):
     return units
 
 
+def decode_points(cache) -> None:
+    """Signed activations: a product table against the scheme's unit behind a wiring
+    decode, one dense stage each (64 inputs, 16 outputs, SIMD 8), Yosys against the
+    estimate."""
+    import dataclasses as dc
+
+    import fold_fit
+    from mulfree.gen.model.examples import random_dense
+    from mulfree.gen.model.format import Model
+    from mulfree.gen.plan import cost
+    from mulfree.gen.plan.network import plan_network
+    from mulfree.gen.model.golden import product_table
+
+    print(f"\n{'activations':<22}{'weights':<9}{'unit':<8}{'LUT4':>7}{'est':>7}{'FF':>6}", flush=True)
+    for bits, scheme, wbits in ((4, "pot", 4), (4, "uniform", 4), (8, "uniform", 3)):
+        rng = np.random.default_rng(bits + wbits)
+        layer = random_dense(rng, 64, 16, scheme=scheme, wbits=wbits, in_bits=bits,
+                             out_bits=2, name="fc")
+        levels = np.arange(2**bits) - 2 ** (bits - 1)      # signed, offset order
+        layer = dc.replace(layer, activation_codebook=levels)
+        model = Model(name="signed", input_shape=(64,), input_bits=bits, layers=(layer,))
+        spec = plan_network(model, "runtime", {"layers": {"fc": {"pe": 1, "simd": 8}},
+                                               "input_values_per_beat": 1})[0][0]
+        table = product_table(layer)
+        variants = [("decode", spec)]
+        if table.size <= 256:
+            variants.append(("table", dc.replace(
+                spec, unit_kind="table", unit_params={"table": table.tolist()},
+                native=tuple(range(table.shape[0])), act_decode=None)))
+        for label, v in variants:
+            m = fold_fit.measure(v, "ice40", cache)
+            c = cost.stage_cost(v, "ice40")
+            if m is not None:
+                print(f"signed {bits}-bit{'':<12}{scheme} {wbits}{'':<2}{label:<8}{m['lut']:>7}"
+                      f"{c.lut:>7}{m['ff']:>6}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fit", action="store_true", help="fit the new features' constants")
     p.add_argument("--quick", action="store_true", help="four points")
     p.add_argument("--cached", action="store_true", help="only points already measured")
+    p.add_argument("--decode", action="store_true",
+                   help="signed activations: product table against unit and decode")
     args = p.parse_args(argv)
 
     import fold_fit
@@ -92,6 +132,9 @@ def main(argv=None) -> int:
 
     fold_fit.CACHED_ONLY = args.cached
     cache = fold_fit._load_cache()
+    if args.decode:
+        decode_points(cache)
+        return 0
     points = POINTS[:4] if args.quick else POINTS
     rows = []
     print(f"{'layer':<11}{'in':>4}{'out':>4}{'ob':>3}{'pe':>4}{'simd':>5} {'unit':<11}"

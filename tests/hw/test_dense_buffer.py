@@ -200,3 +200,32 @@ def test_random_networks_with_frames_in_memory(case):
         assert cycles - 1 == manifest["latency_cycles"]
     finally:
         compute.FRAME_MEMORY_MIN_BITS, compute.FRAME_MEMORY_MIN_FILL = old
+
+
+def test_result_frame_in_memory_at_the_real_threshold():
+    """A 64 x 4-bit result frame (256 bits) goes to a memory at the thresholds' real
+    values, a 16 x 4-bit one stays in registers; both bit-exact under stalls, and the
+    latency and cycles per inference of three back to back are the cycle model's."""
+    rng = np.random.default_rng(5)
+    l1 = random_dense(rng, 16, 64, scheme="pot", wbits=3, in_bits=2, out_bits=4, name="fc1")
+    l2 = random_dense(rng, 64, 16, scheme="pot", wbits=3, in_bits=4, out_bits=4, name="fc2")
+    l3 = random_dense(rng, 16, 5, scheme="pot", wbits=3, in_bits=4, output="argmax",
+                      name="fc3")
+    model = Model(name="m", input_shape=(16,), input_bits=2, layers=(l1, l2, l3))
+    x = np.random.default_rng(6).integers(0, 4, (3, 16))
+    for db in (False, True):
+        fold = {"layers": {"fc1": {"pe": 1, "simd": 4, "thresholds": "sequential"},
+                           "fc2": {"pe": 2, "simd": 8, "thresholds": "search"},
+                           "fc3": {"pe": 1, "simd": 2}},
+                "double_buffer": db, "input_values_per_beat": 4}
+        stages, manifest = plan_network(model, "runtime", fold)
+        assert stages[0].out_in_memory and not stages[1].out_in_memory
+        assert manifest["layers"][0]["output_buffer"]["storage"] == "memory"
+        net, manifest = build_network(model, "runtime", fold)
+        got, _ = run_network(net, manifest, x, seed=2)
+        np.testing.assert_array_equal(got, golden_flat(model, x))
+        _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
+        assert cycles - 1 == manifest["latency_cycles"]
+        first, done = _output_cycles(net, manifest, x)
+        taken, model_done = _run(stages, len(x))
+        assert done == [d - taken[0] for d in model_done]
