@@ -261,6 +261,9 @@ def _yosys_script(target: Target, top: str, stat: str | None, netlist: str | Non
                   source: str) -> str:
     lines = [f"read_verilog -sv {source}", f"hierarchy -check -top {top}"]
     if target is Target.ICE40:
+        # the iCE40 primitives a design may instantiate (SB_SPRAM256KA: hw/spram.py) as
+        # black boxes, before the hierarchy check
+        lines.insert(0, "read_verilog -lib -specify +/ice40/cells_sim.v")
         lines.append(f"synth_ice40 -top {top}")           # no -dsp: DSPs stay unused
     elif target is Target.ECP5:
         lines.append(f"synth_ecp5 -top {top} -nodsp")
