@@ -236,10 +236,10 @@ def build(name, model, fold) -> None:
     ebr = res.placed.get("ICESTORM_RAM", {}).get("used", 0)
     spram = res.placed.get("ICESTORM_SPRAM", {}).get("used", 0)
     loader = " and flash loader" if "load" in r.manifest else ""
+    cycles = r.manifest["cycles_per_inference"]
     print(f"  iCEBreaker build (harness{loader}): {res.lut} LUT4, {res.ff} FF, {ebr} EBR, "
           f"{spram} SPRAM, {placed} logic cells placed of 5280, Fmax {fmax:.1f} MHz, "
-          f"{r.manifest['cycles_per_inference']} cycles: {fmax * 1e6 / "
-          f"r.manifest['cycles_per_inference']:,.0f} inferences/s at Fmax "
+          f"{cycles} cycles: {fmax * 1e6 / cycles:,.0f} inferences/s at Fmax "
           f"({time.monotonic() - t:.0f} s; {out})", flush=True)
 
 

@@ -244,9 +244,17 @@ def _out_beats(stages, models) -> int:
     return stages[-1].out_beats
 
 
+def load_cycles(stages) -> int:
+    """Cycles a network spends taking its SPRAM load image (one word per cycle) before
+    its first input: stages run meanwhile (a conv2d window generator scans the padding
+    that needs no input), so the first inference's timing starts from there."""
+    return sum(getattr(s, "load_words", 0) for s in stages)
+
+
 def _run(stages, inferences: int):
     """Feed ``inferences`` frames back to back into the chain with its output always
-    ready; returns (cycles of the input transfers, cycles of each inference's last output
+    ready, after its load image (:func:`load_cycles`, no input offered meanwhile);
+    returns (cycles of the input transfers, cycles of each inference's last output
     transfer)."""
     models = [_model(s) for s in stages]
     in_beats = stages[0].in_beats
@@ -265,8 +273,10 @@ def _run(stages, inferences: int):
             limit += win.scan_pieces
     limit *= inferences + 2
     k = len(models)
+    warmup = load_cycles(stages)
+    limit += warmup
     while got < total_out:
-        valid = [fed < total_in] + [mdl.valid() for mdl in models]
+        valid = [fed < total_in and t >= warmup] + [mdl.valid() for mdl in models]
         ready = [mdl.ready() for mdl in models] + [True]
         xfer = [v and r for v, r in zip(valid, ready)]
         for n, mdl in enumerate(models):

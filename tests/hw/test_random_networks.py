@@ -89,6 +89,14 @@ def _finish(draw, model, seed):
                     if taps // entry["simd"] >= layer.output.bits:
                         units.append("sequential")
                     entry["thresholds"] = draw(st.sampled_from(units))
+                    if entry["thresholds"] == "sequential" and draw(st.booleans()):
+                        entry["threshold_memory"] = "spram"
+                    elif entry["thresholds"] == "search" and layer.output.bits > 1:
+                        entry["threshold_logic_levels"] = draw(st.integers(0, 1))
+                # the weight ROM in SPRAM now and then (it needs more than one word)
+                steps = (out // entry["pe"]) * (taps // entry["simd"])
+                if steps > 1 and draw(st.integers(0, 3)) == 0:
+                    entry["rom"] = "spram"
                 fold["layers"][layer.name] = entry
     return model, mode, fold, seed
 
