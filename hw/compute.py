@@ -287,46 +287,40 @@ class ComputeSpec:
             rows.append(row + [hi + 1] * (count - len(row)))
         return rows
 
-    def spram_memories(self) -> list[tuple[str, int, int, list[int]]]:
-        """The stage's memories in SPRAM, in load order: ``(name, depth, width, words)``
-        (the weight ROM, then each PE's sequential threshold memory, its words two's
-        complement)."""
+    def spram_memories_shapes(self) -> list[tuple[str, int, int]]:
+        """The stage's memories in SPRAM, in load order: ``(name, depth, width)`` (the
+        weight ROM, then each PE's sequential threshold memory)."""
         out = []
         if self.rom_style == "spram":
-            out.append(("rom", self.nf * self.sf, self.pe * self.simd * self.weight_bits,
-                        self.rom_words()))
+            out.append(("rom", self.nf * self.sf, self.pe * self.simd * self.weight_bits))
         if self.threshold_style == "spram" and self.thresholds is not None:
-            tw = self.threshold_width
             for pe in range(self.pe):
-                words = [w & ((1 << tw) - 1)
-                         for w in sequential_words(self.threshold_rows(pe), self.out_bits)]
-                out.append((f"thr{pe}", len(words), tw, words))
+                out.append((f"thr{pe}", self.nf << self.out_bits, self.threshold_width))
+        return out
+
+    def spram_memories(self) -> list[tuple[str, int, int, list[int]]]:
+        """:meth:`spram_memories_shapes` with each memory's words (thresholds two's
+        complement in ``width`` bits)."""
+        out = []
+        for name, depth, width in self.spram_memories_shapes():
+            if name == "rom":
+                words = self.rom_words()
+            else:
+                rows = self.threshold_rows(int(name[3:]))
+                words = [w & ((1 << width) - 1) for w in sequential_words(rows, self.out_bits)]
+            out.append((name, depth, width, words))
         return out
 
     @property
     def spram_blocks(self) -> int:
         """SPRAM blocks the stage uses."""
-        total = 0
-        for _, depth, width, _ in self.spram_memories_shapes():
-            rows, cols = spram_tiles(depth, width)
-            total += rows * cols
-        return total
-
-    def spram_memories_shapes(self) -> list[tuple[str, int, int, None]]:
-        """:meth:`spram_memories` without the words (cheap)."""
-        out = []
-        if self.rom_style == "spram":
-            out.append(("rom", self.nf * self.sf, self.pe * self.simd * self.weight_bits,
-                        None))
-        if self.threshold_style == "spram" and self.thresholds is not None:
-            for pe in range(self.pe):
-                out.append((f"thr{pe}", self.nf << self.out_bits, self.threshold_width, None))
-        return out
+        return sum(r * c for r, c in (spram_tiles(d, w) for _, d, w in
+                                      self.spram_memories_shapes()))
 
     @property
     def load_words(self) -> int:
         """16-bit words the stage's SPRAM memories load after reset (0: none)."""
-        return sum(spram_tiles(d, w)[1] * d for _, d, w, _ in self.spram_memories_shapes())
+        return sum(spram_tiles(d, w)[1] * d for _, d, w in self.spram_memories_shapes())
 
     def load_image(self) -> list[int]:
         """The 16-bit words the stage loads after reset, in order."""

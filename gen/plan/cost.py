@@ -436,7 +436,7 @@ def _spram_shapes(spec) -> list[tuple[int, int]]:
     """(depth, width) of the stage's memories in SPRAM."""
     if not isinstance(spec, ComputeSpec):
         return []
-    return [(d, w) for _, d, w, _ in spec.spram_memories_shapes()]
+    return [(d, w) for _, d, w in spec.spram_memories_shapes()]
 
 
 def result_memory_shape(spec, family: str = "ice40") -> tuple[int, int]:
