@@ -121,7 +121,7 @@ def op_counts(model) -> dict[str, int]:
 
 def qonnx_run(path: Path, x: np.ndarray) -> np.ndarray:
     """qonnx's executor on a batch, one sample at a time (the graphs have batch 1), after
-    qonnx's cleanup, exactly as tests/gen/test_import_corpus_fixtures.py runs it."""
+    qonnx's cleanup, exactly as tests/gen/importers/test_import_corpus_fixtures.py runs it."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.util.cleanup import cleanup_model

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data" / "import"
 METAS = sorted(DATA.glob("*/*/meta.json"))
 IDS = [f"{p.parent.parent.name}/{p.parent.name}" for p in METAS]
