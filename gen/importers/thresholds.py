@@ -1,0 +1,137 @@
+"""Integer thresholds for a quantizer after a float function of the accumulator.
+
+Between a layer's accumulator and its output codes a graph computes, per channel, a chain
+of monotone float operations (affine maps from scales, biases and batch norm; ReLU and
+Clip) and then a quantizer (QONNX ``Quant``, ``BipolarQuant``, or FINN's
+``MultiThreshold``). The composition is monotone in the accumulator, so the codes are
+``sum_t (acc >= T[t])`` for integer thresholds ``T``. Each ``T[t]`` is found by binary
+search over the channel's reachable accumulator range (about 50 steps for any width,
+all channels and thresholds at once), evaluating the chain in float64 exactly as it is
+defined, ties included: ``T[t]`` is the smallest reachable accumulator whose code is at
+least ``t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model.encoding import bipolar_codes, int_quant_codes, quant_range, threshold_codes
+
+__all__ = ["Affine", "Relu", "Clip", "OutQuant", "chain_value", "chain_direction",
+           "search_thresholds"]
+
+
+@dataclass(frozen=True)
+class Affine:
+    """``v -> scale * v + bias`` per channel."""
+
+    scale: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass(frozen=True)
+class Relu:
+    pass
+
+
+@dataclass(frozen=True)
+class Clip:
+    lo: float | None
+    hi: float | None
+
+
+@dataclass(frozen=True)
+class OutQuant:
+    """The quantizer that ends the chain, per channel (arrays are ``[channels]``)."""
+
+    kind: str                      # int | bipolar | thresholds
+    scale: np.ndarray = field(default_factory=lambda: np.ones(1))
+    zero_point: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    bits: int = 1
+    signed: bool = True
+    narrow: bool = False
+    rounding: str = "ROUND"
+    thresholds: np.ndarray | None = None   # [channels or 1, T] for kind thresholds
+
+    @property
+    def n_codes(self) -> int:
+        if self.kind == "bipolar" or (self.kind == "int" and self.bits == 1 and self.signed):
+            return 2
+        if self.kind == "int":
+            lo, hi = quant_range(self.bits, self.signed, self.narrow)
+            return hi - lo + 1
+        return int(self.thresholds.shape[1]) + 1
+
+    def levels(self) -> np.ndarray:
+        """The integer level (value / scale) of each code, per channel ``[C or 1, n]``."""
+        z = np.asarray(self.zero_point, np.float64).reshape(-1, 1)
+        if self.kind == "bipolar":
+            return np.array([[-1, 1]], np.int64)
+        if self.kind == "int" and self.bits == 1 and self.signed:
+            return (np.array([[-1, 1]]) - z).astype(np.int64)
+        if self.kind == "int":
+            lo, hi = quant_range(self.bits, self.signed, self.narrow)
+            return (np.arange(lo, hi + 1)[None, :] - z).astype(np.int64)
+        return np.arange(self.n_codes, dtype=np.int64)[None, :]
+
+    def codes(self, v: np.ndarray) -> np.ndarray:
+        """Codes of ``v`` ``[C, K]`` (row j is channel j), in float64."""
+        if self.kind == "int":
+            col = lambda a: np.asarray(a, np.float64).reshape(-1, 1)  # noqa: E731
+            return int_quant_codes(v, col(self.scale), col(self.zero_point), self.bits,
+                                   self.signed, self.narrow, self.rounding)
+        if self.kind == "bipolar":
+            return bipolar_codes(v)
+        t = np.asarray(self.thresholds, np.float64)
+        return threshold_codes(v, t[:, None, :])
+
+
+def chain_value(ops: list, acc: np.ndarray) -> np.ndarray:
+    """The chain's float value for accumulators ``acc`` ``[C, K]`` (row j is channel j)."""
+    v = acc.astype(np.float64)
+    for op in ops:
+        if isinstance(op, Affine):
+            v = np.asarray(op.scale, np.float64)[:, None] * v + np.asarray(op.bias, np.float64)[:, None]
+        elif isinstance(op, Relu):
+            v = np.maximum(v, 0.0)
+        elif isinstance(op, Clip):
+            v = np.clip(v, -np.inf if op.lo is None else op.lo, np.inf if op.hi is None else op.hi)
+        else:  # pragma: no cover - the lowering builds only these
+            raise TypeError(f"unknown chain op {op!r}")
+    return v
+
+
+def chain_direction(ops: list, channels: int) -> np.ndarray:
+    """+1 where the chain is non-decreasing in the accumulator, -1 where non-increasing."""
+    sign = np.ones(channels)
+    for op in ops:
+        if isinstance(op, Affine):
+            sign = sign * np.where(np.asarray(op.scale) < 0, -1.0, 1.0)
+    return sign
+
+
+def search_thresholds(code_at, lo: np.ndarray, hi: np.ndarray, n_codes: int,
+                      n_thresholds: int) -> np.ndarray:
+    """``T[j, t-1]`` = the smallest ``a`` in ``[lo[j], hi[j]]`` with ``code_at(a)[j] >= t``
+    (``hi[j] + 1`` when none), for ``t = 1 .. n_thresholds``; ``code_at`` maps an int64
+    array ``[C, K]`` to codes, non-decreasing along each row's accumulator. Thresholds for
+    codes the quantizer cannot give (``t >= n_codes``) are ``hi + 1``: never reached."""
+    lo = np.asarray(lo, np.int64)
+    hi = np.asarray(hi, np.int64)
+    c = lo.size
+    t = np.arange(1, n_thresholds + 1)[None, :]
+    low = np.repeat(lo[:, None], n_thresholds, axis=1)
+    high = np.repeat(hi[:, None] + 1, n_thresholds, axis=1)
+    while True:
+        active = low < high
+        if not active.any():
+            break
+        mid = low + (high - low) // 2
+        reached = code_at(mid) >= t
+        high = np.where(active & reached, mid, high)
+        low = np.where(active & ~reached, mid + 1, low)
+    out = np.where(t >= n_codes, hi[:, None] + 1, low)
+    assert out.shape == (c, n_thresholds)
+    return out
