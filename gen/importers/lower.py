@@ -36,7 +36,7 @@ from ..model.format import (Conv2d, Dense, Flatten, MaxPool, Model, Output, Outp
 from ..model.golden import accumulator_bounds
 from .graph import CHANNELS_LAST, Graph, GraphImportError, attrs, is_quant, label
 from .output_fold import fold_argmax
-from .thresholds import Affine, Clip, OutQuant, Relu, chain_direction, chain_value, \
+from .thresholds import Affine, Chain, Clip, OutQuant, Relu, chain_direction, chain_value, \
     search_thresholds
 
 __all__ = ["InputDecl", "Probe", "Lowered", "lower"]
@@ -74,6 +74,7 @@ class Probe:
     scale: np.ndarray
     offset: float
     node: str
+    chain: Chain | None = None   # how a threshold layer's codes come from its accumulators
 
 
 @dataclass(frozen=True)
@@ -568,7 +569,10 @@ class _Lowering:
         s1 = _scalar(scale)
         scale = np.asarray(s1) if s1 is not None else np.broadcast_to(scale.ravel(), (out,))
         act = _Act(lin.idx, index, lv[0], scale, 0.0, probe=node.output[0], node=label(node))
-        self.probes.append(Probe(index, node.output[0], lin.idx, lv[0], scale, 0.0, label(node)))
+        chain = Chain(tuple(lin.ops), q, np.where(flip, -1, 1),
+                      np.maximum(np.abs(bounds.low), np.abs(bounds.high)))
+        self.probes.append(Probe(index, node.output[0], lin.idx, lv[0], scale, 0.0, label(node),
+                                 chain))
         return act
 
     def per_channel_quant(self, q: OutQuant, lin: _Lin, node) -> OutQuant:

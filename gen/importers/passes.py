@@ -170,11 +170,14 @@ def channels_last_batchnorm_to_affine(model):
     constants on the last axis. qonnx's ``BatchNormToAffine`` ignores the domain and shapes
     its constants ``[1, C, 1, 1]``, which is wrong for channels-last data."""
     from onnx import helper
+    from qonnx.transformation.infer_shapes import InferShapes
 
     g = model.graph
-    for i, n in enumerate(list(g.node)):
+    changed = False
+    for n in list(g.node):
         if n.op_type != "BatchNormalization" or n.domain != CHANNELS_LAST:
             continue
+        changed = True
         gamma, beta, mean, var = _bn_params(model, n)
         eps = np.float32(attrs(n).get("epsilon", 1e-5))
         a = (gamma / np.sqrt(var + eps)).astype(np.float32)
@@ -188,7 +191,7 @@ def channels_last_batchnorm_to_affine(model):
         g.node.insert(idx, helper.make_node("Mul", [n.input[0], an], [mid],
                                             name=(n.name or "bn") + "_mul"))
         g.node.remove(n)
-    return model
+    return _quiet(model, InferShapes()) if changed else model
 
 
 def batchnorm_to_affine(model):

@@ -19,8 +19,10 @@ import numpy as np
 
 from ..model.encoding import bipolar_codes, int_quant_codes, quant_range, threshold_codes
 
-__all__ = ["Affine", "Relu", "Clip", "OutQuant", "chain_value", "chain_direction",
-           "search_thresholds"]
+__all__ = ["Affine", "Relu", "Clip", "OutQuant", "Chain", "chain_value", "chain_direction",
+           "search_thresholds", "TIE"]
+
+TIE = 2.0**-16   # float32 sums are this close (relative to their terms) to the exact value
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,52 @@ def search_thresholds(code_at, lo: np.ndarray, hi: np.ndarray, n_codes: int,
     out = np.where(t >= n_codes, hi[:, None] + 1, low)
     assert out.shape == (c, n_thresholds)
     return out
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A threshold layer's float definition: ``codes = quant(ops(sign * acc))`` per channel,
+    and the largest accumulator magnitude of each channel (for the float32 tie test)."""
+
+    ops: tuple
+    quant: OutQuant
+    sign: np.ndarray
+    acc_max: np.ndarray
+
+    def _pick(self, v, ch: np.ndarray) -> np.ndarray:
+        a = np.asarray(v, np.float64)
+        return a[ch] if a.ndim and a.size > 1 else np.broadcast_to(a.ravel()[0] if a.size else 0.0,
+                                                                     ch.shape)
+
+    def value_and_size(self, acc: np.ndarray, ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The exact float value before the quantizer, and the magnitude of the terms a
+        float computation of it adds up, for accumulators ``acc`` of channels ``ch``."""
+        v = self.sign[ch] * acc.astype(np.float64)
+        size = self.acc_max[ch].astype(np.float64)
+        for op in self.ops:
+            if isinstance(op, Affine):
+                a, b = self._pick(op.scale, ch), self._pick(op.bias, ch)
+                v, size = a * v + b, np.abs(a) * size + np.abs(b)
+            elif isinstance(op, Relu):
+                v = np.maximum(v, 0.0)
+            else:
+                v = np.clip(v, -np.inf if op.lo is None else op.lo, np.inf if op.hi is None else op.hi)
+        return v, size
+
+    def codes_at(self, v: np.ndarray, ch: np.ndarray) -> np.ndarray:
+        q = self.quant
+        if q.kind == "int":
+            return int_quant_codes(v, self._pick(q.scale, ch), self._pick(q.zero_point, ch),
+                                   q.bits, q.signed, q.narrow, q.rounding)
+        if q.kind == "bipolar":
+            return bipolar_codes(v)
+        t = np.asarray(q.thresholds, np.float64)
+        rows = t[ch] if t.shape[0] > 1 else np.broadcast_to(t[0], ch.shape + t.shape[1:])
+        return (v[..., None] >= rows).sum(axis=-1)
+
+    def tie_codes(self, acc: np.ndarray, ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The codes just below and just above the exact value (by ``TIE`` of its terms'
+        magnitude): a float32 computation may land on either where they differ."""
+        v, size = self.value_and_size(acc, ch)
+        d = TIE * np.maximum(size, np.abs(v))
+        return self.codes_at(v - d, ch), self.codes_at(v + d, ch)

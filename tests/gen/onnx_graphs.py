@@ -58,12 +58,11 @@ class GraphBuilder:
         s = np.asarray(scale, np.float64)
         return self.quant(self.const(ints * s), s, bits, signed=True, narrow=True)
 
-    def model(self, out: str, out_shape=None, opset: int = 13):
+    def model(self, out: str, out_shape=None, opset: int = 13, out_dtype: int = 1):
         h = self.helper
-        from onnx import TensorProto
 
         inp = h.make_tensor_value_info(self.in_name, self.dtype, self.in_shape)
-        outp = h.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)
+        outp = h.make_tensor_value_info(out, out_dtype, out_shape)
         graph = h.make_graph(self.nodes, "g", [inp], [outp], initializer=self.inits)
         for tensor, dt in self.annotations.items():
             ann = graph.quantization_annotation.add()
@@ -75,10 +74,11 @@ class GraphBuilder:
         m.ir_version = 8
         return m
 
-    def save(self, path: Path, out: str, out_shape=None, opset: int = 13) -> Path:
+    def save(self, path: Path, out: str, out_shape=None, opset: int = 13,
+             out_dtype: int = 1) -> Path:
         import onnx
 
-        onnx.save(self.model(out, out_shape, opset), str(path))
+        onnx.save(self.model(out, out_shape, opset, out_dtype), str(path))
         return Path(path)
 
 
