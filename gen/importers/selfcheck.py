@@ -151,11 +151,41 @@ def check_inputs(model: Model, random: int = 64, ties: int = 16, seed: int = 0) 
             x = rng.integers(lo, hi + 1, (total, n)).astype(np.float64)
             x[tie] = rng.choice([lo, hi], (int(tie.sum()), n))
         return x.astype(np.float32).reshape(total, *shape)
+    target = u
     for step in reversed(enc.get("steps", [])):
         k = np.asarray(step["value"], np.float64)
         u = {"mul": lambda v: v / k, "div": lambda v: v * k, "add": lambda v: v - k,
              "sub": lambda v: v + k, "rsub": lambda v: k - v}[step["op"]](u)
-    return u.astype(np.float32).reshape(total, *shape)
+    x = u.astype(np.float32)
+    if kind == "int" and tie.any():
+        x[tie] = _exact_ties(x[tie], target[tie], enc, n)
+    return x.reshape(total, *shape)
+
+
+def _exact_ties(x: np.ndarray, target: np.ndarray, enc: dict, n: int) -> np.ndarray:
+    """Nudge float32 inputs by up to 16 ulps so that the encoding's float32 arithmetic (as
+    QONNX computes it) lands exactly on the tie, where some neighbour does."""
+    from ..model.encoding import _apply_steps
+
+    q = enc["quantizer"]
+    f32 = np.float32
+    s, z = f32(q["scale"]), f32(q.get("zero_point", 0.0))
+    want = (target / float(q["scale"]) + float(q.get("zero_point", 0.0))).astype(f32)
+    steps = list(enc.get("steps", []))
+
+    def y(c):
+        return _apply_steps(c, steps, n) / s + z
+
+    best = x.copy()
+    found = y(x) == want
+    up, down = x.copy(), x.copy()
+    for _ in range(16):
+        up, down = np.nextafter(up, f32(np.inf)), np.nextafter(down, f32(-np.inf))
+        for c in (up, down):
+            hit = (y(c) == want) & ~found
+            best[hit] = c[hit]
+            found |= hit
+    return best
 
 
 def _probe_values(probe: Probe, codes: np.ndarray, channels: int) -> np.ndarray:
