@@ -410,6 +410,8 @@ class _Lowering:
         if node.op_type == "BipolarQuant":
             s = self.const(node, 1, "scale")
             return OutQuant("bipolar", scale=np.asarray(s, np.float64))
+        if node.op_type == "Trunc":
+            return self.trunc_params(node)
         s, z, b = (self.const(node, i, w) for i, w in ((1, "scale"), (2, "zero point"),
                                                        (3, "bit width")))
         bits = np.ravel(b)
@@ -428,10 +430,43 @@ class _Lowering:
                         bits=int(bits[0]), signed=bool(a.get("signed", 1)),
                         narrow=bool(a.get("narrow", 0)), rounding=rounding)
 
+    def trunc_params(self, node) -> OutQuant:
+        """qonnx's ``Trunc`` (version 2: scale, zero point, input bits, output scale,
+        output bits), as Brevitas' TruncAvgPool exports it."""
+        a = attrs(node)
+        version = max((o.version for o in self.g.model.model.opset_import
+                       if o.domain == node.domain), default=1)
+        if len(node.input) != 6 or version < 2:
+            self.fail(node, "only qonnx's Trunc of opset 2 (six inputs, with an output scale) "
+                            "is supported, as Brevitas exports it")
+        s, z, _, out_s, out_b = (np.asarray(self.const(node, i, w), np.float64) for i, w in
+                                 ((1, "scale"), (2, "zero point"), (3, "input bit width"),
+                                  (4, "output scale"), (5, "output bit width")))
+        if any(v.size != 1 for v in (s, z, out_s, out_b)):
+            self.fail(node, "per-channel truncation parameters are not supported")
+        ts = float(2.0 ** np.round(np.log2(float(out_s) / float(s))))
+        bits = float(out_b)
+        zf = float(z)
+        if bits != round(bits) or not 1 <= bits <= MAX_CODE_BITS or zf != round(zf) or \
+                (zf / ts) != round(zf / ts):
+            self.fail(node, "its output bit width must be an integer 1 to 16 and its zero point "
+                            "a whole number of truncation steps")
+        rounding = str(a.get("rounding_mode", "FLOOR")).upper()
+        from ..model.encoding import ROUNDING_MODES
+        if rounding not in ROUNDING_MODES:
+            self.fail(node, f"rounding mode {rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
+        return OutQuant("trunc", scale=s, zero_point=np.asarray(zf), bits=int(bits),
+                        signed=bool(a.get("signed", 1)), narrow=bool(a.get("narrow", 0)),
+                        rounding=rounding, trunc_scale=ts, out_scale=float(out_s))
+
     def h_quant(self, node) -> None:
         if node.op_type == "MultiThreshold":
             return self.h_multithreshold(node)
         x = self.state.pop(node.input[0])
+        if node.op_type == "Trunc" and not isinstance(x, _Lin):
+            self.fail(node, "truncates a tensor that is not a sum pooling or layer output; only "
+                            "Trunc after AveragePool (Brevitas TruncAvgPool) or a layer is "
+                            "supported")
         q = self.quant_params(node)
         if isinstance(x, _Src):
             self.check_not_declared(x, node)
@@ -565,7 +600,7 @@ class _Lowering:
             if lv_s is None or not np.all(lv == lv[:1]):
                 self.fail(node, "per-channel zero points are not supported on activations")
             lv = lv[:1]
-        scale = np.asarray(q.scale, np.float64)
+        scale = q.value_scale
         s1 = _scalar(scale)
         scale = np.asarray(s1) if s1 is not None else np.broadcast_to(scale.ravel(), (out,))
         act = _Act(lin.idx, index, lv[0], scale, 0.0, probe=node.output[0], node=label(node))
@@ -776,6 +811,40 @@ class _Lowering:
                                              node=label(node))
         self.probes.append(Probe(index, node.output[0], idx, act.levels, np.asarray(s),
                                  act.offset, label(node)))
+
+    def h_avgpool(self, node) -> None:
+        """Average pooling on quantized activations: a sum over each window is a conv2d
+        layer whose weights are 1 from a channel to itself (0 elsewhere); the 1 / window
+        goes into the float chain, and the quantizer or Trunc after it into thresholds."""
+        x = self.state.pop(node.input[0])
+        a = attrs(node)
+        layout = "NHWC" if node.domain == CHANNELS_LAST else "NCHW"
+        if not isinstance(x, _Act):
+            self.fail(node, "averages a tensor that is not quantized activations; put the "
+                            "pooling after the activation quantizer")
+        act, (h, w, c) = self.place_spatial(x, layout, node)
+        if node.op_type == "GlobalAveragePool":
+            kernel, strides = (h, w), (1, 1)
+        else:
+            kernel = tuple(int(v) for v in a.get("kernel_shape", []))
+            strides = tuple(int(v) for v in a.get("strides", [1, 1]))
+            if len(kernel) != 2:
+                self.fail(node, f"kernel {list(kernel)}: only 2-D pooling is supported")
+            if any(a.get("pads", [0, 0, 0, 0])) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+                self.fail(node, "padded average pooling is not supported (pads must be 0)")
+        levels, s, b = self.integer_act(act, node, padded=False)
+        oh, ow = (h - kernel[0]) // strides[0] + 1, (w - kernel[1]) // strides[1] + 1
+        want = (1, c, oh, ow) if layout == "NCHW" else (1, oh, ow, c)
+        if self.out_shape(node) != want:
+            self.fail(node, f"its output shape {list(self.out_shape(node))} is not the "
+                            f"{list(want)} mulfree computes (ceil_mode is not supported)")
+        ints = np.zeros((c, kernel[0], kernel[1], c), np.int64)
+        ints[np.arange(c), :, :, np.arange(c)] = 1
+        pend = _Pending("conv", ints, levels, (h, w, c), (oh, ow, c), label(node),
+                        stride=strides, padding=(0, 0), name=self.new_name("avgpool"))
+        m = np.full(c, s / (kernel[0] * kernel[1]))
+        self.state[node.output[0]] = _Lin(_canonical(layout, oh, ow, c), pend,
+                                          [Affine(m, np.full(c, b))])
 
     # -- handlers: layout and elementwise ----------------------------------------------
     def h_layout(self, node) -> None:
@@ -1021,7 +1090,8 @@ _QUANT_NAMES = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc")
 
 _HANDLERS = {
     "Quant": _Lowering.h_quant, "BipolarQuant": _Lowering.h_quant,
-    "MultiThreshold": _Lowering.h_quant,
+    "MultiThreshold": _Lowering.h_quant, "Trunc": _Lowering.h_quant,
+    "AveragePool": _Lowering.h_avgpool, "GlobalAveragePool": _Lowering.h_avgpool,
     "MatMul": _Lowering.h_matmul, "Conv": _Lowering.h_conv, "MaxPool": _Lowering.h_maxpool,
     "Reshape": _Lowering.h_layout, "Flatten": _Lowering.h_layout,
     "Transpose": _Lowering.h_layout, "Squeeze": _Lowering.h_layout,
@@ -1035,11 +1105,6 @@ _HANDLERS = {
 _HINTS = {
     "FloatQuant": "minifloat quantization has no integer form; quantize with an integer "
                   "Quant (Brevitas Int*Quant) instead",
-    "Trunc": "truncation (Brevitas TruncAvgPool) is not supported; use MaxPool, or a "
-             "quantized convolution with stride",
-    "AveragePool": "average pooling is not supported; use MaxPool or a strided convolution",
-    "GlobalAveragePool": "average pooling is not supported; use MaxPool or a strided "
-                         "convolution",
     "Concat": "joins branches; mulfree networks are chains of layers",
     "BatchNormalization": "its parameters must be constants after a MatMul, Gemm or Conv",
     "Gemm": "transA Gemm or a Gemm qonnx could not convert; export Linear layers as MatMul/Gemm "
@@ -1051,10 +1116,10 @@ def _unsupported_hint(node) -> str:
     hint = _HINTS.get(node.op_type)
     if node.domain not in ("", CHANNELS_LAST) and node.op_type not in _QUANT_NAMES:
         hint = hint or f"custom op of domain '{node.domain}'"
-    supported = ("supported: Quant, BipolarQuant, MultiThreshold, MatMul, Gemm, Conv, MaxPool, "
-                 "BatchNormalization, Mul/Div/Add/Sub by constants, Relu, Clip, Reshape, "
-                 "Flatten, Transpose, Squeeze, Unsqueeze, Identity; Softmax, TopK, ArgMax at "
-                 "the output")
+    supported = ("supported: Quant, BipolarQuant, Trunc, MultiThreshold, MatMul, Gemm, Conv, "
+                 "MaxPool, AveragePool, BatchNormalization, Mul/Div/Add/Sub by constants, Relu, "
+                 "Clip, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Identity; Softmax, "
+                 "TopK, ArgMax at the output")
     return f"not supported ({hint}; {supported})" if hint else f"not supported ({supported})"
 
 

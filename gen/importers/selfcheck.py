@@ -197,12 +197,12 @@ def _probe_values(probe: Probe, codes: np.ndarray, channels: int) -> np.ndarray:
     return probe.levels[c] * s + probe.offset
 
 
-def _ties(p: Probe, bad: np.ndarray, acc: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+def _ties(p: Probe, bad: np.ndarray, acc: np.ndarray, theirs: np.ndarray,
+          channels: int) -> np.ndarray:
     """Where a difference is a float32 tie: the exact value sits within float32 rounding
     of the boundary between the imported code and the executor's."""
     s_, i_ = np.nonzero(bad)
     pos = p.idx.ravel()[i_]
-    channels = acc.shape[1] if acc.ndim == 2 else 1
     ch = pos % channels
     lo, hi = p.chain.tie_codes(acc[s_, pos], ch)
     scale = np.asarray(p.scale, np.float64)
@@ -274,7 +274,7 @@ def self_check(path: str | Path, model: Model, probes: tuple[Probe, ...],
         bad = np.abs(ours - theirs) > 0.25 * _step(p)
         values += ours.size
         if bad.any() and p.chain is not None and acc is not None:
-            tie = _ties(p, bad, acc.reshape(n, -1), theirs)
+            tie = _ties(p, bad, acc.reshape(n, -1), theirs, int(acc.shape[-1]))
             act_ties += int(tie.sum())
             bad &= ~tie
         if bad.any():

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.encoding import bipolar_codes, int_quant_codes, quant_range, threshold_codes
+from ..model.encoding import (bipolar_codes, int_quant_codes, quant_range, round_mode,
+                              threshold_codes)
 
 __all__ = ["Affine", "Relu", "Clip", "OutQuant", "Chain", "chain_value", "chain_direction",
            "search_thresholds", "TIE"]
@@ -48,7 +49,7 @@ class Clip:
 class OutQuant:
     """The quantizer that ends the chain, per channel (arrays are ``[channels]``)."""
 
-    kind: str                      # int | bipolar | thresholds
+    kind: str                      # int | bipolar | thresholds | trunc
     scale: np.ndarray = field(default_factory=lambda: np.ones(1))
     zero_point: np.ndarray = field(default_factory=lambda: np.zeros(1))
     bits: int = 1
@@ -56,15 +57,22 @@ class OutQuant:
     narrow: bool = False
     rounding: str = "ROUND"
     thresholds: np.ndarray | None = None   # [channels or 1, T] for kind thresholds
+    trunc_scale: float = 1.0               # trunc: 2**round(log2(out_scale / scale))
+    out_scale: float = 1.0                 # trunc: the value of one output step
 
     @property
     def n_codes(self) -> int:
         if self.kind == "bipolar" or (self.kind == "int" and self.bits == 1 and self.signed):
             return 2
-        if self.kind == "int":
+        if self.kind in ("int", "trunc"):
             lo, hi = quant_range(self.bits, self.signed, self.narrow)
             return hi - lo + 1
         return int(self.thresholds.shape[1]) + 1
+
+    @property
+    def value_scale(self) -> np.ndarray:
+        """The float value of one level (per channel or one)."""
+        return np.asarray(self.out_scale if self.kind == "trunc" else self.scale, np.float64)
 
     def levels(self) -> np.ndarray:
         """The integer level (value / scale) of each code, per channel ``[C or 1, n]``."""
@@ -76,18 +84,32 @@ class OutQuant:
         if self.kind == "int":
             lo, hi = quant_range(self.bits, self.signed, self.narrow)
             return (np.arange(lo, hi + 1)[None, :] - z).astype(np.int64)
+        if self.kind == "trunc":
+            lo, hi = quant_range(self.bits, self.signed, self.narrow)
+            return (np.arange(lo, hi + 1)[None, :] - z / self.trunc_scale).astype(np.int64)
         return np.arange(self.n_codes, dtype=np.int64)[None, :]
 
     def codes(self, v: np.ndarray) -> np.ndarray:
         """Codes of ``v`` ``[C, K]`` (row j is channel j), in float64."""
+        col = lambda a: np.asarray(a, np.float64).reshape(-1, 1)  # noqa: E731
+        t = None if self.thresholds is None else np.asarray(self.thresholds, np.float64)[:, None, :]
+        return self.codes_with(v, col(self.scale), col(self.zero_point), t)
+
+    def codes_with(self, v, scale, zero_point, thresholds) -> np.ndarray:
+        """Codes of ``v`` with per-element parameters already broadcast against it."""
         if self.kind == "int":
-            col = lambda a: np.asarray(a, np.float64).reshape(-1, 1)  # noqa: E731
-            return int_quant_codes(v, col(self.scale), col(self.zero_point), self.bits,
-                                   self.signed, self.narrow, self.rounding)
+            return int_quant_codes(v, scale, zero_point, self.bits, self.signed, self.narrow,
+                                   self.rounding)
         if self.kind == "bipolar":
             return bipolar_codes(v)
-        t = np.asarray(self.thresholds, np.float64)
-        return threshold_codes(v, t[:, None, :])
+        if self.kind == "trunc":
+            # qonnx's Trunc (v2): round(x / scale + zero point), divided by the truncation
+            # scale, clipped to the output range, rounded by the node's rounding mode.
+            y = np.round(v / scale + zero_point) / self.trunc_scale
+            lo, hi = quant_range(self.bits, self.signed, self.narrow)
+            y = round_mode(self.rounding)(np.clip(y, lo, hi))
+            return (y - lo).astype(np.int64)
+        return threshold_codes(v, thresholds)
 
 
 def chain_value(ops: list, acc: np.ndarray) -> np.ndarray:
@@ -171,14 +193,11 @@ class Chain:
 
     def codes_at(self, v: np.ndarray, ch: np.ndarray) -> np.ndarray:
         q = self.quant
-        if q.kind == "int":
-            return int_quant_codes(v, self._pick(q.scale, ch), self._pick(q.zero_point, ch),
-                                   q.bits, q.signed, q.narrow, q.rounding)
-        if q.kind == "bipolar":
-            return bipolar_codes(v)
-        t = np.asarray(q.thresholds, np.float64)
-        rows = t[ch] if t.shape[0] > 1 else np.broadcast_to(t[0], ch.shape + t.shape[1:])
-        return (v[..., None] >= rows).sum(axis=-1)
+        rows = None
+        if q.thresholds is not None:
+            t = np.asarray(q.thresholds, np.float64)
+            rows = t[ch] if t.shape[0] > 1 else np.broadcast_to(t[0], ch.shape + t.shape[1:])
+        return q.codes_with(v, self._pick(q.scale, ch), self._pick(q.zero_point, ch), rows)
 
     def tie_codes(self, acc: np.ndarray, ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The codes just below and just above the exact value (by ``TIE`` of its terms'

@@ -24,6 +24,7 @@ class GraphBuilder:
         self.inits = []
         self.annotations: dict[str, str] = {}
         self.count = 0
+        self.qonnx_opset = 1
 
     def _name(self, stem: str) -> str:
         self.count += 1
@@ -70,7 +71,7 @@ class GraphBuilder:
             kv = ann.quant_parameter_tensor_names.add()
             kv.key, kv.value = "finn_datatype", dt
         m = h.make_model(graph, opset_imports=[h.make_opsetid("", opset),
-                                               h.make_opsetid(QONNX, 1)])
+                                               h.make_opsetid(QONNX, self.qonnx_opset)])
         m.ir_version = 8
         return m
 

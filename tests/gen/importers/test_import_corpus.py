@@ -27,7 +27,6 @@ DECLARE = {"shared/zoo_qkeras_jettagging": ["--input-bits", "16", "--input-signe
 REFUSED = {
     "brevitas/cnn_digits_residual_add": r"node 'node_conv2d_1' \(Conv\): tensor '_symbolic_2' "
                                         r"feeds 2 nodes .*branches and residual connections",
-    "brevitas/cnn_digits_truncavgpool": r"node 'node_avg_pool2d' \(AveragePool\): not supported",
     "public/qonnx_fp8_floatquant": r"\(FloatQuant\): not supported \(minifloat quantization",
     "public/qonnx_mnist_conv_float": r"node 'Convolution28' \(Conv\): takes the graph input "
                                      r"'Input3' without a quantizer: declare its encoding with "

@@ -229,6 +229,26 @@ def test_rounding_modes(tmp_path, rounding):
     _imported(b.save(tmp_path / "g.onnx", _dense_head(b, h, 4)))
 
 
+@pytest.mark.parametrize("glob", [False, True])
+def test_average_pool_then_trunc_or_quant(tmp_path, glob):
+    """Brevitas' TruncAvgPool: AveragePool then Trunc; and a global average pool then a Quant.
+    The window sum is a conv2d layer of ones from each channel to itself."""
+    b = GraphBuilder([1, 1, 8, 8])
+    b.qonnx_opset = 2                       # Trunc with an output scale
+    x = b.quant(b.in_name, 0.1, 6, signed=False)
+    h = b.quant(b.node("Relu", [_conv(b, x, 1, 3)]), 0.25, 3, signed=False)
+    if glob:
+        h = b.quant(b.node("GlobalAveragePool", [h]), 0.1, 4, signed=False)
+    else:
+        h = b.node("AveragePool", [h], kernel_shape=[4, 4], strides=[4, 4])
+        h = b.node("Trunc", [h, *(b.const(v) for v in (0.25 / 16, 0.0, 8.0, 0.25 / 4, 6.0))],
+                   domain="qonnx.custom_op.general", rounding_mode="FLOOR", signed=0)
+    h = b.node("Flatten", [h], axis=1)
+    imp = _imported(b.save(tmp_path / "g.onnx", _dense_head(b, h, 3 if glob else 12)))
+    pool = imp.model.layers[1]
+    assert pool.name == "avgpool1" and pool.kernel == ((8, 8) if glob else (4, 4))
+
+
 def test_integer_zero_point_and_requantized_pool(tmp_path):
     b = GraphBuilder([1, 1, 4, 4])
     x = b.quant(b.in_name, 0.1, 4, signed=False, zero_point=3.0)
@@ -259,7 +279,8 @@ def test_tails_are_decoded(tmp_path, tail, dtype):
     ("residual", r"tensor 'quant\d+' feeds 2 nodes \(.*node 'join' \(Add\)\): branches and "
                  r"residual connections are not supported"),
     ("floatquant", r"\(FloatQuant\): not supported \(minifloat"),
-    ("avgpool", r"node 'avg' \(AveragePool\): not supported \(average pooling"),
+    ("avgpool", r"node 'avg' \(AveragePool\): padded average pooling is not supported"),
+    ("trunc", r"\(Trunc\): truncates a tensor that is not a sum pooling or layer output"),
     ("asym", r"node 'c' \(Conv\): pads \[1, 0, 0, 0\] are not symmetric"),
     ("dilated", r"node 'c' \(Conv\): dilations \[2, 2\] are not supported"),
     ("padpool", r"node 'p' \(MaxPool\): padded max-pooling is not supported"),
@@ -277,7 +298,10 @@ def test_unsupported_patterns_name_the_node(tmp_path, make, match):
         y = b.node("FloatQuant", [x, b.const(1.0), b.const(4.0), b.const(3.0), b.const(7.0)],
                    domain="qonnx.custom_op.general")
     elif make == "avgpool":
-        y = b.node("AveragePool", [x], name="avg", kernel_shape=[2, 2])
+        y = b.node("AveragePool", [x], name="avg", kernel_shape=[2, 2], pads=[1, 1, 1, 1])
+    elif make == "trunc":
+        y = b.node("Trunc", [x, *(b.const(v) for v in (0.1, 0.0, 8.0, 0.4, 4.0))],
+                   domain="qonnx.custom_op.general", rounding_mode="FLOOR")
     elif make in ("asym", "dilated"):
         wq = b.qweight(RNG.integers(-3, 4, (2, 2, 3, 3)), 0.1, 3)
         y = b.node("Conv", [x, wq], name="c", kernel_shape=[3, 3],
