@@ -42,6 +42,7 @@ from .thresholds import Affine, Chain, Clip, OutQuant, Relu, chain_direction, ch
 __all__ = ["InputDecl", "Probe", "Lowered", "lower"]
 
 MAX_WEIGHT = 2**15   # integer weights must fit a 16-bit two's complement codebook
+IDENTITY_MIN_LEVELS = 17   # offset levels from this many on: identity codebook and a bias
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,28 @@ def _pad_levels(levels: np.ndarray) -> np.ndarray:
     bits = max(1, (n - 1).bit_length())
     pad = np.repeat(levels[..., -1:], 2**bits - n, axis=-1)
     return np.concatenate([levels, pad], axis=-1).astype(np.int64)
+
+
+def _offset_codes(p: "_Pending", weights: Weights, bias: np.ndarray):
+    """The layer's activation codebook and bias. Levels that are the codes plus a constant
+    ``k`` (signed inputs: codes = x + 2**(N-1), so k = -2**(N-1); a zero point) become the
+    identity codebook ``A[c] = c`` with ``k * sum_i W[j, i]`` added to each bias: the same
+    accumulators, and the hardware multiplies codes directly instead of decoding them
+    through a table. Done for more than ``IDENTITY_MIN_LEVELS - 1`` levels, where a decode
+    table is large (a 16-bit input: 7128 against 94509 estimated logic cells on the
+    iCE40UP5K for tests/data/import/brevitas/mlp_tab_in16, ``bench/import_corpus.py
+    --codebooks``); a few levels stay a small product table. Under zero padding a padded
+    tap contributes 0, not ``k * W``, so a padded convolution keeps the offset codebook
+    (exact, with a decode)."""
+    levels = np.asarray(p.levels, np.int64)
+    k = int(levels[0])
+    padded = p.kind == "conv" and any(p.padding)
+    if k == 0 or padded or levels.size < IDENTITY_MIN_LEVELS or \
+            not np.array_equal(levels, np.arange(levels.size) + k):
+        return _pad_levels(levels), bias
+    n = 2 ** max(1, (levels.size - 1).bit_length())
+    w = weights.codebook[weights.codes].reshape(weights.codes.shape[0], -1)
+    return np.arange(n), np.asarray(bias, np.int64) + k * w.sum(axis=1)
 
 
 def _scalar(v) -> float | None:
@@ -643,12 +666,12 @@ class _Lowering:
         if not p.name:  # one name per pending layer, however often it is rebuilt
             p.name = self.new_name("fc" if p.kind == "dense" else "conv")
         name = p.name
+        codebook, bias = _offset_codes(p, weights, bias)
         if p.kind == "dense":
             return Dense(name=name, weights=weights, bias=bias,
-                         activation_codebook=_pad_levels(p.levels), output=output)
-        return Conv2d(name=name, weights=weights, bias=bias,
-                      activation_codebook=_pad_levels(p.levels), output=output,
-                      stride=p.stride, padding=p.padding)
+                         activation_codebook=codebook, output=output)
+        return Conv2d(name=name, weights=weights, bias=bias, activation_codebook=codebook,
+                      output=output, stride=p.stride, padding=p.padding)
 
     # -- handlers: compute -------------------------------------------------------------
     def h_matmul(self, node) -> None:

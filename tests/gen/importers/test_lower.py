@@ -176,6 +176,19 @@ def test_signed_input_codes_are_offset_and_padding_stays_zero(tmp_path):
     assert np.all(encode_inputs(imp.model, x) == 32)
 
 
+def test_wide_signed_input_becomes_identity_codes_and_a_bias(tmp_path):
+    """An 8-bit signed input into a dense layer: codes x + 128 read directly (A[c] = c,
+    no decode table) with -128 * sum_i W[j, i] in each bias: the same accumulators."""
+    b = GraphBuilder([1, 6])
+    x = b.quant(b.in_name, 0.02, 8, signed=True)
+    h = b.quant(b.node("Relu", [_dense_head(b, x, 6, 4)]), 0.5, 3, signed=False)
+    imp = _imported(b.save(tmp_path / "g.onnx", _dense_head(b, h, 4)))
+    first = imp.model.layers[0]
+    assert first.activation_codebook.tolist() == list(range(256))
+    w = first.weights.codebook[first.weights.codes]
+    np.testing.assert_array_equal(first.bias, -128 * w.sum(axis=1))
+
+
 def test_unquantized_matmul_chain_folds_exactly(tmp_path):
     """MatMul -> Add -> MatMul with no quantizer between used to import as one layer with
     the first MatMul dropped (32 inputs for a 16-input graph). Now: folded exactly into
