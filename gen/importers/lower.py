@@ -33,8 +33,9 @@ import numpy as np
 from ..errors import ModelError
 from ..model.format import (Conv2d, Dense, Flatten, MaxPool, Model, Output, OutputKind,
                             Weights, MAX_CODE_BITS)
+from ..model.encoding import ROUNDING_MODES, apply_steps
 from ..model.golden import accumulator_bounds
-from .graph import CHANNELS_LAST, Graph, GraphImportError, attrs, is_quant, label
+from .graph import CHANNELS_LAST, Graph, GraphImportError, attrs, label
 from .output_fold import fold_argmax
 from .thresholds import Affine, Chain, Clip, OutQuant, Relu, chain_direction, chain_value, \
     search_thresholds
@@ -417,7 +418,7 @@ class _Lowering:
             if np.ndim(step["value"]) != 0:
                 self.fail(node, "the graph applies per-element constants to its input before "
                                 "this layer, and the input has no quantizer: not supported")
-            v = _apply_step(v, step)
+            v = apply_steps(v, [step], v.shape[1])
         v = v[0].astype(np.float64)
         base, step_ = v[0], (v[1] - v[0] if v.size > 1 else 1.0)
         if step_ == 0 or not np.allclose(v, base + np.arange(v.size) * step_, rtol=1e-6, atol=0):
@@ -442,7 +443,6 @@ class _Lowering:
             self.fail(node, f"bit width {np.ravel(b).tolist()} is not an integer 1 to "
                             f"{MAX_CODE_BITS} (wider activations cannot be codes)")
         rounding = str(a.get("rounding_mode", "ROUND")).upper()
-        from ..model.encoding import ROUNDING_MODES
         if rounding not in ROUNDING_MODES:
             self.fail(node, f"rounding mode {rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
         zf = np.asarray(z, np.float64)
@@ -475,7 +475,6 @@ class _Lowering:
             self.fail(node, "its output bit width must be an integer 1 to 16 and its zero point "
                             "a whole number of truncation steps")
         rounding = str(a.get("rounding_mode", "FLOOR")).upper()
-        from ..model.encoding import ROUNDING_MODES
         if rounding not in ROUNDING_MODES:
             self.fail(node, f"rounding mode {rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
         return OutQuant("trunc", scale=s, zero_point=np.asarray(zf), bits=int(bits),
@@ -1077,13 +1076,6 @@ def _op_dict(op, out: int) -> dict:
     if isinstance(op, Relu):
         return {"op": "relu"}
     return {"op": "clip", "min": op.lo, "max": op.hi}
-
-
-def _apply_step(v: np.ndarray, step: dict) -> np.ndarray:
-    """One input encoding step in float32 (as :mod:`mulfree.gen.model.encoding` replays it)."""
-    k = np.float32(step["value"])
-    return {"mul": lambda: v * k, "div": lambda: v / k, "add": lambda: v + k,
-            "sub": lambda: v - k, "rsub": lambda: k - v}[step["op"]]().astype(np.float32)
 
 
 def _layout_name(shape: tuple) -> str:

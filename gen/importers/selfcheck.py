@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..model.encoding import decode_outputs, encode_inputs, quant_range, source_input_shape
+from ..model.encoding import (apply_steps, decode_outputs, encode_inputs, quant_range,
+                              source_input_shape)
 from ..model.format import Model
 from ..model.golden import GoldenResult, run as golden_run
 from .graph import load_graph
@@ -165,8 +166,6 @@ def check_inputs(model: Model, random: int = 64, ties: int = 16, seed: int = 0) 
 def _exact_ties(x: np.ndarray, target: np.ndarray, enc: dict, n: int) -> np.ndarray:
     """Nudge float32 inputs by up to 16 ulps so that the encoding's float32 arithmetic (as
     QONNX computes it) lands exactly on the tie, where some neighbour does."""
-    from ..model.encoding import _apply_steps
-
     q = enc["quantizer"]
     f32 = np.float32
     s, z = f32(q["scale"]), f32(q.get("zero_point", 0.0))
@@ -174,7 +173,7 @@ def _exact_ties(x: np.ndarray, target: np.ndarray, enc: dict, n: int) -> np.ndar
     steps = list(enc.get("steps", []))
 
     def y(c):
-        return _apply_steps(c, steps, n) / s + z
+        return apply_steps(c, steps, n) / s + z
 
     best = x.copy()
     found = y(x) == want
