@@ -11,11 +11,12 @@ from mulfree.gen.model.format import load
 from mulfree.gen.plan.folds import FOLD_PRESETS, load_fold
 from mulfree.gen.plan.verilog import emit_verilog
 
+from .options import add_output
+
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", help="model file (.mf)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="folder for <top>.v and manifest.json")
+    add_output(p, kind="dir", required=True, help="folder for <top>.v and manifest.json")
     p.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
                    help="runtime: weight codes in ROM, folded by PE x SIMD (default); "
                         "baked: weights as constants, fully parallel")
