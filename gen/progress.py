@@ -10,11 +10,14 @@
 The command line sets the mode once (:func:`configure`); library code only opens stages:
 
 * ``off``: nothing (the default for library use, and under ``--quiet``);
-* ``lines`` (stderr is not a terminal, e.g. a log file or CI): one line per stage, when it
-  starts, ending in `` ...``;
-* ``live`` (stderr is a terminal): the innermost stage's line is redrawn in place every
-  second with its count, detail and elapsed time, and left showing the total time when
-  the stage ends.
+* ``lines`` (stderr is not a terminal, e.g. a log file or CI): one line per stage,
+  ending in `` ...``;
+* ``live`` (stderr is a terminal): the innermost stage's line is redrawn in place with
+  its count, detail and elapsed time, and left showing the total time when the stage
+  ends.
+
+A stage shows itself only after :data:`DELAY` seconds: a step that ends sooner (or fails
+at once, so that its one-line error stands alone) prints nothing.
 
 Progress goes to stderr, so stdout keeps only a command's results; the mode follows
 whether stderr is a terminal, since that is where the line is drawn.
@@ -35,7 +38,12 @@ _lock = threading.RLock()
 _cfg = {"mode": "off", "prefix": "mulfree", "stream": None}
 _stack: list["Stage"] = []
 _ticker: threading.Thread | None = None
-_drawn = 0          # characters of the live line currently on the terminal
+_drawn = 0                       # characters of the live line now on the terminal
+_on_line: "Stage | None" = None  # the stage whose live line that is
+
+# A stage shows itself only once it has run this long: quick steps (and quick failures,
+# whose one-line error then stands alone) print nothing.
+DELAY = 2.0
 
 
 def configure(mode: str | None = None, *, quiet: bool = False, prefix: str = "mulfree",
@@ -71,6 +79,7 @@ class Stage:
         self.done: int | None = None
         self.note = ""
         self.start = time.monotonic()
+        self.shown = False
 
     def update(self, note: str | None = None, *, done: int | None = None,
                total: int | None = None, advance: int = 0) -> None:
@@ -83,8 +92,8 @@ class Stage:
                 self.done = done
             elif advance:
                 self.done = (self.done or 0) + advance
-            if _cfg["mode"] == "live" and _stack and _stack[-1] is self:
-                _draw(self.line())
+            if _cfg["mode"] == "live" and self.shown and _stack and _stack[-1] is self:
+                _draw(self)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -107,27 +116,40 @@ def _write(text: str) -> None:
         pass
 
 
-def _draw(text: str) -> None:
-    global _drawn
+def _draw(st: Stage, text: str | None = None) -> None:
+    """Draw ``st``'s live line (in place when it is the line on the terminal)."""
+    global _drawn, _on_line
+    if _on_line is not st and _drawn:
+        _write("\n")            # leave the other stage's line as it stands
+        _drawn = 0
     width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-    text = text[:width]
+    text = (text if text is not None else st.line())[:width]
     _write("\r" + text + " " * max(0, _drawn - len(text)))
-    _drawn = len(text)
+    _drawn, _on_line = len(text), st
 
 
-def _finish_line(text: str) -> None:
-    global _drawn
-    _draw(text)
-    _write("\n")
-    _drawn = 0
+def _end_line() -> None:
+    global _drawn, _on_line
+    if _drawn:
+        _write("\n")
+    _drawn, _on_line = 0, None
 
 
 def _tick() -> None:
     while True:
-        time.sleep(1.0)
+        time.sleep(0.25)
         with _lock:
-            if _cfg["mode"] == "live" and _stack:
-                _draw(_stack[-1].line())
+            m = _cfg["mode"]
+            if m == "lines":
+                for st in _stack:
+                    if not st.shown and st.elapsed() >= DELAY:
+                        st.shown = True
+                        _write(f"{_cfg['prefix']}: {st.title} ...\n")
+            elif m == "live" and _stack:
+                top = _stack[-1]
+                if top.elapsed() >= DELAY:
+                    top.shown = True
+                    _draw(top)
 
 
 @contextlib.contextmanager
@@ -136,17 +158,9 @@ def stage(title: str, total: int | None = None) -> Iterator[Stage]:
     global _ticker
     st = Stage(title, total)
     with _lock:
-        m = _cfg["mode"]
-        if m == "lines":
-            _write(f"{_cfg['prefix']}: {title} ...\n")
-        elif m == "live":
-            if _stack and _drawn:
-                _write("\n")     # keep the enclosing stage's line as it is
-                globals()["_drawn"] = 0
-            _draw(st.line())
-            if _ticker is None or not _ticker.is_alive():
-                _ticker = threading.Thread(target=_tick, name="mulfree-progress", daemon=True)
-                _ticker.start()
+        if _cfg["mode"] != "off" and (_ticker is None or not _ticker.is_alive()):
+            _ticker = threading.Thread(target=_tick, name="mulfree-progress", daemon=True)
+            _ticker.start()
         _stack.append(st)
     ok = False
     try:
@@ -156,9 +170,10 @@ def stage(title: str, total: int | None = None) -> Iterator[Stage]:
         with _lock:
             if st in _stack:
                 _stack.remove(st)
-            if _cfg["mode"] == "live":
+            if _cfg["mode"] == "live" and st.shown:
                 how = "done" if ok else "stopped"
-                _finish_line(st.line(f": {how} in {_fmt_time(st.elapsed())}"))
+                _draw(st, st.line(f": {how} in {_fmt_time(st.elapsed())}"))
+                _end_line()
 
 
 _CONTROL = None
