@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import re
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from .framing import FrameFormat
 from .harness import BoardTop, Harness, LED_MEANING
 from .network import frame_format, network_for
 from .registry import Board
+from .script import run_build_script
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
     parse_yosys_stat, tool_env)
 
@@ -231,11 +231,9 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     env = tool_env()
     env.update(board.build_env)
     log.info("running %s/%s.sh", build_dir, plan.script)
-    proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env,
-                          capture_output=True, text=True)
-    log_text = proc.stdout + proc.stderr
+    returncode, log_text = run_build_script(build_dir, plan.script, env)
     atomic_write_text(build_dir / "top.log", log_text)
-    if proc.returncode != 0:
+    if returncode != 0:
         pnr_log = build_dir / "top.tim"      # nextpnr's own log (--log), with utilisation
         if pnr_log.exists():
             log_text += "\n" + pnr_log.read_text(errors="replace")
