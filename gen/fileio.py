@@ -279,14 +279,16 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: cannot read: {reason(e)}") from None
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_UNSAFE = re.compile(r"(?:[^A-Za-z0-9._+-]|\.\.+)+")
 
 
 def safe_name(name: object, max_len: int = 64) -> str:
     """``name`` (read from a file: a layer's, a model's) as one safe file-name component:
-    letters, digits and ``._+-`` only (anything else becomes ``_``), no leading dot (so
-    never ``.`` or ``..``), at most ``max_len`` characters, never empty."""
-    text = _UNSAFE.sub("_", str(name)).lstrip(".")
+    letters, digits and ``._+-`` only (each run of anything else, and of two or more
+    dots, becomes one ``_``), not starting with ``.``, ``_`` or ``-`` (never ``.`` or
+    ``..``, never a hidden file, never an option), at most ``max_len`` characters, never
+    empty."""
+    text = _UNSAFE.sub("_", str(name)).lstrip("._-")
     return text[:max_len] or "_"
 
 
