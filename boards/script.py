@@ -10,7 +10,9 @@ phases (packing, placing, routing, timing report), each its own progress stage
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -66,9 +68,11 @@ class _Follower:
 def run_build_script(build_dir: Path, script: str, env: dict) -> tuple[int, str]:
     """Run ``build_dir/<script>.sh``; returns (exit code, stdout + stderr without the
     trace). Progress stages: "yosys: synthesis", "nextpnr: <phase>", "packing"."""
+    # Its own process group: on Ctrl-C (or any error here) the whole group, the tools
+    # included, is stopped, not only the shell.
     proc = subprocess.Popen(["sh", "-x", f"{script}.sh"], cwd=build_dir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            errors="replace")
+                            errors="replace", start_new_session=True)
     out: list[str] = []
     err: list[str] = []
     tools: list[str] = []
@@ -97,12 +101,24 @@ def run_build_script(build_dir: Path, script: str, env: dict) -> tuple[int, str]
     try:
         _follow(proc, tools, lock, logs)
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _stop(proc)
         raise
     for t in readers:
         t.join()
     return proc.returncode, "".join(out) + "".join(err)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _follow(proc: subprocess.Popen, tools: list[str], lock, logs: dict) -> None:

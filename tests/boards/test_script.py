@@ -58,3 +58,31 @@ def test_a_failing_tool_returns_its_code_and_output(tmp_path, lines):
            "NEXTPNR_ICE40": "false", "ICEPACK": "false"}
     code, log = run_build_script(tmp_path, "build_top", env)
     assert code == 3 and "ERROR: no" in log
+
+
+def test_an_interrupt_stops_the_tools_too(tmp_path, lines, monkeypatch):
+    """Ctrl-C during a build stops the tool (its own process group), not only the shell."""
+    import time
+    from pathlib import Path
+
+    (tmp_path / "build_top.sh").write_text(SCRIPT)
+    env = {**os.environ,
+           "YOSYS": _tool(tmp_path / "fake-yosys", "echo $$ > pid; exec sleep 60\n"),
+           "NEXTPNR_ICE40": "false", "ICEPACK": "false"}
+    from mulfree.boards import script
+
+    def interrupted(proc, *a):
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text().strip():
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "_follow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_build_script(tmp_path, "build_top", env)
+    pid = int((tmp_path / "pid").read_text())
+    time.sleep(0.2)
+    try:        # gone, or a zombie waiting for init to reap it
+        state = (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0])
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z", "X"), state
