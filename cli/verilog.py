@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mulfree.gen import progress
 from mulfree.gen.plan.devices import device_names
 from mulfree.gen.errors import InputError
 from mulfree.gen.model.format import load
@@ -45,8 +46,9 @@ def fold_argument(fold: str | None, device: str | None):
 
 def run(args: argparse.Namespace) -> int:
     model = load(args.model)
-    path = emit_verilog(model, args.output, mode=args.mode,
-                        fold=fold_argument(args.fold, args.device))
+    with progress.stage(f"generating the Verilog of '{model.name}'"):
+        path = emit_verilog(model, args.output, mode=args.mode,
+                            fold=fold_argument(args.fold, args.device))
     manifest = json.loads((path.parent / "manifest.json").read_text())
     out = manifest["output"]
     print(f"wrote {path} and {path.parent / 'manifest.json'}")

@@ -524,3 +524,16 @@ def test_the_sim_cache_is_the_users_and_a_foreign_one_is_rebuilt(tiny, tmp_path)
              "MULFREE_SIM_CACHE": str(mine / "sim")}
     r = mulfree(*args, cwd=cwd, env=other)
     assert r.code == 0 and "build: cached" not in r.out, r.out
+
+
+def test_running_out_of_memory_is_one_line(tmp_path):
+    """Past a raised limit, an allocation the machine cannot make is a MemoryError: one
+    line, exit 2 (RLIMIT_AS stands in for a small machine)."""
+    (tmp_path / "m.mf").write_text(json.dumps(_conv_doc(20000)))
+
+    def small_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    r = mulfree("info", tmp_path / "m.mf", "--max-elements", "10000000000",
+                preexec_fn=small_memory)
+    fails(r, "out of memory")
