@@ -7,10 +7,12 @@ import argparse
 from mulfree.gen.model.format import save
 from mulfree.gen.importers.qonnx import import_qonnx
 
+from .options import add_output
+
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("onnx", help="QONNX model (Brevitas export): a chain of Quant/MatMul/BatchNorm")
-    p.add_argument("-o", "--output", required=True, help="model description to write (.mf)")
+    add_output(p, required=True, metavar="NET.mf", help="model description to write (.mf)")
     p.add_argument("--name", help="model name (default: the file name)")
 
 
