@@ -17,6 +17,8 @@ from mulfree.gen.errors import InputError
 from mulfree.gen.fileio import load_npy
 from mulfree.gen.model.format import Conv2d, Dense, save
 
+from .options import add_output, positive_float
+
 
 def _bits(text: str) -> int:
     try:
@@ -28,27 +30,18 @@ def _bits(text: str) -> int:
     return v
 
 
-def _scale(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("onnx", help="quantized ONNX graph: QONNX (Brevitas, QKeras via qonnx) or "
                                 "FINN-ONNX; docs/import.md lists the supported nodes")
-    p.add_argument("-o", "--output", required=True, help="model description to write (.mf)")
+    add_output(p, required=True, metavar="NET.mf", help="model description to write (.mf)")
     p.add_argument("--name", help="model name (default: the file name)")
     g = p.add_argument_group("an input without a quantizer in the graph")
     g.add_argument("--input-bits", type=_bits, metavar="N",
                    help="the graph input takes integer codes of N bits times --input-scale")
     g.add_argument("--input-signed", action="store_true",
                    help="the input codes are two's complement (-2**(N-1) .. 2**(N-1)-1)")
-    g.add_argument("--input-scale", type=_scale, metavar="S", default=None,
+    g.add_argument("--input-scale", type=positive_float, metavar="S", default=None,
                    help="the float value of one input code step (default 1)")
     p.add_argument("--last", choices=("acc", "argmax"), default="acc",
                    help="what the last layer emits: its accumulators (default; the host takes "

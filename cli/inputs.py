@@ -11,15 +11,7 @@ from mulfree.gen.model.format import load
 from mulfree.gen.train import datasets
 from mulfree.gen.train.evaluate import model_inputs
 
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of samples, got {text!r}")
-    return n
+from .options import add_output, output_path, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
@@ -29,15 +21,15 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help="data set to take the samples from (default: digits)")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="which split (default: test)")
-    p.add_argument("-n", "--count", type=_count, default=None,
+    p.add_argument("-n", "--count", type=positive_int, default=None,
                    help="the first N samples of the split (default: all)")
-    p.add_argument("--data-scale", type=float, metavar="S",
+    p.add_argument("--data-scale", type=positive_float, metavar="S",
                    help="imported models: multiply the data set's values by S before the "
                         "model's own input encoding (as mulfree eval --data-scale)")
     p.add_argument("--data-offset", type=float, metavar="B",
                    help="imported models: then add B (as mulfree eval --data-offset)")
-    p.add_argument("-o", "--output", required=True, help="where to write the codes (.npy)")
-    p.add_argument("--labels", metavar="FILE", help="also write the samples' labels (.npy)")
+    add_output(p, required=True, metavar="X.npy", help="where to write the codes (.npy)")
+    output_path(p, "--labels", metavar="Y.npy", help="also write the samples' labels (.npy)")
 
 
 def run(args: argparse.Namespace) -> int:

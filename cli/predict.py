@@ -14,23 +14,26 @@ from pathlib import Path
 
 import numpy as np
 
-from mulfree.gen.fileio import load_npy, save_npy
+from mulfree.gen.fileio import load_npy, safe_name, save_npy
 from mulfree.gen.model.encoding import decode_outputs, encode_inputs
 from mulfree.gen.model.golden import run as golden_run
 from mulfree.gen.model.format import load
+
+from .options import add_output, output_path
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", help="model file (.mf)")
     p.add_argument("inputs", help="input codes, .npy of integers: [N, *input shape] or one "
                                   "sample (with --float: the source model's float inputs)")
-    p.add_argument("-o", "--output", required=True,
-                   help="where to write the last layer's output (.npy)")
+    add_output(p, required=True, metavar="Y.npy",
+               help="where to write the last layer's output (.npy)")
     p.add_argument("--float", dest="float_io", action="store_true",
                    help="imported models: float inputs as the source model takes them, and "
                         "the source model's outputs (logits, Softmax, ...) out")
-    p.add_argument("--layer-outputs", metavar="DIR",
-                   help="also write every layer's output (and accumulators) into DIR")
+    output_path(p, "--layer-outputs", kind="dir", metavar="DIR",
+                help="also write every layer's output (and accumulators) into DIR, as "
+                     "NN_<layer name>.npy (the name reduced to letters, digits and ._+-)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +49,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = result.output
         what = model.output_kind.value
+    save_npy(args.output, out)
     if args.layer_outputs:
         folder = Path(args.layer_outputs)
         for i, (layer, y, acc) in enumerate(zip(model.layers, result.outputs, result.accumulators)):
-            save_npy(folder / f"{i:02d}_{layer.name}.npy", y)
+            stem = f"{i:02d}_{safe_name(layer.name)}"
+            save_npy(folder / f"{stem}.npy", y)
             if acc is not None:
-                save_npy(folder / f"{i:02d}_{layer.name}.acc.npy", acc)
-    save_npy(args.output, out)
+                save_npy(folder / f"{stem}.acc.npy", acc)
     print(f"wrote {args.output}: {list(out.shape)} ({what})")
     return 0

@@ -31,6 +31,9 @@ def model_inputs(model: Model, data: datasets.Dataset, split: str = "test",
     """The model's input codes for a split of the data set, by the model's own encoding
     (imported models: the data set's values times ``scale`` plus ``offset``)."""
     x = data.x_test if split == "test" else data.x_train
+    for name, v in (("--data-scale", scale), ("--data-offset", offset)):
+        if v is not None and not np.isfinite(v):
+            raise InputError(f"{name} must be a finite number, got {v!r}")
     if has_encoding(model):
         return _encoded(model, data, x, 1.0 if scale is None else float(scale),
                         0.0 if offset is None else float(offset))
