@@ -94,8 +94,11 @@ def _fit(model, device: str) -> str:
     try:
         _, manifest = plan_network(model, fold=f"device:{device}")
     except InputError as e:
-        m = re.search(r"estimated (\d+) logic cells with the harness, budget (\d+)", str(e))
-        return f"no ({m.group(1)} > {m.group(2)} LC)" if m else "no"
+        m = re.search(r"estimated (at least )?(\d+) logic cells with the harness.*?budget (\d+)",
+                      str(e))
+        if not m:
+            return "no"
+        return f"no ({'>= ' if m.group(1) else ''}{m.group(2)} > {m.group(3)} LC)"
     fit = manifest["device_fit"]
     return f"yes ({fit['estimate']['cells']}/{fit['budget']['cells']} LC)"
 
@@ -240,8 +243,8 @@ def codebooks_table() -> str:
         try:
             _, man = plan_network(model, fold=f"device:{device}")
         except InputError as e:
-            m = re.search(r"estimated (\d+) logic cells", str(e))
-            return f"no ({m.group(1)} LC)" if m else "no"
+            m = re.search(r"estimated (at least )?(\d+) logic cells", str(e))
+            return f"no ({'>= ' if m.group(1) else ''}{m.group(2)} LC)" if m else "no"
         return f"{man['device_fit']['estimate']['cells']} LC, {man['cycles_per_inference']} cycles"
 
     rows = ["| graph | input / hidden levels | codebook | UP5K fit | 85F fit |", "|---|---|---|---|---|"]
