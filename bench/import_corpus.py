@@ -1,6 +1,6 @@
 """The import corpus through mulfree's importer, as a table (docs/import.md shows it).
 
-    .venv/bin/python bench/import_corpus.py            # all graphs, with the device fits (~8 min)
+    .venv/bin/python bench/import_corpus.py            # all graphs, with the device fits (~3 min)
     .venv/bin/python bench/import_corpus.py --no-fit   # without them (~1 min)
     .venv/bin/python bench/import_corpus.py --only cnn_digits_w4a4
     .venv/bin/python bench/import_corpus.py --widths   # import time by input/activation bits
