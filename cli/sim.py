@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                      help="input codes: [N, *input shape] integers (or one sample)")
     src.add_argument("--random", metavar="N", type=positive_int,
                      help="N random input samples (default 16)")
+    p.add_argument("--float", dest="float_io", action="store_true",
+                   help="with --inputs: float inputs as the source model of an imported model "
+                        "takes them, encoded by its own input encoding")
     p.add_argument("--simulator", choices=[s.value for s in Simulator], default="verilator",
                    help="icarus or verilator (cocotb on the emitted Verilog), or amaranth "
                         "(Amaranth's simulator on the network component); default verilator")
@@ -81,8 +84,13 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def _inputs(args, model) -> np.ndarray:
+    if args.float_io and not args.inputs:
+        raise InputError("--float describes the inputs of --inputs X.npy: give --inputs too")
     if args.inputs:
         x = load_npy(args.inputs)
+        if args.float_io:
+            from mulfree.gen.model.encoding import encode_inputs
+            return encode_inputs(model, x)
         if x.shape == tuple(model.input_shape):
             x = x[None]
         return x

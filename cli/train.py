@@ -7,7 +7,8 @@
 ``train`` runs quantization-aware training (:mod:`mulfree.gen.train`) and writes the
 folded integer model; ``--save-float`` also writes the float network in the .npz layout
 ``quantize`` reads (docs/training.md). ``eval`` runs the golden integer model on the
-test split and prints its accuracy (argmax of the last layer's accumulators).
+test split with the model's own input encoding and prints its accuracy (the model's class:
+for an imported model the argmax of its decoded outputs).
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
         p.add_argument("model", help="model file (.mf)")
         p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
                        help="data set whose test split is scored (default digits)")
+        p.add_argument("--data-scale", type=positive_float, metavar="S",
+                       help="imported models: multiply the data set's values by S before the "
+                            "model's own input encoding (e.g. 0.0625 for digits pixels 0..16 "
+                            "to [0, 1])")
+        p.add_argument("--data-offset", type=float, metavar="B",
+                       help="imported models: then add B (e.g. -1 after --data-scale 0.125 for "
+                            "pixels to [-1, 1])")
         p.add_argument("--json", action="store_true", help="print {\"accuracy\": ...}")
 
 
@@ -258,7 +266,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     data = datasets.load(args.dataset)
-    acc = evaluate_model(model, data)
+    acc = evaluate_model(model, data, scale=args.data_scale, offset=args.data_offset)
     if args.json:
         print(json.dumps({"accuracy": acc}))
     else:
