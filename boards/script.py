@@ -99,7 +99,7 @@ def run_build_script(build_dir: Path, script: str, env: dict) -> tuple[int, str]
     logs = {"yosys": _Follower(build_dir / "top.rpt"),
             "nextpnr": _Follower(build_dir / "top.tim")}
     try:
-        _follow(proc, tools, lock, logs)
+        _follow(proc, tools, lock, logs, readers)
     except BaseException:
         _stop(proc)
         raise
@@ -121,7 +121,8 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def _follow(proc: subprocess.Popen, tools: list[str], lock, logs: dict) -> None:
+def _follow(proc: subprocess.Popen, tools: list[str], lock, logs: dict,
+            readers: list[threading.Thread]) -> None:
     """Open and close progress stages as the tools and nextpnr's phases go by."""
     seen = 0
     current: tuple | None = None    # (context manager, stage, tool, phase)
@@ -140,26 +141,36 @@ def _follow(proc: subprocess.Popen, tools: list[str], lock, logs: dict) -> None:
 
     titles = {"yosys": "yosys: synthesis", "nextpnr": "nextpnr: reading the netlist",
               "pack": "packing the bitstream"}
+    def read_logs():
+        if current is None:
+            return
+        tool = current[2]
+        text = logs[tool].new_text() if tool in logs else ""
+        if tool == "yosys" and text:
+            passes = _YOSYS_PASS.findall(text)
+            if passes:
+                current[1].update(f"({passes[-1].lower()} pass)")
+        elif tool == "nextpnr" and text:
+            for line in text.splitlines():
+                for marker, phase in NEXTPNR_PHASES:
+                    if line.startswith(marker) and phase != current[3]:
+                        open_stage(f"nextpnr: {phase}", "nextpnr", phase)
+
     try:
         while True:
             done = proc.poll() is not None
+            if done:
+                # The trace reader may still hold the last tools' lines: let it finish
+                # before the final pass, so no stage is lost to the race.
+                for t in readers:
+                    t.join()
             with lock:
                 started = tools[seen:]
                 seen = len(tools)
             for tool in started:
+                read_logs()     # the finishing tool's last phases come first
                 open_stage(titles.get(tool, tool), tool, None)
-            if current is not None:
-                tool = current[2]
-                text = logs[tool].new_text() if tool in logs else ""
-                if tool == "yosys" and text:
-                    passes = _YOSYS_PASS.findall(text)
-                    if passes:
-                        current[1].update(f"({passes[-1].lower()} pass)")
-                elif tool == "nextpnr" and text:
-                    for line in text.splitlines():
-                        for marker, phase in NEXTPNR_PHASES:
-                            if line.startswith(marker) and phase != current[3]:
-                                open_stage(f"nextpnr: {phase}", "nextpnr", phase)
+            read_logs()
             if done:
                 break
             try:

@@ -162,6 +162,9 @@ def stage(title: str, total: int | None = None) -> Iterator[Stage]:
             _ticker = threading.Thread(target=_tick, name="mulfree-progress", daemon=True)
             _ticker.start()
         _stack.append(st)
+        if _cfg["mode"] == "lines" and DELAY <= 0:     # no delay: show at once, not at a tick
+            st.shown = True
+            _write(f"{_cfg['prefix']}: {st.title} ...\n")
     ok = False
     try:
         yield st
