@@ -506,5 +506,6 @@ def test_cli_exit_2_for_a_model_beyond_the_memories(tmp_path):
     p = _cli("verilog", tmp_path / "b.mf", "-o", tmp_path / "v", "--device", "ice40up5k")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "largest layer 'fc0'" in lines[0]
+    assert len(lines) == 1 and "largest layer 'fc0' alone 2," in lines[0]
+    assert "the device's memories hold 1,171,456 bits" in lines[0]
     assert not (tmp_path / "v").exists()
