@@ -258,7 +258,8 @@ def board_build(name) -> None:
           f"inferences/s at Fmax, {r['inferences_per_s']['at_board_clock']:,.0f} at 12 MHz")
     for layer, entry in fit["fitted_layers"].items():
         print(f"  {layer}: " + ", ".join(f"{k} {v}" for k, v in entry.items()))
-    what = " ".join(inputs[:2]) if name in SIM_INPUTS else "32 random inputs"
+    what = (f"the import corpus's {SIM_INPUTS[name]}/inputs.npy, --float" if name in SIM_INPUTS
+            else "32 random inputs")
     print(f"  Verilator on that fold ({what}): {verdict}", flush=True)
 
 
