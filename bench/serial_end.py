@@ -16,11 +16,11 @@ Models (all 4 input/activation bits or as the zoo models have them):
 * ``digits``: the 64-64-32-10 w4a4 PoT MLP trained on scikit-learn's digits
   (``mulfree train --dataset digits --arch mlp --hidden 64,32 --scheme pot --wbits 4
   --abits 4``, seed 0);
-* ``unsw``: the UNSW-NB15 MLP's shapes and bits (600 binary inputs, 64 x 8-bit codes,
-  64 x 2-bit, 64 x 2-bit, 1 output; ternary weights), random weights: the QONNX zoo model
-  is not importable yet (issue 12);
-* ``kws``: the KWS MLP's shapes and bits (490 signed 8-bit inputs, 3 x 256 x 3-bit codes,
-  12 classes; 3-bit weights), random weights, likewise.
+* ``unsw``: the QONNX zoo's UNSW-NB15 MLP (``unsw_nb15-mlp-w2a2.onnx``: 600 binary
+  inputs, 64 x 8-bit codes, 64 x 2-bit, 64 x 2-bit, one 1-bit output; ternary weights),
+  imported by ``mulfree import`` from ../shared/models/qonnx-zoo;
+* ``kws``: the QONNX zoo's KWS MLP (``kwsmlp_w3a3.onnx``: 490 signed 8-bit inputs,
+  3 x 256 x 3-bit codes, 12 accumulators; 3-bit weights), likewise.
 
     .venv/bin/python bench/serial_end.py                 # Yosys per stage, both folds
     .venv/bin/python bench/serial_end.py --build         # and the iCEBreaker builds
@@ -33,7 +33,6 @@ models and builds go to out/serial_end/.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -42,7 +41,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "serial_end"
@@ -60,49 +58,25 @@ class _Ice40Synthesis:
     spram_primitive = True
 
 
-def _offset_codebook(bits):
-    return np.arange(2**bits) - 2 ** (bits - 1)
+# ../shared/models beside the checkout (a worktree one level deeper looks one up)
+ZOO = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared")
+            if p.is_dir()), ROOT.parent / "shared") / "models" / "qonnx-zoo"
 
 
-def unsw_shape(seed: int = 0):
-    """Random weights, the UNSW-NB15 MLP's shapes and bits."""
-    from mulfree.gen.model.examples import random_dense
-    from mulfree.gen.model.format import Model
+def zoo_model(onnx_name: str, label: str):
+    """A QONNX zoo model imported by ``mulfree import`` (its self-check included), kept in
+    out/."""
+    from mulfree.gen.model.format import load
 
-    rng = np.random.default_rng(seed)
-    layers = (
-        random_dense(rng, 600, 64, scheme="ternary", wbits=2, in_bits=1, out_bits=8, name="fc0"),
-        random_dense(rng, 64, 64, scheme="ternary", wbits=2, in_bits=8, out_bits=2, name="fc1"),
-        random_dense(rng, 64, 64, scheme="ternary", wbits=2, in_bits=2, out_bits=2, name="fc2"),
-        random_dense(rng, 64, 1, scheme="ternary", wbits=2, in_bits=2, output="acc",
-                     name="fc3"))
-    return Model(name="unsw-nb15-shape", input_shape=(600,), input_bits=1, layers=layers,
-                 metadata={"note": "random weights with the UNSW-NB15 MLP's shapes and bits "
-                                   "(bench/serial_end.py)"})
-
-
-def kws_shape(seed: int = 0):
-    """Random weights, the KWS MLP's shapes and bits (signed 8-bit inputs)."""
-    from mulfree.gen.model.examples import random_dense, random_thresholds
-    from mulfree.gen.model.format import Model, Output, OutputKind
-    from mulfree.gen.model.golden import accumulator_bounds
-
-    rng = np.random.default_rng(seed)
-    fc0 = random_dense(rng, 490, 256, scheme="uniform", wbits=3, in_bits=8, out_bits=3,
-                       name="fc0")
-    fc0 = dataclasses.replace(fc0, activation_codebook=_offset_codebook(8),
-                              output=Output(OutputKind.ACC))
-    t = random_thresholds(rng, accumulator_bounds(fc0, (490,)), 3)
-    fc0 = dataclasses.replace(fc0, output=Output(OutputKind.THRESHOLDS, 3, t))
-    layers = (
-        fc0,
-        random_dense(rng, 256, 256, scheme="uniform", wbits=3, in_bits=3, out_bits=3, name="fc1"),
-        random_dense(rng, 256, 256, scheme="uniform", wbits=3, in_bits=3, out_bits=3, name="fc2"),
-        random_dense(rng, 256, 12, scheme="uniform", wbits=3, in_bits=3, output="argmax",
-                     name="fc3"))
-    return Model(name="kws-shape", input_shape=(490,), input_bits=8, layers=layers,
-                 metadata={"note": "random weights with the KWS MLP's shapes and bits "
-                                   "(bench/serial_end.py)"})
+    path = OUT / f"{label}.mf"
+    if not path.exists():
+        src = ZOO / onnx_name
+        if not src.exists():
+            sys.exit(f"serial_end: {src} not found (the QONNX zoo models of ../shared/models)")
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "mulfree.cli", "import", str(src), "-o",
+                        str(path)], check=True)
+    return load(path)
 
 
 def digits_model():
@@ -118,7 +92,9 @@ def digits_model():
     return load(path)
 
 
-MODELS = {"digits": digits_model, "unsw": unsw_shape, "kws": kws_shape}
+MODELS = {"digits": digits_model,
+          "unsw": lambda: zoo_model("unsw_nb15-mlp-w2a2.onnx", "unsw_nb15-mlp-w2a2"),
+          "kws": lambda: zoo_model("kwsmlp_w3a3.onnx", "kwsmlp_w3a3")}
 
 
 def folds(model):

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec
 
+from .. import progress
 from ..errors import InputError
 from .cost import (FLASH_LOADER, HARNESS, StageCost, lane_luts, stage_cost, stage_fmax_mhz,
                    threshold_memories)
@@ -138,15 +139,25 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
     clock = fold.get("clock_mhz")
     pipelines = [True] if fold.get("pipeline") else ([False, True] if clock else [False])
     best = None
-    for pipeline in pipelines:
-        problem = _Problem(model, device, {**fold, "pipeline": pipeline})
-        if not problem.fits(None):
-            raise InputError(_no_fit_message(model, device, problem.options, problem.reserve,
-                                             problem.limit))
-        result = problem.fit(clock)
-        if result is not None and (best is None or
-                                   result.cycles_per_inference < best.cycles_per_inference):
-            best = result
+    with progress.stage(f"fitting the fold to the {device.part}") as st:
+        # A lower bound first (every weight ROM priced in block RAM, at no block RAM):
+        # a model far too large is refused in seconds, before every ROM is priced.
+        bound = _Problem(model, device, {**fold, "pipeline": pipelines[0]}, bound=True,
+                         report=st.update)
+        if not bound.fits(None):
+            raise InputError(_no_fit_message(model, device, bound.options, bound.reserve,
+                                             bound.limit, lower_bound=True))
+        for pipeline in pipelines:
+            problem = _Problem(model, device, {**fold, "pipeline": pipeline},
+                               report=st.update)
+            if not problem.fits(None):
+                raise InputError(_no_fit_message(model, device, problem.options,
+                                                 problem.reserve, problem.limit))
+            st.update("searching the folds")
+            result = problem.fit(clock)
+            if result is not None and (best is None or
+                                       result.cycles_per_inference < best.cycles_per_inference):
+                best = result
     if best is None:
         fastest = max(_Problem(model, device, {**fold, "pipeline": p}).fmax_bound()
                       for p in pipelines)
@@ -210,7 +221,11 @@ class _Problem:
     ``choice`` is ``(name, pe, simd, rom, thresholds, threshold_memory)`` for a compute
     layer (None for a stage without choices)."""
 
-    def __init__(self, model, device: Device, fold: dict) -> None:
+    def __init__(self, model, device: Device, fold: dict, bound: bool = False,
+                 report=None) -> None:
+        """``bound``: price every weight ROM as block RAM and count no memory block (a lower
+        bound on every candidate's cells, since the model's weights are non-negative);
+        ``report(text)`` hears which layer is being priced."""
         self.model, self.device = model, device
         family = device.family
         base = {k: v for k, v in fold.items() if k not in ("device", "clock_mhz")}
@@ -254,6 +269,8 @@ class _Problem:
             per_beat = {}
             if isinstance(spec, ComputeSpec):
                 name = next(names)
+                if report is not None:
+                    report(f"{'bounding' if bound else 'pricing'} layer '{name}'")
                 entry = pinned.get(name)
                 free = False
                 thrs = ["parallel"] if spec.thresholds is None else None
@@ -290,7 +307,7 @@ class _Problem:
                                               spec.out_bits else []))
                             opts += self._candidates(
                                 name, spec, mem_spec, beat, pe, simd, units, roms, thr_mems,
-                                thr_logic, free, has_bram, has_spram)
+                                thr_logic, free, has_bram, has_spram, bound)
                     per_beat[beat] = _prune(opts)
             else:
                 for beat in sorted(beats_in):
@@ -306,13 +323,15 @@ class _Problem:
         self.periods = sorted({o[0] for pb in options for opts in pb.values() for o in opts})
 
     def _candidates(self, name, spec, mem_spec, beat, pe, simd, units, roms, thr_mems,
-                    thr_logic, free, has_bram, has_spram) -> list:
+                    thr_logic, free, has_bram, has_spram, bound=False) -> list:
         """One (pe, simd) of a compute layer at input beat ``beat``: every threshold unit,
         threshold memory and weight ROM placement. The resource model is additive in
         the ROM's placement and the threshold unit (their features, flip-flops and
         memories do not depend on each other, nor the period on the ROM), so each
         threshold unit is priced with the first ROM placement and each other placement
-        by its difference, on the first unit."""
+        by its difference, on the first unit. With ``bound`` (a lower bound, see
+        :class:`_Problem`) a ROM in logic is priced in block RAM and no candidate counts its
+        memory blocks."""
         family = self.device.family
         out = []
         first = None
@@ -329,6 +348,8 @@ class _Problem:
                 big = depth * width > self.device.bram.bits
                 styles = (["logic"] + (["block"] if has_bram else []) +
                           (["spram"] if has_spram and big else [])) if depth > 1 else [None]
+            if bound:
+                styles = list(dict.fromkeys("block" if s == "logic" else s for s in styles))
             # the sequential unit's memory in SPRAM or not; the search unit's first
             # levels in logic where they would take block RAMs
             if thr == "sequential":
@@ -353,12 +374,13 @@ class _Problem:
                     threshold_style=None if isinstance(tm, int) else tm,
                     threshold_logic_levels=tm if isinstance(tm, int) else 0)
                 cost = stage_cost(c, family)
-                fmax = stage_fmax_mhz(c, family) if free else math.inf
+                fmax = stage_fmax_mhz(c, family) if free and not bound else math.inf
                 period = c.period
                 for rom, dl, df, db, ds in first:
                     lut, ff = cost.lut + dl, cost.ff + df
                     cells = StageCost(lut=lut, ff=ff, bram=0, rom="").cells(family)
-                    out.append((period, cells, ff, cost.bram + db, cost.spram + ds, pe,
+                    bram, spram = (0, 0) if bound else (cost.bram + db, cost.spram + ds)
+                    out.append((period, cells, ff, bram, spram, pe,
                                 (name, pe, simd, rom, thr, tm), fmax))
         return out
 
@@ -470,20 +492,23 @@ def _pareto(front: list) -> list:
     return out
 
 
-def _no_fit_message(model, device: Device, options, reserve, limit) -> str:
+def _no_fit_message(model, device: Device, options, reserve, limit,
+                    lower_bound: bool = False) -> str:
     # The cheapest choice per stage, ignoring how beats chain (a lower bound).
     cheapest = [min((o for opts in pb.values() for o in opts), key=lambda o: (o[1], o[3], o[4]))
                 for pb in options]
     cells = reserve["cells"] + sum(o[1] for o in cheapest)
     bram = sum(min(o[3] for opts in pb.values() for o in opts) for pb in options)
     spram = sum(min(o[4] for opts in pb.values() for o in opts) for pb in options)
-    what = (f"estimated {cells} logic cells with the harness, budget {limit['cells']} "
-            f"({int(UTILIZATION * 100)}% of {device.cells})")
+    what = (f"estimated {'at least ' if lower_bound else ''}{cells} logic cells with the "
+            f"harness{' (before counting the weight ROMs)' if lower_bound else ''}, budget "
+            f"{limit['cells']} ({int(UTILIZATION * 100)}% of {device.cells})")
     if bram > device.bram_count:
         what += f", and {bram} block RAMs of {device.bram_count}"
     if spram > device.spram_count:
         what += f", and {spram} SPRAMs of {device.spram_count}"
-    if cells <= limit["cells"] and bram <= device.bram_count and spram <= device.spram_count:
+    if not lower_bound and cells <= limit["cells"] and bram <= device.bram_count and \
+            spram <= device.spram_count:
         # each alone fits: the logic and the memories do not fit together
         what = (f"the fold cheapest in logic ({cells} logic cells with the harness, budget "
                 f"{limit['cells']}) needs {sum(o[3] for o in cheapest)} block RAMs and "
