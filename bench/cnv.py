@@ -112,7 +112,6 @@ def _results(build: Path, manifest: dict) -> None:
         r = json.loads(report.read_text())
         res = r["resources"]
         fmax = min(v["achieved"] for v in r["fmax_mhz"].values())
-        util = {u["resource"]: u for u in r["utilization"]}
         print(f"Built for the {BOARD} (Yosys + nextpnr, harness included), {build}:")
         for u in r["utilization"]:
             print(f"  {u['resource']:24} {u['used']:>8,} / {u['available'] or '-'}")
@@ -124,7 +123,6 @@ def _results(build: Path, manifest: dict) -> None:
               f"{fps:,.0f} |")
         print(f"| FINN CNV-w1a1, ZC706 (published) | | | | | | {FINN_CNV_W1A1_FPS:,} |")
         print(f"mulfree / FINN: {fps / FINN_CNV_W1A1_FPS:.3f}")
-        del util
         return
     stat = build / "build" / "top_stat.json"
     print(f"No finished build in {build}: reached {_stage_reached(build)}.")
@@ -174,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
                  nice=10)
     if build is not None:
         _results(build, manifest)
-    else:
-        _results(OUT / "build", manifest) if (OUT / "build").exists() else None
     return 0
 
 
