@@ -93,15 +93,17 @@ def _fit(model_path: Path, rtl: Path) -> dict:
 
 
 def _stage_reached(build: Path) -> str:
-    log = build / "build" / "top.log"
-    if not log.exists():
-        return "before Yosys (writing the design)"
-    text = log.read_text(errors="replace")
-    if "Program finished" in text or (build / "build" / "top.bit").exists():
-        return "bitstream"
-    if "nextpnr" in text or "Info: Placed" in text or "Info: Routing" in text:
-        return "nextpnr (place and route)"
-    return "Yosys (synthesis)"
+    """How far a build in ``build`` got, from the files its script leaves."""
+    d = build / "build"
+    if (d / "top.bit").exists():
+        return "the bitstream"
+    if (d / "top_report.json").exists() or (d / "top.config").exists():
+        return "nextpnr's end (report written)"
+    if (d / "top_stat.json").exists():
+        return "nextpnr (Yosys finished)"
+    if d.exists():
+        return "Yosys (synthesis)"
+    return "writing the design for Yosys (Amaranth elaboration)"
 
 
 def _results(build: Path, manifest: dict) -> None:
