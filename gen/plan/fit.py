@@ -494,8 +494,9 @@ def _thin(front: list, grain: tuple[int, int, int]) -> list:
     front is small enough), the first (cheapest) state of a step kept. Only a large
     device's fit meets it (a CNV on the ECP5-85F reached 11,000 states a stage, and
     the search's work grows with the front times the candidates); the cost is that the
-    fold found may be a few steps per stage above the cheapest at its period, never
-    slower and never over the budget. Smaller fronts are returned as they are."""
+    fold found may be a few steps per stage above the cheapest at its period, or, where
+    a dropped state alone left room for a later stage's cheaper candidate, a slower
+    one; never one over the budget. Smaller fronts are returned as they are."""
     if len(front) <= FRONT_CAP:
         return front
     gb, gc, gf = grain
