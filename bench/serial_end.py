@@ -25,6 +25,8 @@ Models (all 4 input/activation bits or as the zoo models have them):
     .venv/bin/python bench/serial_end.py                 # Yosys per stage, both folds
     .venv/bin/python bench/serial_end.py --build         # and the iCEBreaker builds
     .venv/bin/python bench/serial_end.py --models digits
+    .venv/bin/python bench/serial_end.py --board         # mulfree build --board icebreaker
+                                                         # and Verilator on its fold
 
 Yosys results are cached in out/fold_fit/cache.json (shared with bench/fold_fit.py);
 models and builds go to out/serial_end/.
@@ -95,6 +97,7 @@ def digits_model():
 MODELS = {"digits": digits_model,
           "unsw": lambda: zoo_model("unsw_nb15-mlp-w2a2.onnx", "unsw_nb15-mlp-w2a2"),
           "kws": lambda: zoo_model("kwsmlp_w3a3.onnx", "kwsmlp_w3a3")}
+MODEL_FILES = {"digits": "digits-w4a4", "unsw": "unsw_nb15-mlp-w2a2", "kws": "kwsmlp_w3a3"}
 
 
 def folds(model):
@@ -219,17 +222,64 @@ def build(name, model, fold) -> None:
           f"({time.monotonic() - t:.0f} s; {out})", flush=True)
 
 
+# Verilator's inputs per model: the import corpus's inputs of a zoo model (floats, encoded
+# by the model's own input encoding), random codes otherwise.
+SIM_INPUTS = {"unsw": "zoo_unsw_nb15_mlp_w2a2", "kws": "zoo_kwsmlp_w3a3"}
+
+
+def board_build(name) -> None:
+    """``mulfree build --board icebreaker`` (the default: the fastest fold that fits, checked
+    against the 12 MHz board clock), then ``mulfree sim`` of that fold on Verilator."""
+    path = OUT / f"{MODEL_FILES[name]}.mf"      # written by MODELS[name]()
+    out = OUT / f"build-{name}"
+    cli = [sys.executable, "-m", "mulfree.cli"]
+    t = time.monotonic()
+    subprocess.run(cli + ["build", str(path), "--board", "icebreaker", "-o", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    took = time.monotonic() - t
+    r = json.loads((out / "report.json").read_text())
+    fit = r["manifest"]["device_fit"]
+    fold_path = OUT / f"{name}.fold.json"
+    fold_path.write_text(json.dumps({"layers": fit["fitted_layers"], "pipeline": fit["pipeline"],
+                                     "input_values_per_beat": fit["input_values_per_beat"]}))
+    inputs = (["--inputs", str(ROOT / "tests" / "data" / "import" / "shared" / SIM_INPUTS[name]
+                               / "inputs.npy"), "--float"] if name in SIM_INPUTS
+              else ["--random", "32"])
+    sim = subprocess.run(cli + ["sim", str(path), "--fold", str(fold_path), "--simulator",
+                                "verilator"] + inputs, capture_output=True, text=True)
+    verdict = next((ln.strip() for ln in sim.stdout.splitlines() if ln.strip().startswith(
+        ("PASS", "FAIL"))), f"sim exit {sim.returncode}")
+    util = {u["resource"]: u["used"] for u in r["utilization"]}
+    fmax = min(v["achieved"] for v in r["fmax_mhz"].values())
+    print(f"\n{name}: mulfree build --board icebreaker ({took:.0f} s): {util['LUT4']} LUT4, "
+          f"{util['FF']} FF, {util['BRAM']} EBR, {util.get('SPRAM', 0)} SPRAM, "
+          f"{util['ICESTORM_LC (placed)']} logic cells placed of 5280, Fmax {fmax:.1f} MHz, "
+          f"{r['cycles_per_inference']} cycles: {r['inferences_per_s']['at_fmax']:,.0f} "
+          f"inferences/s at Fmax, {r['inferences_per_s']['at_board_clock']:,.0f} at 12 MHz")
+    for layer, entry in fit["fitted_layers"].items():
+        print(f"  {layer}: " + ", ".join(f"{k} {v}" for k, v in entry.items()))
+    what = (f"the import corpus's {SIM_INPUTS[name]}/inputs.npy, --float" if name in SIM_INPUTS
+            else "32 random inputs")
+    print(f"  Verilator on that fold ({what}): {verdict}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--build", action="store_true", help="also build the cheapest fold for "
                    "the iCEBreaker (Yosys and nextpnr)")
+    p.add_argument("--board", action="store_true", help="only mulfree build --board "
+                   "icebreaker (the default fold) and Verilator on that fold, per model")
     args = p.parse_args(argv)
     import fold_fit
 
     cache = fold_fit._load_cache()
     for name in args.models.split(","):
-        report(name, MODELS[name](), args.build, cache)
+        if args.board:
+            MODELS[name]()
+            board_build(name)
+        else:
+            report(name, MODELS[name](), args.build, cache)
     return 0
 
 

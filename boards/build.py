@@ -129,6 +129,11 @@ class BuildResult:
             avail = placed.get(key, {}).get("available")
             rows.append({"resource": label, "used": int(getattr(self.resources, attr)),
                          "available": avail})
+            spram = placed.get("ICESTORM_SPRAM", {})
+            if key == "ICESTORM_RAM" and spram.get("available"):
+                # the UP5K's SB_SPRAM256KA (nextpnr's count; BRAM above is the 4-kbit EBRs)
+                rows.append({"resource": "SPRAM", "used": int(spram["used"]),
+                             "available": int(spram["available"])})
         cell = CELL_NAME[family]
         if cell in placed:
             rows.append({"resource": f"{cell} (placed)", "used": placed[cell]["used"],

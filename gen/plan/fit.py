@@ -102,7 +102,9 @@ class FitResult:
                          "spram": d.spram_count},
             "budget": self.budget,
             "use": {"cells": round(self.cells / d.cells, 3), "ffs": round(self.ffs / d.ffs, 3),
-                    "bram": round(self.bram / d.bram_count, 3) if d.bram_count else 0.0},
+                    "bram": round(self.bram / d.bram_count, 3) if d.bram_count else 0.0,
+                    **({"spram": round(self.spram / d.spram_count, 3)} if d.spram_count
+                       else {})},
         }
 
 

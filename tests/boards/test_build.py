@@ -58,6 +58,9 @@ def test_build_icebreaker_through_the_cli(tmp_path, capsys):
     doc = json.loads((tmp_path / "out" / "report.json").read_text())
     assert doc["bitstream"] == "icebreaker.bin" and (tmp_path / "out" / "icebreaker.bin").exists()
     assert doc["utilization"][0]["available"] == 5280
+    # the UP5K's SPRAMs have their own row (none used by this serial fold)
+    spram, = [r for r in doc["utilization"] if r["resource"] == "SPRAM"]
+    assert spram == {"resource": "SPRAM", "used": 0, "available": 4}
 
 
 @pytest.mark.parametrize("name", [
