@@ -106,6 +106,11 @@ def _stage_reached(build: Path) -> str:
     return "writing the design for Yosys (Amaranth elaboration)"
 
 
+def manifest_bits(manifest: dict) -> str:
+    """``1a1`` or ``2a2`` from the model's name (``cnv-w1a1``)."""
+    return manifest["model"].rsplit("-w", 1)[-1]
+
+
 def _results(build: Path, manifest: dict) -> None:
     cycles = manifest["cycles_per_inference"]
     report = build / "report.json"
@@ -113,16 +118,23 @@ def _results(build: Path, manifest: dict) -> None:
     if report.exists():
         r = json.loads(report.read_text())
         res = r["resources"]
+        placed = res.get("placed", {})
+        cells = res.get("cells", {})
         fmax = min(v["achieved"] for v in r["fmax_mhz"].values())
         print(f"Built for the {BOARD} (Yosys + nextpnr, harness included), {build}:")
         for u in r["utilization"]:
             print(f"  {u['resource']:24} {u['used']:>8,} / {u['available'] or '-'}")
+        comb = placed.get("TRELLIS_COMB", {}).get("used", 0)
+        ebr = placed.get("DP16KD", {}).get("used", cells.get("DP16KD", 0))
         fps = fmax * 1e6 / cycles
-        print(f"\n| design | LUT4 | FF | EBR | Fmax | cycles / inference | frames/s |")
-        print(f"|---|---:|---:|---:|---:|---:|---:|")
-        print(f"| mulfree CNV-w1a1, LFE5U-85F | {res.get('lut', 0) + 2 * res.get('carry', 0):,} | "
-              f"{res.get('ff', 0):,} | {res.get('bram', 0)} | {fmax:.1f} MHz | {cycles:,} | "
-              f"{fps:,.0f} |")
+        print(f"Yosys: {cells.get('LUT4', 0):,} LUT4, {cells.get('CCU2C', 0):,} CCU2C, "
+              f"{cells.get('TRELLIS_DPR16X4', 0):,} TRELLIS_DPR16X4, {res.get('ff', 0):,} FF, "
+              f"{cells.get('DP16KD', 0)} DP16KD")
+        print(f"\n| design | LUT4 (TRELLIS_COMB placed) | FF | EBR | Fmax | cycles / inference "
+              f"| frames/s |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        print(f"| mulfree CNV-w{manifest_bits(manifest)}, LFE5U-85F | {comb:,} | "
+              f"{res.get('ff', 0):,} | {ebr} | {fmax:.1f} MHz | {cycles:,} | {fps:,.0f} |")
         print(f"| FINN CNV-w1a1, ZC706 (published) | | | | | | {FINN_CNV_W1A1_FPS:,} |")
         print(f"mulfree / FINN: {fps / FINN_CNV_W1A1_FPS:.3f}")
         return
@@ -133,7 +145,8 @@ def _results(build: Path, manifest: dict) -> None:
         from mulfree.boards.toolchain import parse_yosys_stat
         s = parse_yosys_stat(stat)
         print(f"Yosys (synth_ecp5): {s.lut:,} LUT4, {s.carry:,} CCU2C (LUT4 + 2 x CCU2C = "
-              f"{s.lut + 2 * s.carry:,}), {s.ff:,} FF, {s.bram} DP16KD, {s.dsp} DSP")
+              f"{s.lut + 2 * s.carry:,}), {s.cells.get('TRELLIS_DPR16X4', 0):,} "
+              f"TRELLIS_DPR16X4, {s.ff:,} FF, {s.cells.get('DP16KD', 0)} DP16KD, {s.dsp} DSP")
     for f in (50.0, 25.0):
         print(f"at {f:g} MHz: {f * 1e6 / cycles:,.0f} frames/s ({cycles:,} cycles/inference); "
               f"FINN CNV-w1a1 on a ZC706: {FINN_CNV_W1A1_FPS:,}")
