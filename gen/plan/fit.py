@@ -145,14 +145,15 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
     with progress.stage(f"fitting the fold to the {device.part}") as st:
         # A lower bound first (every weight ROM priced in block RAM, at no block RAM):
         # a model far too large is refused in seconds, before every ROM is priced.
+        periods = {}
         bound = _Problem(model, device, {**fold, "pipeline": pipelines[0]}, bound=True,
-                         report=st.update)
+                         report=st.update, periods=periods)
         if not bound.fits(None):
             raise InputError(_no_fit_message(model, device, bound.options, bound.reserve,
                                              bound.limit, lower_bound=True))
         for pipeline in pipelines:
             problem = _Problem(model, device, {**fold, "pipeline": pipeline},
-                               report=st.update)
+                               report=st.update, periods=periods)
             if not problem.fits(None):
                 raise InputError(_no_fit_message(model, device, problem.options,
                                                  problem.reserve, problem.limit))
@@ -225,11 +226,14 @@ class _Problem:
     layer (None for a stage without choices)."""
 
     def __init__(self, model, device: Device, fold: dict, bound: bool = False,
-                 report=None) -> None:
+                 report=None, periods: dict | None = None) -> None:
         """``bound``: price every weight ROM as block RAM and count no memory block (a lower
         bound on every candidate's cells, since the model's weights are non-negative);
-        ``report(text)`` hears which layer is being priced."""
+        ``report(text)`` hears which layer is being priced; ``periods``: the layers'
+        periods already computed by another problem of the same model and fold (filled
+        in here)."""
         self.model, self.device = model, device
+        self.period_memo = {} if periods is None else periods
         family = device.family
         base = {k: v for k, v in fold.items() if k not in ("device", "clock_mhz")}
         pinned = dict(fold.get("layers", {}))
@@ -338,6 +342,7 @@ class _Problem:
         family = self.device.family
         out = []
         first = None
+        periods = self.period_memo
         for thr in units:
             base_spec = spec if thr == "parallel" else mem_spec
             cand = dataclasses.replace(_with_beat(base_spec, beat), pe=pe, simd=simd,
@@ -378,7 +383,14 @@ class _Problem:
                     threshold_logic_levels=tm if isinstance(tm, int) else 0)
                 cost = stage_cost(c, family)
                 fmax = stage_fmax_mhz(c, family) if free and not bound else math.inf
-                period = c.period
+                # the period depends on the threshold unit through its latency alone (not
+                # on its memories nor the ROM); a conv2d layer's is a cycle model's run,
+                # kept for the other problems of the same fit
+                key = (name, beat, pe, simd, c.lag, c.pipeline, c.double_buffer,
+                       c.out_in_memory)
+                if key not in periods:
+                    periods[key] = c.period
+                period = periods[key]
                 for rom, dl, df, db, ds in first:
                     lut, ff = cost.lut + dl, cost.ff + df
                     cells = StageCost(lut=lut, ff=ff, bram=0, rom="").cells(family)
