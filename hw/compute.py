@@ -16,7 +16,7 @@ from functools import lru_cache
 from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, signed_width
 from .spram import SpramMemory, spram_tiles
 from .threshold import sequential_words
-from .timing import ConvModel, FrameModel, stage_timing
+from .timing import ConvModel, FrameModel, conv_period, stage_timing
 from .window import WindowSpec
 
 __all__ = ["ComputeSpec", "make_unit", "csd_digits", "decode_wiring", "FRAME_MEMORY_MIN_BITS",
@@ -214,9 +214,10 @@ class ComputeSpec:
     @property
     def period(self) -> int:
         """Cycles between inference starts when this layer is the slowest stage (conv2d:
-        the stage alone, from :func:`mulfree.hw.timing.stage_timing`)."""
+        the stage alone: :func:`mulfree.hw.timing.conv_period`, equal to
+        :func:`mulfree.hw.timing.stage_timing`'s period without running the cycles)."""
         if self.window is not None:
-            return stage_timing(self)[1]
+            return conv_period(self.window, self.sf * self.nf)
         if self.double_buffer:
             return max(self.steps + self.lag + 2, self.in_beats + 1, self.out_beats + 1)
         return self.steps + self.lag + 1 + max(self.in_beats, self.out_beats)

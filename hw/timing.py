@@ -16,7 +16,7 @@ buffer (and compute) allow, so its timing depends on its neighbours;
 
 from __future__ import annotations
 
-__all__ = ["network_timing", "stage_timing", "FrameModel", "ConvModel", "MaxPoolFrameModel",
+__all__ = ["network_timing", "stage_timing", "conv_period", "FrameModel", "ConvModel", "MaxPoolFrameModel",
            "StreamPoolModel", "ArgMaxModel"]
 
 
@@ -318,3 +318,25 @@ def stage_timing(spec) -> tuple[int, int]:
     delay = done[0] - taken[-1]
     _, done = _run([spec], 4)
     return delay, max(b - a for a, b in zip(done, done[1:]))
+
+
+def conv_period(window, steps: int) -> int:
+    """The steady-state period of a streaming conv2d stage alone (input always offered,
+    output always ready) without running its cycle model: what :func:`stage_timing`
+    returns as its period, in time linear in the scan's pixels, not its cycles.
+
+    The window generator moves one piece per cycle and stops only at a window's last
+    piece while the engine still holds the previous window, which takes ``steps``
+    (``sf * nf``) issues; with the output always ready the engine's FIFO never runs out
+    of credits, and with the input always offered the generator never waits for a beat.
+    So consecutive windows complete ``max(steps, gap)`` cycles apart, ``gap`` being the
+    scan distance between their last pieces (cyclic over the frame), and the period is
+    the sum over a frame's windows. ``tests/hw/test_conv_period.py`` checks it against
+    the cycle model.
+    """
+    n, cols = window.pieces_per_pixel, window.scan_cols
+    ends = [(y * cols + x) * n + n - 1 for y in range(window.scan_rows)
+            for x in range(cols) if window.is_corner(y, x)]
+    total = window.scan_pieces
+    gaps = [b - a for a, b in zip(ends, ends[1:])] + [ends[0] + total - ends[-1]]
+    return sum(max(steps, g) for g in gaps)
