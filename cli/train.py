@@ -70,6 +70,12 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                        help="MLP hidden widths (default 64,32)")
         p.add_argument("--channels", type=_hidden, default=(8, 16), metavar="N,N",
                        help="CNN conv channels (default 8,16)")
+        p.add_argument("--fan-in", type=_hidden, default=(), metavar="F[,F..]",
+                       help="sparse MLP: every neuron reads F inputs (one value for every "
+                            "dense layer, or one per dense layer); default dense")
+        p.add_argument("--fan-in-rule", choices=("learned", "random"), default="learned",
+                       help="which inputs: learned (each neuron's largest weights after the "
+                            "float phase; default) or random (fixed per seed, as LogicNets)")
         _quant_options(p, train=True)
         p.add_argument("--table-entries", type=int, default=None, metavar="E",
                        help="table scheme: at most E product-table entries per layer")
@@ -105,6 +111,8 @@ def _default_name(cfg, q) -> str:
         body = "-".join(str(w) for w in [int(np.prod(q.in_shape))] + widths)
     else:
         body = "cnn" + "-".join(str(w) for w in widths[:-1])
+    if cfg.fan_in:
+        body += "-f" + "_".join(str(f) for f in cfg.fan_in)
     return f"digits-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
 
 
@@ -119,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     data = datasets.load(args.dataset)
     if args.command == "train":
         cfg = _config(args, arch=args.arch, hidden=tuple(args.hidden),
-                      channels=tuple(args.channels), table_entries=args.table_entries,
+                      channels=tuple(args.channels), fan_in=tuple(args.fan_in),
+                      fan_in_rule=args.fan_in_rule, table_entries=args.table_entries,
                       epochs=args.epochs, lr=args.lr, gradual=not args.no_gradual)
         if cfg.scheme == "float":
             raise InputError("--scheme float trains no integer model; pick a quantized scheme "
