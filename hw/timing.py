@@ -17,7 +17,7 @@ buffer (and compute) allow, so its timing depends on its neighbours;
 from __future__ import annotations
 
 __all__ = ["network_timing", "stage_timing", "FrameModel", "ConvModel", "MaxPoolFrameModel",
-           "StreamPoolModel", "ArgMaxModel"]
+           "StreamPoolModel", "ArgMaxModel", "TablesModel"]
 
 
 class FrameModel:
@@ -115,6 +115,35 @@ class ArgMaxModel:
             self.n += 1
             if self.n == self.ib:
                 self.n, self.out_valid = 0, True
+
+
+class TablesModel:
+    """The fully pipelined table network (:class:`~.table_pipeline.TablePipeline`): input
+    beats assembled into a frame, ``registers`` free-running register stages, the output
+    FIFO; ``i.ready`` while fewer than ``fifo_depth`` inferences are in flight (counted
+    from the frame's last beat to the result's transfer)."""
+
+    def __init__(self, s):
+        self.ib, self.depth = s.in_beats, s.fifo_depth
+        self.pipe = [False] * (s.registers + 1)        # the frame register, then the stages
+        self.beat = self.count = self.level = 0
+
+    def ready(self):
+        return self.count < self.depth
+
+    def valid(self):
+        return self.level > 0
+
+    def tick(self, t, took, sent):
+        write = self.pipe[-1]
+        frame = False
+        if took:
+            self.beat += 1
+            if self.beat == self.ib:
+                self.beat, frame = 0, True
+        self.pipe = [frame] + self.pipe[:-1]
+        self.count += int(frame) - int(sent)
+        self.level += int(write) - int(sent)
 
 
 class _Window:
@@ -259,7 +288,7 @@ def _run(stages, inferences: int):
     limit = 0
     for s in stages:
         limit += (getattr(s, "in_count", 0) + getattr(s, "out_count", 0) + 64 +
-                  getattr(s, "steps", 0))
+                  getattr(s, "steps", 0) + getattr(s, "registers", 0))
         win = getattr(s, "window_spec", None) or getattr(s, "window", None)
         if win is not None:
             limit += win.scan_pieces
