@@ -76,9 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def _network_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
+    parser.add_argument("--mode", choices=("runtime", "baked", "tables"), default="runtime",
                         help="runtime: weights in ROM, folded; baked: weights as constants "
-                             "in the logic, fully parallel (default runtime)")
+                             "in the logic, fully parallel; tables: every sparse neuron one "
+                             "truth table, one inference per clock (default runtime)")
     parser.add_argument("--fold", metavar="FILE",
                         help="fold file (JSON, see docs/hardware.md) or a preset: auto, serial, "
                              "parallel (default: fitted to the board's device and clock)")

@@ -12,7 +12,8 @@ Fold file (JSON)::
       "layers": {                          # optional, by layer name
         "fc1": {"pe": 4, "simd": 16, "rom": "block"},
         "conv1": "parallel"
-      }
+      },
+      "tables": {"limit": 12}              # optional, tables mode (gen/plan/tables.py)
     }
 
 ``pe`` must divide the layer's output channels and ``simd`` its inputs per output
@@ -71,11 +72,11 @@ def load_fold(fold: Any) -> dict:
         raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}), "
                          f"device:NAME or a file, got {type(fold).__name__}")
     unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
-                                  "double_buffer", "device", "clock_mhz"})
+                                  "double_buffer", "device", "clock_mhz", "tables"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
                          f"input_values_per_beat, default, layers, pipeline, double_buffer, "
-                         f"device, clock_mhz)")
+                         f"device, clock_mhz, tables)")
     for key in ("pipeline", "double_buffer"):
         if not isinstance(fold.get(key, False), bool):
             raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
@@ -90,6 +91,8 @@ def load_fold(fold: Any) -> dict:
            "double_buffer": fold.get("double_buffer", False)}
     if "input_values_per_beat" in fold:
         out["input_values_per_beat"] = fold["input_values_per_beat"]
+    if "tables" in fold:
+        out["tables"] = fold["tables"]
     if fold.get("device") is not None:
         if not isinstance(fold["device"], str):
             raise InputError(f"fold: 'device' must be a device name, got {fold['device']!r}")

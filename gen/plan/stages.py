@@ -25,7 +25,7 @@ from .folds import divisors, largest_divisor, layer_fold, rom_style
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
 
-MODES = ("runtime", "baked")
+MODES = ("runtime", "baked", "tables")
 
 
 # Table products up to this many entries replace a decode + product unit when the
@@ -134,6 +134,9 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
     its ``device`` is not read here)."""
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "tables":
+        from .tables import plan_tables
+        return plan_tables(model, fold)
     names = {layer.name for layer in model.layers}
     for name in fold["layers"]:
         if name not in names:
