@@ -27,6 +27,10 @@ from mulfree.gen.model.format import load, save
 
 log = logging.getLogger(__name__)
 
+DATASET_HELP = ("digits (scikit-learn's, bundled; the default) or a .npz file with x_train, "
+                "y_train, x_test, y_test: features [N, F] or images [N, H, W, C], integer "
+                "labels (docs/training.md)")
+
 
 def _hidden(text: str) -> tuple[int, ...]:
     try:
@@ -64,7 +68,8 @@ def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     if name == "train":
-        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
+        p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz",
+                       help=DATASET_HELP)
         p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp")
         p.add_argument("--hidden", type=_hidden, default=(64, 32), metavar="N,N",
                        help="MLP hidden widths (default 64,32)")
@@ -92,7 +97,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
         _quant_options(p, train=False)
     else:  # eval
         p.add_argument("model", help="model file (.mf)")
-        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
+        p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz",
+                       help=DATASET_HELP)
         p.add_argument("--json", action="store_true", help="print {\"accuracy\": ...}")
 
 
@@ -105,7 +111,7 @@ def _config(args: argparse.Namespace, **extra):
                        lut_prune=args.lut_prune, seed=args.seed, **extra)
 
 
-def _default_name(cfg, q) -> str:
+def _default_name(cfg, q, dataset: str = "digits") -> str:
     widths = [int(l.codes.shape[0]) for l in q.layers]
     if cfg.arch == "mlp":
         body = "-".join(str(w) for w in [int(np.prod(q.in_shape))] + widths)
@@ -113,7 +119,7 @@ def _default_name(cfg, q) -> str:
         body = "cnn" + "-".join(str(w) for w in widths[:-1])
     if cfg.fan_in:
         body += "-f" + "_".join(str(f) for f in cfg.fan_in)
-    return f"digits-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
+    return f"{dataset}-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,9 +156,12 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.monotonic() - t0
     q = export(net)
     q.metadata["float_accuracy"] = round(float(float_acc), 6)
-    q.metadata["dataset"] = args.dataset
+    q.metadata["dataset"] = data.name
     q.metadata["source"] = f"mulfree {args.command}"
-    model = to_model(q, name=args.name or _default_name(cfg, q))
+    encoding = data.encoding(cfg.ibits)
+    if encoding is not None:           # how the data set's values become input codes
+        q.metadata["input_encoding"] = encoding
+    model = to_model(q, name=args.name or _default_name(cfg, q, data.name))
     acc = evaluate_model(model, data)
     # Accuracy of the golden model is part of the file; timing is not (determinism).
     meta = dict(model.metadata)
@@ -208,5 +217,5 @@ def _run_eval(args: argparse.Namespace) -> int:
     else:
         n = data.y_test.size
         print(f"{model.name}: test accuracy {acc:.4f} ({int(round(acc * n))}/{n}, "
-              f"golden integer model, {args.dataset})")
+              f"golden integer model, {data.name})")
     return 0
