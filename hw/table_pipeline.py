@@ -15,22 +15,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .adder_tree import sum_tree
 from .framed import counter_bits
-from .product import shape_for
-from .table_spec import SumNeuron, TableNeuron, TablesSpec
-from .threshold import threshold_code
-from .truth_table import TruthTable
+from .table_layer import delay, layer_logic
+from .table_spec import TablesSpec
 
 __all__ = ["TablePipeline"]
-
-
-def _delay(m: Module, value, cycles: int, name: str):
-    for n in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{n}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
 
 
 class TablePipeline(wiring.Component):
@@ -64,44 +53,6 @@ class TablePipeline(wiring.Component):
             "i": In(stream.Signature(unsigned(spec.in_beat * spec.in_bits))),
             "o": Out(stream.Signature(unsigned(spec.out_count * spec.out_bits))),
         })
-
-    def _layer(self, m: Module, index: int, layer, codes: list) -> list:
-        """The layer's outputs (``layer.out_shape`` each) from its input codes, after the
-        layer's internal registers."""
-        outs = []
-        lat = layer.latency
-        style = self.spec.style
-        for j, n in enumerate(layer.neurons):
-            name = f"l{index}_n{j}"
-            own = 0
-            if isinstance(n, TableNeuron):
-                if not n.inputs:
-                    value = Const(n.table[0], shape_for(n.table[0], n.table[0]))
-                else:
-                    tt = TruthTable(table=n.table, style=style)
-                    m.submodules[name] = tt
-                    m.d.comb += tt.index.eq(Cat(*(codes[i] for i in n.inputs)))
-                    value = tt.value
-            else:
-                assert isinstance(n, SumNeuron)
-                if not n.inputs:
-                    acc = Const(n.bias, shape_for(n.bias, n.bias))
-                else:
-                    terms = []
-                    for k, (i, row) in enumerate(zip(n.inputs, n.terms)):
-                        row = [v + (n.bias if k == 0 else 0) for v in row]
-                        tt = TruthTable(table=row, style=style)
-                        m.submodules[f"{name}_t{k}"] = tt
-                        m.d.comb += tt.index.eq(codes[i])
-                        terms.append((tt.value, min(row), max(row)))
-                    acc, _lo, _hi, own = sum_tree(m, terms,
-                                                  pipeline_every=layer.sum_pipeline_every,
-                                                  name=f"{name}_sum")
-                value = acc if n.thresholds is None else threshold_code(acc, n.thresholds)
-            out = Signal(layer.out_shape, name=f"{name}_out")
-            m.d.comb += out.eq(value)
-            outs.append(_delay(m, out, lat - own, name))
-        return outs
 
     def _argmax(self, m: Module, values: list, valid):
         """The argmax tree over ``values`` (signed), registered every ``argmax_every``
@@ -171,8 +122,8 @@ class TablePipeline(wiring.Component):
         valid = frame_valid
         n_layers = len(spec.layers)
         for index, layer in enumerate(spec.layers):
-            values = self._layer(m, index, layer, values)
-            valid = _delay(m, valid, layer.latency, f"l{index}_valid")
+            values = layer_logic(m, layer, values, style=spec.style, name=f"l{index}")
+            valid = delay(m, valid, layer.latency, f"l{index}_valid")
             ends_segment = (index + 1) % spec.register_every == 0 or index == n_layers - 1
             if ends_segment and (index < n_layers - 1 or spec.argmax_levels):
                 regs = []

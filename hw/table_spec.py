@@ -210,7 +210,7 @@ class TablesSpec:
     in_beat: int
     layers: tuple
     argmax: bool = False
-    style: str = "bits"
+    style: str = "bdd"
     register_every: int = 1
     argmax_every: int = 2
 

@@ -7,6 +7,11 @@ it into LUTs. Three ways of writing the same table are offered (``style``); they
 the same function and differ only in what synthesis is handed (``bench/tables.py``
 measures them):
 
+``"bdd"``
+    each output bit as a reduced binary decision diagram built here: a 2:1 multiplexer per
+    distinct sub-function of the lower index bits (the highest index bit selects at the
+    top), equal sub-functions shared, constant ones folded; small Verilog for the
+    structured functions neurons are;
 ``"bits"``
     each output bit is one constant of ``2**in_bits`` bits indexed by the input
     (``Const.bit_select``: a ``$shiftx`` cell, which Yosys maps to a multiplexer tree of
@@ -20,7 +25,7 @@ measures them):
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,7 +33,7 @@ from .product import _check_width, shape_for
 
 __all__ = ["TruthTable", "STYLES", "MAX_IN_BITS"]
 
-STYLES = ("bits", "case", "rom")
+STYLES = ("bdd", "bits", "case", "rom")
 
 # 2**20 entries per table: past that a table is no longer a few LUTs (and Verilog of it is
 # megabytes); the planner's limit is far below.
@@ -60,7 +65,7 @@ class TruthTable(wiring.Component):
     table : list of int
         ``2**in_bits`` values; the output shape is the narrowest holding all of them
         (signed when one is negative).
-    style : "bits" | "case" | "rom"
+    style : "bdd" | "bits" | "case" | "rom"
         How the table is written for synthesis (see the module docstring); the function is
         the same.
 
@@ -74,7 +79,7 @@ class TruthTable(wiring.Component):
     Combinational: latency 0.
     """
 
-    def __init__(self, *, table, style: str = "bits") -> None:
+    def __init__(self, *, table, style: str = "bdd") -> None:
         values = _int_list("Table", table)
         n = len(values)
         if n < 2 or n & (n - 1):
@@ -107,10 +112,43 @@ class TruthTable(wiring.Component):
     def bounds(self) -> tuple[int, int]:
         return min(self._table), max(self._table)
 
+    def _column(self, b: int) -> int:
+        """Output bit ``b`` of every entry, entry ``e`` at bit ``e``."""
+        column = 0
+        for idx, v in enumerate(self._table):
+            column |= ((v >> b) & 1) << idx
+        return column
+
+    def _bdd(self, m: Module, column: int, size: int, offset: int, nodes: dict):
+        """The sub-function of entries ``[offset, offset + size)`` of ``column`` (a power of
+        two of them: the lower ``log2(size)`` index bits free) as a 1-bit value."""
+        bits = (column >> offset) & ((1 << size) - 1)
+        if bits == 0:
+            return Const(0, 1)
+        if bits == (1 << size) - 1:
+            return Const(1, 1)
+        key = (size, bits)
+        if key not in nodes:
+            half = size // 2
+            lo = self._bdd(m, column, half, offset, nodes)
+            hi = self._bdd(m, column, half, offset + half, nodes)
+            if lo is hi:                # this index bit does not matter here
+                nodes[key] = lo
+            else:
+                node = Signal(name=f"bdd{len(nodes)}")
+                m.d.comb += node.eq(Mux(self.index[half.bit_length() - 1], hi, lo))
+                nodes[key] = node
+        return nodes[key]
+
     def elaborate(self, platform):
         m = Module()
         width = self._shape.width
-        if self._style == "bits":
+        if self._style == "bdd":
+            nodes: dict = {}
+            bits = [self._bdd(m, self._column(b), len(self._table), 0, nodes)
+                    for b in range(width)]
+            m.d.comb += self.value.eq(Cat(*bits))
+        elif self._style == "bits":
             bits = []
             for b in range(width):
                 column = 0

@@ -14,7 +14,7 @@ thresholds (:class:`mulfree.hw.table_spec.SumNeuron`).
 Options, the ``"tables"`` object of the fold (all optional)::
 
     {"tables": {"limit": 12,            # table input bits at most (F * b)
-                "style": "bits",        # how tables are written (mulfree.hw.truth_table)
+                "style": "bdd",         # how tables are written (mulfree.hw.truth_table)
                 "register_every": 1,    # layers between pipeline registers
                 "argmax_every": 2,      # argmax comparison levels between registers
                 "sum_pipeline_every": 0 # adder-tree levels between registers (sum neurons)
@@ -46,7 +46,7 @@ __all__ = ["TableOptions", "DEFAULT_LIMIT", "table_options", "neuron_inputs", "n
 # Table input bits at most (F * b): measured in bench/tables.py (docs/tables.md).
 DEFAULT_LIMIT = 12
 
-DEFAULT_STYLE = "bits"
+DEFAULT_STYLE = "bdd"
 
 
 @dataclass(frozen=True)

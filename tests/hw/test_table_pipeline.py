@@ -8,7 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from mulfree.hw.network import Network
-from mulfree.hw.table_pipeline import TablePipeline
+from mulfree.hw.table_layer import TableLayer
 from mulfree.hw.table_spec import SumNeuron, TableLayerSpec, TableNeuron, TablesSpec
 from mulfree.hw.timing import network_timing
 from mulfree.hw.truth_table import STYLES, TruthTable
@@ -52,7 +52,7 @@ def test_checker_sees_a_wrong_entry():
 @pytest.mark.parametrize("kwargs,exc,match", [
     ({"table": [1, 2, 3]}, ValueError, "power-of-two number of entries, at least 2, not 3"),
     ({"table": [1]}, ValueError, "not 1"),
-    ({"table": [1, 2], "style": "lut"}, ValueError, "Style must be one of bits, case, rom"),
+    ({"table": [1, 2], "style": "lut"}, ValueError, "Style must be one of bdd, bits, case, rom"),
     ({"table": [1, 2.5]}, TypeError, "Table entries must be integers, not 2.5"),
     ({"table": "ab"}, TypeError, "Table must be a list of integers"),
 ])
@@ -159,6 +159,7 @@ def _run(spec, x, **kw):
     (4, {"argmax_every": 1, "every": 1}),
     (5, {"every": 2, "style": "case"}),
     (6, {"style": "rom", "widths": (6, 9, 3)}),
+    (9, {"style": "bits"}),
     (7, {"widths": (5, 4)}),
     (8, {"widths": (4, 1)}),
 ])
@@ -243,3 +244,24 @@ def test_cycle_model_matches_the_simulation(seed, kw):
 def test_spec_checks(make, exc, match):
     with pytest.raises(exc, match=match):
         make().check()
+
+
+def test_table_layer_alone():
+    """The layer as its own component computes what the reference says, every input."""
+    spec = _spec(3, argmax=False, widths=(4, 6))
+    layer = spec.layers[0]
+    dut = TableLayer(layer)
+    xs = [[(e >> (2 * k)) & 3 for k in range(4)] for e in range(256)]
+    got = []
+
+    async def bench(ctx):
+        for x in xs:
+            ctx.set(dut.x, sum(v << (2 * k) for k, v in enumerate(x)))
+            await ctx.delay(1e-9)
+            y = ctx.get(dut.y)
+            got.append([(y >> (2 * j)) & 3 for j in range(len(layer.neurons))])
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    np.testing.assert_array_equal(np.array(got), _reference(spec, np.array(xs)))

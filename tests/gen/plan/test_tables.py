@@ -221,7 +221,7 @@ def test_tables_match_the_golden_model_on_random_inputs():
 @pytest.mark.parametrize("model,fold,match", [
     (example_model(0), None, "layer 'conv1' is conv2d: the tables mode lowers dense layers"),
     (mlp(0), {"tables": {"limit": 0}}, "tables.limit must be 1 to 20, got 0"),
-    (mlp(0), {"tables": {"style": "lut"}}, "tables.style must be one of bits, case, rom"),
+    (mlp(0), {"tables": {"style": "lut"}}, "tables.style must be one of bdd, bits, case, rom"),
     (mlp(0), {"tables": {"depth": 2}}, "unknown field 'tables.depth'"),
     (mlp(0), {"tables": 3}, "'tables' must be an object"),
     (mlp(0), {"input_values_per_beat": 5}, "must divide the 12 input codes"),
