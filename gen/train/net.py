@@ -15,8 +15,12 @@ for a connection) keeps every neuron to ``F`` inputs; the weights off the mask a
 and stay zero, so the quantized forward pass and the exported model carry the sparsity as
 zero weights. The rule (``fan_in_rule``): ``random`` draws each neuron's ``F`` inputs
 uniformly without replacement before training, from the seed (LogicNets' fixed random
-sparsity); ``learned`` trains dense through the float phase and then keeps each neuron's
-``F`` largest-magnitude weights (:func:`choose_connections`).
+sparsity); ``learned`` prunes by magnitude, gradually: from a tenth of the epochs to
+seven tenths, each neuron keeps its ``k`` largest-magnitude weights, ``k`` falling from
+all of its inputs to ``F`` on a cubic schedule (Zhu and Gupta 2017,
+:func:`prune_schedule`, :func:`choose_connections`). Measured on digits (docs/tables.md):
+one-shot pruning after the float phase gave 84.7 %, the gradual schedule 93.9 % (64-32-10,
+``F`` = 4, 2-bit codes, 150 epochs, seed 0).
 """
 
 from __future__ import annotations
@@ -34,7 +38,11 @@ from .tbn import levels_for_entries
 
 __all__ = ["Layer", "Net", "build", "forward", "backward", "qweights", "act_forward",
            "act_kind", "refresh_scales", "reset_luts", "lut_step", "im2col", "pool2x2",
-           "choose_connections", "apply_masks", "active_weights"]
+           "choose_connections", "prune_schedule", "apply_masks", "active_weights",
+           "PRUNE_START", "PRUNE_END"]
+
+# the learned rule's pruning window, as fractions of the epochs (cubic schedule)
+PRUNE_START, PRUNE_END = 0.1, 0.7
 
 
 @dataclass(eq=False)
@@ -87,6 +95,8 @@ def build(cfg: TrainConfig, rng: np.random.Generator, n_classes: int = 10,
         if f is not None and cfg.fan_in_rule == "random":
             layer.mask = random_mask(conn_rng, layer.W.shape[0], n_in, f)
             layer.W = layer.W * np.sqrt(n_in / f) * layer.mask
+        elif f is not None:          # learned: every connection until pruning starts
+            layer.mask = np.ones(layer.W.shape, bool)
         return layer
 
     def hidden(kind, shape, fan_in, out):
@@ -127,21 +137,35 @@ def random_mask(rng: np.random.Generator, n_out: int, n_in: int, f: int) -> np.n
     return mask
 
 
-def choose_connections(net: Net) -> bool:
-    """The ``learned`` rule: give every sparse layer without a mask one that keeps each
-    neuron's ``fan_in`` largest-magnitude weights (ties: the lower input index) and zero
-    the rest. Returns whether any layer got a mask."""
-    done = False
+def prune_schedule(epoch: int, epochs: int) -> float:
+    """The fraction of the way from all inputs to ``F`` (0 to 1) the learned rule has
+    pruned at the start of ``epoch`` (0-based) of ``epochs``: 0 until ``PRUNE_START``,
+    1 from ``PRUNE_END``, cubic in between."""
+    t = epoch / max(1, epochs)
+    p = min(1.0, max(0.0, (t - PRUNE_START) / (PRUNE_END - PRUNE_START)))
+    return 1.0 - (1.0 - p) ** 3
+
+
+def choose_connections(net: Net, progress: float = 1.0) -> bool:
+    """The ``learned`` rule: every sparse layer's neurons keep their ``k`` largest-magnitude
+    weights of those still connected (ties: the lower input index), ``k = F + (n - F) *
+    (1 - progress)`` rounded, and the rest are zeroed. Returns whether a mask changed."""
+    changed = False
     for l in net.compute():
-        if l.fan_in is None or l.mask is not None:
+        if l.fan_in is None or net.cfg.fan_in_rule != "learned":
             continue
-        order = np.argsort(-np.abs(l.W), axis=1, kind="stable")[:, :l.fan_in]
-        mask = np.zeros(l.W.shape, bool)
-        np.put_along_axis(mask, order, True, axis=1)
-        l.mask = mask
-        done = True
+        n = l.W.shape[1]
+        k = int(round(l.fan_in + (n - l.fan_in) * (1.0 - progress)))
+        mask = l.mask if l.mask is not None else np.ones(l.W.shape, bool)
+        if mask.sum(axis=1).max() <= k:
+            continue
+        order = np.argsort(-(np.abs(l.W) * mask), axis=1, kind="stable")[:, :k]
+        new = np.zeros(l.W.shape, bool)
+        np.put_along_axis(new, order, True, axis=1)
+        l.mask = new & mask
+        changed = True
     apply_masks(net)
-    return done
+    return changed
 
 
 def apply_masks(net: Net) -> None:

@@ -19,8 +19,8 @@ from . import datasets
 from ..errors import InputError
 from .config import BN_EPS, TrainConfig, stages
 from .net import (Net, act_forward, act_kind, apply_masks, backward, build,
-                  choose_connections, forward, im2col, lut_step, pool2x2, qweights,
-                  refresh_scales, reset_luts)
+                  choose_connections, forward, im2col, lut_step, pool2x2, prune_schedule,
+                  qweights, refresh_scales, reset_luts)
 
 __all__ = ["train", "float_accuracy", "recalibrate_bn"]
 
@@ -89,16 +89,13 @@ def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[N
     n = xv.shape[0]
     hist: dict = {"loss": []}
     t_global, t_total = 0, sum(epoch_counts)
-    # the learned fan-in rule prunes after the float phase (a fifth of the epochs)
-    prune_at = max(1, int(round(0.2 * total))) if cfg.fan_in_rule == "learned" else 0
     for (ws, wb, ab, aq, _), n_ep in zip(plan, epoch_counts):
         net.wscheme, net.wbits, net.abits, net.aquant = ws, wb, ab, aq
-        if t_global >= prune_at:
-            choose_connections(net)
+        choose_connections(net, prune_schedule(t_global, t_total))
         reset_luts(net)
         for ep in range(n_ep):
-            if t_global >= prune_at and choose_connections(net):
-                reset_luts(net)
+            # the learned fan-in rule prunes gradually (no-op for dense and random)
+            choose_connections(net, prune_schedule(t_global, t_total))
             refresh_scales(net)
             perm = rng.permutation(n)
             lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * t_global / t_total))
@@ -118,7 +115,8 @@ def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[N
             if progress:
                 progress(f"stage {ws}/{wb}b/a{ab}{'q' if aq else 'f'} epoch {ep + 1}/{n_ep} "
                          f"loss {hist['loss'][-1]:.4f}")
-    choose_connections(net)       # (a run too short to reach the pruning epoch)
+    if choose_connections(net):   # a run too short to finish pruning: finish it here
+        reset_luts(net)
     # Final BN statistics under the final quantized forward pass (one pass, no update
     # of the weights): average over the training set.
     recalibrate_bn(net, xv)

@@ -14,7 +14,7 @@ from mulfree.gen.model.golden import product_table
 from mulfree.gen.train import datasets
 from mulfree.gen.train.config import TrainConfig
 from mulfree.gen.train.export import export, to_model
-from mulfree.gen.train.net import build, choose_connections, random_mask
+from mulfree.gen.train.net import build, choose_connections, prune_schedule, random_mask
 from mulfree.gen.train.quant import kmeans_assign, kmeans_step, lutq_init
 from mulfree.gen.train.trainer import train
 
@@ -115,11 +115,17 @@ def test_learned_rule_keeps_the_largest_weights():
     net = build(cfg, np.random.default_rng(0))
     layer = net.compute()[0]
     w = layer.W.copy()
-    assert layer.mask is None and choose_connections(net)
+    assert layer.mask.all()                     # every connection before pruning
+    assert not choose_connections(net, 0.0)
+    assert choose_connections(net, 0.5)         # half way: 2 + 62 / 2 = 33 inputs left
+    assert (layer.mask.sum(axis=1) == 33).all()
+    assert choose_connections(net, 1.0)
     top = np.sort(np.argsort(-np.abs(w), axis=1)[:, :2], axis=1)
     assert np.array_equal(np.sort(np.flatnonzero(layer.mask[0])), top[0])
     assert (layer.W[~layer.mask] == 0).all() and (layer.W[layer.mask] == w[layer.mask]).all()
-    assert not choose_connections(net)          # once
+    assert not choose_connections(net)          # done
+    assert prune_schedule(0, 100) == 0.0 and prune_schedule(70, 100) == 1.0
+    assert 0 < prune_schedule(20, 100) < prune_schedule(40, 100) < 1
 
 
 def test_lutq_mask_pins_zero():
