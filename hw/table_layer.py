@@ -17,10 +17,10 @@ from .truth_table import STYLES, TruthTable
 __all__ = ["TableLayer", "layer_logic", "delay"]
 
 
-def delay(m: Module, value, cycles: int, name: str):
-    """``value`` through ``cycles`` registers."""
+def delay(m: Module, value, cycles: int, name: str, *, reset_less: bool = True):
+    """``value`` through ``cycles`` registers (without reset unless asked: data)."""
     for n in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{n}")
+        reg = Signal.like(value, name=f"{name}_d{n}", reset_less=reset_less)
         m.d.sync += reg.eq(value)
         value = reg
     return value

@@ -9,7 +9,7 @@ Everything is plain integers; the plan (``mulfree.gen.plan.tables``) fills them 
 a model.
 
 Timing (no stalls): one inference per ``in_beats`` cycles; :attr:`TablesSpec.registers`
-register stages between the input frame and the output FIFO (see
+register stages between the input frame and the output register (see
 :class:`~.table_pipeline.TablePipeline`); the cycle model is
 :class:`mulfree.hw.timing.TablesModel`.
 """
@@ -204,7 +204,9 @@ class TablesSpec:
     register_every : int
         Layers between pipeline registers (1: a register after every layer).
     argmax_every : int
-        Comparison levels of the argmax tree between pipeline registers.
+        Half-levels of the argmax tree (a level compares pairs, then selects the larger of
+        each) between pipeline registers: 1 registers after every comparison and every
+        selection, 2 after every level.
     """
 
     in_beat: int
@@ -212,7 +214,7 @@ class TablesSpec:
     argmax: bool = False
     style: str = "bdd"
     register_every: int = 1
-    argmax_every: int = 2
+    argmax_every: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -260,29 +262,26 @@ class TablesSpec:
     def segments(self) -> list[int]:
         """The register stages after the input frame, segment by segment: the layers in
         groups of ``register_every`` (each adding its own internal registers), then the
-        argmax levels in groups of ``argmax_every``. A register ends every segment but
-        the last, whose output is written into the output FIFO."""
+        argmax half-levels in groups of ``argmax_every``. A register ends every segment but
+        the last, whose output goes into the output register."""
         stages = []
         for start in range(0, len(self.layers), self.register_every):
             stages.append(sum(l.latency for l in self.layers[start:start + self.register_every]))
         if self.argmax:
-            stages.extend(0 for _ in range(-(-self.argmax_levels // self.argmax_every)))
+            stages.extend(0 for _ in range(-(-2 * self.argmax_levels // self.argmax_every)))
         return stages
 
     @property
     def registers(self) -> int:
-        """Register stages from the input frame register to the FIFO's write port."""
+        """Register stages between the input frame register and the output register."""
         segs = self.segments
         return len(segs) - 1 + sum(segs)
 
     @property
-    def fifo_depth(self) -> int:
-        """Output FIFO entries, and inferences in flight at most: enough that a result
-        never waits for room and the input is taken every cycle while the output is
-        ready. An inference is counted from its last beat's transfer until the cycle
-        after its result's transfer (the count is a register): ``registers + 3``
-        cycles."""
-        return self.registers + 3
+    def depth(self) -> int:
+        """Inferences in the pipeline at most: the input frame register, the
+        ``registers`` stages and the output register."""
+        return self.registers + 2
 
     @property
     def latency(self) -> int:

@@ -119,31 +119,31 @@ class ArgMaxModel:
 
 class TablesModel:
     """The fully pipelined table network (:class:`~.table_pipeline.TablePipeline`): input
-    beats assembled into a frame, ``registers`` free-running register stages, the output
-    FIFO; ``i.ready`` while fewer than ``fifo_depth`` inferences are in flight (counted
-    from the frame's last beat to the result's transfer)."""
+    beats assembled into a frame, ``registers`` stages, the output register; the whole
+    pipeline holds while a result waits. Its ``i.ready`` follows its ``o.ready``, which
+    these models cannot see: it is modelled as the last stage, its output taken as soon
+    as it is valid (as :func:`network_timing` does)."""
 
     def __init__(self, s):
-        self.ib, self.depth = s.in_beats, s.fifo_depth
-        self.pipe = [False] * (s.registers + 1)        # the frame register, then the stages
-        self.beat = self.count = self.level = 0
+        self.ib = s.in_beats
+        self.pipe = [False] * (s.registers + 2)       # frame, stages, output register
+        self.beat = 0
 
     def ready(self):
-        return self.count < self.depth
+        return True
 
     def valid(self):
-        return self.level > 0
+        return self.pipe[-1]
 
     def tick(self, t, took, sent):
-        write = self.pipe[-1]
+        if self.pipe[-1] and not sent:
+            return                                    # held
         frame = False
         if took:
             self.beat += 1
             if self.beat == self.ib:
                 self.beat, frame = 0, True
         self.pipe = [frame] + self.pipe[:-1]
-        self.count += int(frame) - int(sent)
-        self.level += int(write) - int(sent)
 
 
 class _Window:

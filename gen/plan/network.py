@@ -60,8 +60,8 @@ def _timing(stages) -> tuple[int, int]:
     A conv2d stage takes its input as fast as its line buffer and compute allow, so no
     per-stage formula chains exactly: :func:`mulfree.hw.timing.network_timing` runs the
     stages' handshake models together, cycle by cycle. A table pipeline holds up to
-    ``fifo_depth`` inferences, so it is fed enough of them to reach its steady state."""
-    deep = max((s.fifo_depth for s in stages if isinstance(s, TablesSpec)), default=0)
+    ``depth`` inferences, so it is fed enough of them to reach its steady state."""
+    deep = max((s.depth for s in stages if isinstance(s, TablesSpec)), default=0)
     return network_timing(stages, max(4, 2 * deep + 2))
 
 
@@ -111,11 +111,11 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
         manifest["tables"] = {
             "registers": last.registers, "register_every": last.register_every,
             "argmax_every": last.argmax_every, "style": last.style,
-            "fifo_depth": last.fifo_depth,
-            "pipeline": "free-running registers after every register_every layers (and "
-                        "every argmax_every argmax levels), a valid bit alongside; results "
-                        "into an output FIFO of fifo_depth; input taken while fewer than "
-                        "fifo_depth inferences are in flight"}
+            "depth": last.depth,
+            "pipeline": "registers after every register_every layers and every "
+                        "argmax_every argmax half-levels, a valid bit alongside, an output "
+                        "register; all hold while a result waits (i.ready = o.ready | "
+                        "~o.valid)"}
     return manifest
 
 

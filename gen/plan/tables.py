@@ -16,7 +16,7 @@ Options, the ``"tables"`` object of the fold (all optional)::
     {"tables": {"limit": 12,            # table input bits at most (F * b)
                 "style": "bdd",         # how tables are written (mulfree.hw.truth_table)
                 "register_every": 1,    # layers between pipeline registers
-                "argmax_every": 2,      # argmax comparison levels between registers
+                "argmax_every": 1,      # argmax half-levels (compare, select) per register
                 "sum_pipeline_every": 0 # adder-tree levels between registers (sum neurons)
                },
      "input_values_per_beat": 64}       # default: the whole sample in one beat
@@ -56,7 +56,7 @@ class TableOptions:
     limit: int = DEFAULT_LIMIT
     style: str = DEFAULT_STYLE
     register_every: int = 1
-    argmax_every: int = 2
+    argmax_every: int = 1
     sum_pipeline_every: int = 0
 
     def __post_init__(self) -> None:

@@ -202,7 +202,7 @@ def test_cycle_model_matches_the_simulation(seed, kw):
     """Input always offered, output always ready: the first output's transfer is
     ``latency`` cycles after the first input's, then one every ``in_beats`` cycles."""
     spec = _spec(seed, **kw)
-    n = 3 * spec.fifo_depth
+    n = 3 * spec.depth
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 4, (n, spec.in_count))
     beats = []
@@ -210,7 +210,7 @@ def test_cycle_model_matches_the_simulation(seed, kw):
         beats += pack(sample, spec.in_bits, spec.in_beat)
     net = Network(stages=[spec])
     first, outs = transfer_cycles(net, beats, n)
-    latency, period = network_timing([spec], 2 * spec.fifo_depth + 2)
+    latency, period = network_timing([spec], 2 * spec.depth + 2)
     assert latency == spec.latency == outs[0] - first
     assert period == spec.in_beats
     assert all(b - a == spec.in_beats for a, b in zip(outs, outs[1:]))
