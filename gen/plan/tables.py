@@ -13,7 +13,7 @@ thresholds (:class:`mulfree.hw.table_spec.SumNeuron`).
 
 Options, the ``"tables"`` object of the fold (all optional)::
 
-    {"tables": {"limit": 12,            # table input bits at most (F * b)
+    {"tables": {"limit": 6,             # table input bits at most (F * b)
                 "style": "bdd",         # how tables are written (mulfree.hw.truth_table)
                 "register_every": 1,    # layers between pipeline registers
                 "argmax_every": 1,      # argmax half-levels (compare, select) per register
@@ -43,8 +43,11 @@ from .folds import divisors
 __all__ = ["TableOptions", "DEFAULT_LIMIT", "table_options", "neuron_inputs", "neuron_table",
            "plan_tables"]
 
-# Table input bits at most (F * b): measured in bench/tables.py (docs/tables.md).
-DEFAULT_LIMIT = 12
+# Table input bits at most (F * b): measured in bench/tables.py (docs/tables.md): one
+# table is smaller than the sum form up to 6 bits (2-bit threshold neurons: 10.4 LUT4
+# against 14.1 at 6 bits, 27.5 against 19.1 at 8; accumulators 6.1 against 10.9, 24.6
+# against 15.9), and its cost about doubles with every further bit.
+DEFAULT_LIMIT = 6
 
 DEFAULT_STYLE = "bdd"
 

@@ -207,7 +207,7 @@ def test_tables_match_the_golden_model_on_random_inputs():
     """The planned tables are the golden model: a pure-Python walk through them equals
     golden.run on random inputs (no hardware)."""
     model = mlp(7, widths=(16, 10, 6, 4), fan=4)
-    spec = plan_network(model, "tables", None)[0][0]
+    spec = plan_network(model, "tables", {"tables": {"limit": 12}})[0][0]
     x = np.random.default_rng(0).integers(0, 4, (200, 16))
     want = golden_run(model, x).output.reshape(200, -1)
     for sample, w in zip(x, want):
