@@ -280,8 +280,8 @@ class TablesSpec:
     @property
     def depth(self) -> int:
         """Inferences in the pipeline at most: the input frame register, the
-        ``registers`` stages and the output register."""
-        return self.registers + 2
+        ``registers`` stages, the output register and its skid buffer."""
+        return self.registers + 3
 
     @property
     def latency(self) -> int:

@@ -119,31 +119,35 @@ class ArgMaxModel:
 
 class TablesModel:
     """The fully pipelined table network (:class:`~.table_pipeline.TablePipeline`): input
-    beats assembled into a frame, ``registers`` stages, the output register; the whole
-    pipeline holds while a result waits. Its ``i.ready`` follows its ``o.ready``, which
-    these models cannot see: it is modelled as the last stage, its output taken as soon
-    as it is valid (as :func:`network_timing` does)."""
+    beats assembled into a frame, ``registers`` stages, the output register and its
+    one-entry skid buffer; the pipeline moves while the skid is empty."""
 
     def __init__(self, s):
         self.ib = s.in_beats
-        self.pipe = [False] * (s.registers + 2)       # frame, stages, output register
+        self.pipe = [False] * (s.registers + 1)       # the frame, then the stages
         self.beat = 0
+        self.out = self.skid = False
 
     def ready(self):
-        return True
+        return not self.skid
 
     def valid(self):
-        return self.pipe[-1]
+        return self.out
 
     def tick(self, t, took, sent):
-        if self.pipe[-1] and not sent:
-            return                                    # held
-        frame = False
-        if took:
-            self.beat += 1
-            if self.beat == self.ib:
-                self.beat, frame = 0, True
-        self.pipe = [frame] + self.pipe[:-1]
+        advance = not self.skid
+        incoming = advance and self.pipe[-1]
+        if not self.out or sent:
+            self.out, self.skid = (True, False) if self.skid else (incoming, False)
+        elif incoming:
+            self.skid = True
+        if advance:
+            frame = False
+            if took:
+                self.beat += 1
+                if self.beat == self.ib:
+                    self.beat, frame = 0, True
+            self.pipe = [frame] + self.pipe[:-1]
 
 
 class _Window:

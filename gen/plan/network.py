@@ -114,8 +114,8 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
             "depth": last.depth,
             "pipeline": "registers after every register_every layers and every "
                         "argmax_every argmax half-levels, a valid bit alongside, an output "
-                        "register; all hold while a result waits (i.ready = o.ready | "
-                        "~o.valid)"}
+                        "register with a one-entry skid buffer; the pipeline holds while the "
+                        "skid is full (i.ready = not full)"}
     return manifest
 
 

@@ -9,7 +9,10 @@ its accumulator, for the last layer) is one truth table over those ``F * b`` bit
 one-neuron layer on every combination of its inputs' codes (the others at code 0, which
 changes nothing). Above the limit the neuron keeps the arithmetic form: one small lookup
 per input it reads (its product row), summed by a balanced adder tree, then its
-thresholds (:class:`mulfree.hw.table_spec.SumNeuron`).
+thresholds (:class:`mulfree.hw.table_spec.SumNeuron`). When the last layer's argmax is the
+output and all its neurons are tables, each table gives the rank of its accumulator among
+all the values the layer's tables hold instead of the value: a strictly increasing map,
+so the argmax and its ties are the same, in fewer bits.
 
 Options, the ``"tables"`` object of the fold (all optional)::
 
@@ -27,6 +30,7 @@ Dense layers (and flatten) only: a conv2d or max-pool layer is refused with its 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +196,22 @@ def _layer_spec(layer: Dense, in_bits: int, in_count: int,
     return spec, row
 
 
+def _ranks(layer: TableLayerSpec) -> tuple[TableLayerSpec, int]:
+    """An argmax layer whose neurons are all tables: each table gives the rank of its
+    accumulator among every value the layer's tables hold (a strictly increasing map, so
+    the argmax and its ties are unchanged) in fewer bits. Returns the layer and the number
+    of ranks (0: unchanged, some neuron is a sum)."""
+    if not all(isinstance(n, TableNeuron) for n in layer.neurons):
+        return layer, 0
+    values = sorted({v for n in layer.neurons for v in n.table})
+    rank = {v: r for r, v in enumerate(values)}
+    neurons = tuple(TableNeuron(n.inputs, tuple(rank[v] for v in n.table))
+                    for n in layer.neurons)
+    width = max(1, (len(values) - 1).bit_length())
+    return dataclasses.replace(layer, neurons=neurons, out_width=width, out_signed=False), \
+        len(values)
+
+
 def plan_tables(model: Model, fold: dict, progress=None) -> tuple[list, list[dict], int]:
     """``(stage specs, the manifest's layer rows, input codes per beat)`` of ``model`` in
     tables mode: one :class:`~mulfree.hw.table_spec.TablesSpec`."""
@@ -220,6 +240,10 @@ def plan_tables(model: Model, fold: dict, progress=None) -> tuple[list, list[dic
         spec, row = _layer_spec(layer, io.in_bits, in_count, opts)
         if layer.output.kind is OutputKind.ARGMAX:
             argmax = True
+            spec, ranked = _ranks(spec)
+            if ranked:
+                row["out_bits"] = spec.out_width
+                row["ranks"] = ranked
         layers.append(spec)
         rows.append({"index": index, "name": layer.name, **row})
     if not layers:
