@@ -16,7 +16,7 @@ so the argmax and its ties are the same, in fewer bits.
 
 Options, the ``"tables"`` object of the fold (all optional)::
 
-    {"tables": {"limit": 6,             # table input bits at most (F * b)
+    {"tables": {"limit": 7,             # table input bits at most (F * b)
                 "style": "bdd",         # how tables are written (mulfree.hw.truth_table)
                 "register_every": 1,    # layers between pipeline registers
                 "argmax_every": 1,      # argmax half-levels (compare, select) per register
@@ -48,10 +48,11 @@ __all__ = ["TableOptions", "DEFAULT_LIMIT", "table_options", "neuron_inputs", "n
            "plan_tables"]
 
 # Table input bits at most (F * b): measured in bench/tables.py (docs/tables.md): one
-# table is smaller than the sum form up to 6 bits (2-bit threshold neurons: 10.4 LUT4
-# against 14.1 at 6 bits, 27.5 against 19.1 at 8; accumulators 6.1 against 10.9, 24.6
-# against 15.9), and its cost about doubles with every further bit.
-DEFAULT_LIMIT = 6
+# table is smaller than the sum form up to 7 bits (2-bit threshold neurons of 1-bit
+# inputs: 12.4 LUT4 against 16.1 at 7 bits, 19.4 against 19.4 at 8; of 2-bit inputs 9.1
+# against 14.6 at 6 bits, 22.8 against 17.2 at 8; accumulators 9.4 against 12.1 at 6,
+# 58.0 against 17.5 at 8), and its cost about doubles with every further bit.
+DEFAULT_LIMIT = 7
 
 DEFAULT_STYLE = "bdd"
 
