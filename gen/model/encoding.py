@@ -58,7 +58,7 @@ from .golden import GoldenResult
 __all__ = ["ROUNDING_MODES", "round_mode", "quant_range", "int_quant_codes",
            "bipolar_codes", "threshold_codes", "has_encoding", "has_decoding",
            "source_input_shape", "encode_inputs", "decode_outputs", "source_values",
-           "model_classes", "input_range"]
+           "model_classes", "apply_steps"]
 
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 
@@ -155,7 +155,7 @@ def _per_element(value, n: int, dt, where: str) -> np.ndarray:
     return v
 
 
-def _apply_steps(x: np.ndarray, steps: list, n: int) -> np.ndarray:
+def apply_steps(x: np.ndarray, steps: list, n: int) -> np.ndarray:
     """The float32 elementwise steps on ``x`` ``[N, n]`` (source order)."""
     f32 = np.float32
     for i, step in enumerate(steps):
@@ -214,29 +214,12 @@ def encode_inputs(model: Model, x: np.ndarray) -> np.ndarray:
         raise InputError("float inputs contain NaN or infinity")
     n = int(np.prod(shape))
     xf = x.reshape(x.shape[0], n).astype(np.float32)
-    xf = _apply_steps(xf, list(enc.get("steps", [])), n)
+    xf = apply_steps(xf, list(enc.get("steps", [])), n)
     codes = _quantize(xf, _get(enc, "quantizer", "input_encoding"), n)
     order = enc.get("order")
     if order is not None:
         codes = codes[:, np.asarray(order, np.int64)]
     return codes.reshape(x.shape[0], *model.input_shape)
-
-
-def input_range(model: Model) -> tuple[float, float] | None:
-    """The interval of float inputs the encoding maps without clipping (after no steps),
-    or None when there are steps or the quantizer has no finite range."""
-    enc = _encoding(model)
-    if enc.get("steps"):
-        return None
-    q = enc.get("quantizer", {})
-    if q.get("kind") != "int" or np.ndim(q.get("scale")) != 0 or np.ndim(q.get("zero_point", 0)) != 0:
-        return None
-    lo, hi = quant_range(int(q["bits"]), bool(q["signed"]), bool(q.get("narrow", False)))
-    if int(q["bits"]) == 1 and q["signed"]:
-        return None
-    s, z = float(q["scale"]), float(q.get("zero_point", 0.0))
-    a, b = (lo - z - 0.5) * s, (hi - z + 0.5) * s
-    return (min(a, b), max(a, b))
 
 
 # -- output decoding -----------------------------------------------------------------

@@ -316,3 +316,20 @@ def test_tables_design_is_the_sparse_layer(tmp_path):
     assert estimate_lut(pts[0]) is None
     res = _quiet_sweep(pts, tmp_path / "cache")
     assert res.failed == 0 and res.rows[0]["lut"] > 0
+
+
+def test_progress_says_at_once_that_the_sweep_started():
+    """The first points take seconds each: the bar shows a line before any finishes."""
+    import io
+
+    from mulfree.compare.sweep import Progress
+
+    out = io.StringIO()
+    bar = Progress(3, stream=out)
+    assert "0/3" in out.getvalue() and "started" in out.getvalue()
+    bar.update("runtime pot w2 a8 ice40", detail="40 LUT")
+    bar.close()
+    assert out.getvalue().splitlines()[-1].endswith("runtime pot w2 a8 ice40: 40 LUT")
+    quiet = io.StringIO()
+    Progress(3, stream=quiet, enabled=False).close()
+    assert quiet.getvalue() == ""
