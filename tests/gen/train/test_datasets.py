@@ -164,3 +164,30 @@ def test_unreadable_files(tmp_path, capsys):
     code, _, err = _cli(capsys, "train", "--dataset", "mnist", "--scheme", "pot", "-o",
                         tmp_path / "m.mf")
     assert code == 2 and "unknown data set 'mnist'" in err
+
+
+def test_predict_float_and_inputs_apply_the_stored_rule(tmp_path, capsys):
+    """One rule: `predict --float` on the file's float samples and `inputs --dataset FILE`
+    give the codes and outputs the training's rule gives; a malformed file given to eval
+    or inputs is one line, exit 2."""
+    data = gaussians(tmp_path / "blobs.npz", n=120)
+    code, _, err = _cli(capsys, "train", "--dataset", data, "--hidden", "4", "--scheme", "pot",
+                        "--wbits", "3", "--ibits", "3", "--epochs", "3", "-o", tmp_path / "n.mf")
+    assert code == 0, err
+    ds = datasets.load(str(data))
+    np.save(tmp_path / "xf.npy", ds.x_test)
+    assert _cli(capsys, "inputs", tmp_path / "n.mf", "--dataset", data, "-o",
+                tmp_path / "codes.npy")[0] == 0
+    codes = np.load(tmp_path / "codes.npy")
+    np.testing.assert_array_equal(codes, ds.codes(ds.x_test, 3))
+    assert _cli(capsys, "predict", tmp_path / "n.mf", tmp_path / "codes.npy", "-o",
+                tmp_path / "y.npy")[0] == 0
+    assert _cli(capsys, "predict", tmp_path / "n.mf", tmp_path / "xf.npy", "--float", "-o",
+                tmp_path / "yf.npy")[0] == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "yf.npy"), np.load(tmp_path / "y.npy"))
+    bad = _bad(tmp_path, y_test=np.array([0, 1, 7]))
+    for cmd in (["eval", tmp_path / "n.mf"], ["inputs", tmp_path / "n.mf", "-o",
+                                               tmp_path / "x.npy"]):
+        code, _, err = _cli(capsys, *cmd, "--dataset", bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "y_test[2]" in err, err
+    assert not (tmp_path / "x.npy").exists()
