@@ -97,6 +97,9 @@ class Store:
         from mulfree.gen.train.evaluate import evaluate_model
 
         cfg = config.TrainConfig(**kw)
+        code = hashlib.sha256()
+        for module in (config, net, trainer, export, quant, fold, tbn):
+            code.update(inspect.getsource(module).encode())
         h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
         for module in (config, net, trainer, export, quant, fold, tbn):
             h.update(inspect.getsource(module).encode())
@@ -108,14 +111,28 @@ class Store:
             qnet, _ = trainer.train(cfg, data)
             model = export.to_model(export.export(qnet), name=f"digits-tables-{key[:6]}")
             fnet, _ = trainer.train(replace(cfg, scheme="float", fan_in=cfg.fan_in), data)
-            dnet, _ = trainer.train(replace(cfg, scheme="float", fan_in=()), data)
             meta = {"accuracy": evaluate_model(model, data),
                     "float_sparse": trainer.float_accuracy(fnet, data),
-                    "float_dense": trainer.float_accuracy(dnet, data), "config": kw}
+                    "float_dense": self.dense_float(cfg, code), "config": kw}
             model_io.save(model, path)
             meta_path.write_text(json.dumps(meta, indent=1, default=list) + "\n")
         meta = json.loads(meta_path.read_text())
         return {**meta, "path": path, "model": model_io.load(path)}
+
+    def dense_float(self, cfg, code_hash) -> float:
+        """Float accuracy of the dense network of ``cfg``'s architecture, trained once
+        for every fan-in (the configuration without ``fan_in`` and the scheme as key)."""
+        from mulfree.gen.train import datasets, trainer
+
+        dense = replace(cfg, scheme="float", fan_in=())
+        code_hash.update(json.dumps(dense.to_dict(), sort_keys=True).encode())
+        f = self.root / "models" / f"dense-{code_hash.hexdigest()[:16]}.json"
+        if not f.exists():
+            _log(f"training the dense float network of {dense.hidden}")
+            dnet, _ = trainer.train(dense, datasets.load("digits"))
+            f.write_text(json.dumps({"float_dense": trainer.float_accuracy(dnet, datasets.load(
+                "digits"))}) + "\n")
+        return json.loads(f.read_text())["float_dense"]
 
     def synth(self, text: str, target: str, pnr: bool = False, top: str = "top") -> dict:
         from mulfree.boards.synth import Flow, design_key, synthesize

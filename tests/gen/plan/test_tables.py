@@ -80,11 +80,10 @@ def mlp(seed=0, *, scheme="pot", wbits=3, output="argmax", widths=(12, 8, 5), fa
 
 # -- each neuron's table against the arithmetic neuron, exhaustively ------------------------
 
-def _arith(layer, j, x):
-    """The neuron in plain arithmetic: bias + sum of products, then thresholds."""
-    p = product_table(layer)
-    pad = np.concatenate([p, np.zeros((p.shape[0], 2**16), np.int64)], axis=1)
-    acc = int(layer.bias[j]) + sum(int(pad[k, c]) for k, c in zip(layer.weights.codes[j], x))
+def _arith(layer, j, x, p):
+    """The neuron in plain arithmetic: bias + sum of products ``p[weight code, input
+    code]``, then thresholds."""
+    acc = int(layer.bias[j]) + sum(int(p[k, c]) for k, c in zip(layer.weights.codes[j], x))
     if layer.output.kind is OutputKind.THRESHOLDS:
         return sum(acc >= int(t) for t in layer.output.thresholds[j])
     return acc
@@ -104,13 +103,14 @@ def test_each_neuron_table_is_the_arithmetic_neuron(scheme, wbits, act, output):
     rng = np.random.default_rng(wbits)
     layer = sparse_dense(rng, 4, 5, 3, scheme=scheme, wbits=wbits, act=act, output=output)
     xs = _all_inputs(4, 2)                   # every input of the layer: 256 vectors
+    p = product_table(layer)
     for j in range(5):
         inputs = neuron_inputs(layer, j, 4)
         assert len(inputs) <= 3
         table = neuron_table(layer, j, inputs, 2)
         for x in xs:
             idx = sum(int(x[i]) << (2 * k) for k, i in enumerate(inputs))
-            assert table[idx] == _arith(layer, j, x)
+            assert table[idx] == _arith(layer, j, x, p)
 
 
 @pytest.mark.parametrize("output", ["thresholds", "acc"])
