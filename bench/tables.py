@@ -264,9 +264,12 @@ def section_rule(store: Store) -> list[dict]:
 
 
 def _critical(report: Path) -> dict:
-    """nextpnr's critical path: logic levels, logic and routing delay, its ends."""
+    """nextpnr's critical path between two flip-flops (the one that sets Fmax; paths to
+    and from pins, ``<async>``, are timed apart): logic levels, logic and routing delay,
+    its ends."""
     doc = json.loads(report.read_text())
-    paths = doc.get("critical_paths") or []
+    paths = [q for q in doc.get("critical_paths") or []
+             if "<async>" not in (q.get("from"), q.get("to"))]
     if not paths:
         return {}
     p = max(paths, key=lambda q: sum(s["delay"] for s in q["path"]))
@@ -295,7 +298,10 @@ def _pnr(store: Store, component, target: str) -> dict:
     d = store.root / "pnr" / key[:20]
     done = d / "row.json"
     if done.exists():
-        return json.loads(done.read_text())
+        row = json.loads(done.read_text())
+        if (d / "report.json").exists():
+            row["critical"] = _critical(d / "report.json")
+        return row
     d.mkdir(parents=True, exist_ok=True)
     (d / "design.v").write_text(text)
     (d / "harness.v").write_text(harness_verilog(component))
@@ -385,7 +391,10 @@ def section_networks(store: Store, boards) -> list[dict]:
                 row = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}
             done.parent.mkdir(parents=True, exist_ok=True)
             done.write_text(json.dumps(row) + "\n")
-        builds.append({"board": board.name, **json.loads(done.read_text())})
+        row = json.loads(done.read_text())
+        if (out / "build" / "top_report.json").exists():
+            row["critical"] = _critical(out / "build" / "top_report.json")
+        builds.append({"board": board.name, **row})
     # where the tables lowering's LUTs go: each layer alone
     spec = plan_network(model, "tables", None)[0][0]
     parts = []
@@ -429,13 +438,13 @@ def section_networks(store: Store, boards) -> list[dict]:
         print(f"| {b['board']} | {b['lut']} | {b['ff']} | {b['cells']} | {b['fmax']} | "
               f"{b['cycles']} | {b['latency']} | {b['ips']:,} |")
     print("\n### Critical paths (nextpnr)\n")
-    print("| where | lowering | logic levels | logic ns | routing ns | from | to |")
-    print("|---|---|---:|---:|---:|---|---|")
+    print("| where | lowering | logic levels | logic ns | routing ns | total ns | from | to |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
     for r in rows + [{"target": f"{b['board']} build", "mode": "tables", **b} for b in builds]:
         c = r.get("critical") or {}
         if c:
             print(f"| {r['target']} | {r['mode']} | {c['levels']} | {c['logic_ns']} | "
-                  f"{c['routing_ns']} | `{c['from']}` | `{c['to']}` |")
+                  f"{c['routing_ns']} | {c['total_ns']} | `{c['from']}` | `{c['to']}` |")
     print("\n### Where the tables lowering's LUTs go (iCE40, Yosys, each layer alone)\n")
     print("| layer | neurons | table bits (max) | out bits | neurons alone LUT4 | stage LUT4 | "
           "stage FF |")
