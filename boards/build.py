@@ -162,7 +162,8 @@ class BuildResult:
 
 def format_report(r: BuildResult) -> str:
     """The human table printed by ``mulfree build`` and saved as ``report.txt``."""
-    lines = [f"{r.model} on {r.board} ({r.device}), {r.mode} weights, network from "
+    lines = [f"{r.model} on {r.board} ({r.device}), "
+             f"{'neuron tables' if r.mode == 'tables' else r.mode + ' weights'}, network from "
              f"{r.network_source}", ""]
     lines.append(f"  {'resource':<22}{'used':>8}{'available':>11}{'use':>7}")
     for row in r.utilization():

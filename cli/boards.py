@@ -181,7 +181,8 @@ def _build(args) -> int:
 def _build_locked(args, model, board, out: Path) -> int:
     from mulfree.boards.build import build, format_report
 
-    print(f"mulfree build: {model.name} for {board.title}, {args.mode} weights -> {out}",
+    print(f"mulfree build: {model.name} for {board.title}, "
+          f"{'neuron tables' if args.mode == 'tables' else args.mode + ' weights'} -> {out}",
           file=sys.stderr, flush=True)
     device = args.device
     if device is None and args.fold is None and args.mode == "runtime":
