@@ -297,7 +297,7 @@ def _pnr(store: Store, component, target: str) -> dict:
     key = design_key(text, Flow(target=target, pnr=True))
     d = store.root / "pnr" / key[:20]
     done = d / "row.json"
-    if done.exists():
+    if done.exists() and ("failed: " not in done.read_text() or "ERROR" in done.read_text()):
         row = json.loads(done.read_text())
         if (d / "report.json").exists():
             row["critical"] = _critical(d / "report.json")
@@ -334,8 +334,12 @@ def _pnr(store: Store, component, target: str) -> dict:
                     "fmax": round(min(a for a, _ in rep.fmax_mhz.values()), 1),
                     "critical": _critical(d / "report.json")})
     except subprocess.CalledProcessError as e:
-        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
-        row["error"] = f"{Path(e.cmd[0]).name} failed: {tail[0][:150]}"
+        text = (e.stderr or b"").decode(errors="replace")
+        if (d / "yosys.log").exists() and "yosys" in Path(e.cmd[0]).name:
+            text += (d / "yosys.log").read_text(errors="replace")
+        lines = text.strip().splitlines()
+        errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or [""]
+        row["error"] = f"{Path(e.cmd[0]).name} failed: {errors[0][:150]}"
     except subprocess.TimeoutExpired as e:
         row["error"] = f"{Path(e.cmd[0]).name} did not finish in {e.timeout:.0f} s"
     row["seconds"] = round(time.monotonic() - t0)
@@ -455,12 +459,12 @@ def section_networks(store: Store, boards) -> list[dict]:
     return rows + builds + parts
 
 
-def section_front(store: Store) -> list[dict]:
+def section_front(store: Store, bits=FRONT_BITS, fan_ins=FRONT_FAN_IN) -> list[dict]:
     from mulfree.gen.plan.verilog import to_verilog
 
     rows = []
-    for b in FRONT_BITS:
-        for f in FRONT_FAN_IN:
+    for b in bits:
+        for f in fan_ins:
             net = store.trained(**FRONT_BASE, fan_in=(f,), ibits=b, abits=b)
             _log(f"front: F={f} b={b}: accuracy {net['accuracy']:.4f}")
             text, manifest = to_verilog(net["model"], "tables", None)
@@ -490,6 +494,10 @@ def main(argv=None) -> int:
     p.add_argument("--boards", default=",".join(BOARDS))
     p.add_argument("--out", default=str(ROOT / "out" / "tables"))
     p.add_argument("--json", default=None, help="also write every row here")
+    p.add_argument("--front-bits", default=",".join(map(str, FRONT_BITS)),
+                   help="front: the bits b (default 1,2,3)")
+    p.add_argument("--front-fan-in", default=",".join(map(str, FRONT_FAN_IN)),
+                   help="front: the fan-ins F (default 2,3,4,5,6)")
     args = p.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
     bad = [s for s in sections if s not in SECTIONS]
@@ -504,6 +512,9 @@ def main(argv=None) -> int:
     for s in sections:
         if s == "networks":
             results[s] = section_networks(store, [b for b in args.boards.split(",") if b])
+        elif s == "front":
+            results[s] = section_front(store, [int(v) for v in args.front_bits.split(",")],
+                                       [int(v) for v in args.front_fan_in.split(",")])
         else:
             results[s] = globals()[f"section_{s}"](store)
     print(f"\n({time.monotonic() - start:.0f} s, cached results under {args.out})")
