@@ -88,14 +88,14 @@ class Case:
 
 
 def _random_case(name, rows, cols, scheme, wbits, in_bits, seed) -> Case:
-    from mulfree.gen.examples import scheme_codebook
+    from mulfree.gen.model.examples import scheme_codebook
     cb = scheme_codebook(scheme, wbits)
     codes = np.random.default_rng(seed).integers(0, cb.size, (rows, cols))
     return Case(name, cb[codes], in_bits, scheme, wbits, codes, cb)
 
 
 def _digits_cases(tmp: Path) -> list[Case]:
-    from mulfree.gen.model import load
+    from mulfree.gen.model.format import load
     path = tmp / "digits.mf"
     _log("training the digits MLP (mulfree train, seed 1)")
     subprocess.run([str(Path(sys.executable).parent / "mulfree"), "train", "--dataset",
@@ -278,8 +278,8 @@ class Synth:
 def baked_top(case: Case):
     """``(verilog, top name, manifest)`` of ``mulfree verilog --mode baked`` for a one-layer
     model of the case with raw accumulators out."""
-    from mulfree.gen.model import Dense, Model, Output, Weights
-    from mulfree.gen.verilog import to_verilog
+    from mulfree.gen.model.format import Dense, Model, Output, Weights
+    from mulfree.gen.plan.verilog import to_verilog
     rows, cols = case.w.shape
     layer = Dense(name="dense0", weights=Weights(case.scheme, case.wbits, case.codes,
                                                  codebook=case.codebook),

@@ -33,8 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Family", "Term", "Adder", "AdderGraph", "adder_cost", "adder_facts", "AdderFacts", "value_width",
-           "GraphError"]
+__all__ = ["Family", "Term", "Adder", "AdderGraph", "AdderFacts", "adder_cost", "adder_facts",
+           "value_width", "GraphError"]
 
 
 class GraphError(ValueError):

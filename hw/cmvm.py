@@ -32,26 +32,13 @@ import numpy as np
 
 from .adder_graph import (Adder, AdderGraph, Family, Term, adder_cost, adder_facts,
                           value_width)
+from .compute import csd_digits
 
-__all__ = ["csd", "pairwise_graph", "cse_graph", "solve", "Solution", "METHODS"]
+__all__ = ["pairwise_graph", "cse_graph", "solve", "Solution", "METHODS"]
 
 # candidate constructions: the pairwise trees, and CSE with patterns priced by each
 # family's cost model (every candidate is then costed on the target)
 METHODS = ("pairwise", "cse-ice40", "cse-ecp5")
-
-
-def csd(value: int) -> list[tuple[int, int]]:
-    """Canonical signed digits of ``value``: ``[(sign, shift)]``, ascending shifts, with
-    ``sum sign << shift == value`` and no two adjacent non-zero digits."""
-    digits, shift, v = [], 0, int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)          # +1 if v = 1 mod 4, -1 if v = 3 mod 4
-            digits.append((d, shift))
-            v -= d
-        v >>= 1
-        shift += 1
-    return digits
 
 
 def _tz(v: int) -> int:
@@ -188,7 +175,7 @@ def _narrowest_first(b: _Builder, terms: list[Term], family: Family,
 
 def _digits(w: np.ndarray) -> list[list[tuple[int, int, int]]]:
     """Per output, its CSD digits ``(input, shift, sign)`` in input order."""
-    return [[(i, s, g) for i, v in enumerate(row) for g, s in csd(int(v))] for row in w]
+    return [[(i, s, g) for i, v in enumerate(row) for g, s in csd_digits(int(v))] for row in w]
 
 
 def _check(w, in_bounds) -> tuple[np.ndarray, list]:

@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from mulfree.gen.examples import scheme_codebook
+from mulfree.gen.model.examples import scheme_codebook
 from mulfree.hw.adder_graph_unit import AdderGraphUnit, stages
 from mulfree.hw.cmvm import cse_graph, pairwise_graph
 

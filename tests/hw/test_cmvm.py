@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from mulfree.gen.examples import scheme_codebook
+from mulfree.gen.model.examples import scheme_codebook
 from mulfree.hw.adder_graph import (Adder, AdderGraph, Family, GraphError, Term, adder_cost,
                                     adder_facts, value_width)
-from mulfree.hw.cmvm import METHODS, cse_graph, csd, pairwise_graph, solve
+from mulfree.hw.cmvm import METHODS, cse_graph, pairwise_graph, solve
+from mulfree.hw.compute import csd_digits
 
 
 def _matrix(rng, scheme, wbits, shape):
@@ -16,7 +17,7 @@ def _matrix(rng, scheme, wbits, shape):
 
 def test_csd_exhaustive():
     for v in range(-600, 601):
-        d = csd(v)
+        d = csd_digits(v)
         assert sum(g << s for g, s in d) == v
         shifts = [s for _, s in d]
         assert shifts == sorted(shifts)
