@@ -39,13 +39,16 @@ are the group's ``pe`` results.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .adder_graph_unit import adder_graph_values
 from .adder_tree import sum_tree, sum_tree_carries
-from .compute import ComputeSpec, csd_digits, make_unit
+from .cmvm import pairwise_graph
+from .compute import ComputeSpec, make_unit
 from .framed import FramedStage, counter_bits
 from .product import shape_for, signed_width
 from .threshold import threshold_code
@@ -148,25 +151,30 @@ class LayerEngine(FramedStage):
         return partials, carries
 
     def _baked_partials(self, m, acts, pads):
-        """Constant weights: PoT products are wiring, other constants canonical signed
-        digit shift-adds; with non-identity activations (or a product table) a product
-        is a lookup on the activation code alone. Per channel the positive and the
-        negative terms go through separate pairwise trees and meet in one subtraction."""
+        """Constant weights. Shift-add constants (``spec.values``): the layer's sums are
+        the outputs of its adder graph (:mod:`.cmvm`; without one in the spec, mulfree's
+        pairwise trees), ``spec.graph_latency`` cycles later. Otherwise (non-identity
+        activations, or a product table) a product is a lookup on the activation code
+        alone and each channel's lookups go through a pairwise tree."""
         s = self.spec
         n_a = 2**s.in_bits
+        if s.values is not None:
+            graph = s.adder_graph
+            if graph is None:       # a spec without a solved graph: the pairwise trees
+                w = np.array([[s.values[k] for k in row] for row in s.codes], np.int64)
+                graph = pairwise_graph(w, [(0, n_a - 1)] * s.taps)
+            # a pad reads code 0, which contributes 0 (identity activations)
+            outs, latency = adder_graph_values(m, graph, acts, name="cmvm",
+                                               latency_cutoff=s.latency_cutoff)
+            assert latency == s.graph_latency
+            return [Const(0, 1) if o is None else o for o in outs]
         lookups = {}
         partials = []
         for j in range(s.out_channels):
-            pos, neg = [], []
+            terms = []
             for t in range(s.taps):
                 k = s.codes[j][t]
                 code = acts[t]
-                if s.values is not None:
-                    amax = n_a - 1
-                    for sign, shift in csd_digits(s.values[k]):
-                        # a pad reads code 0 here, which contributes 0
-                        (pos if sign > 0 else neg).append((code << shift, 0, amax << shift))
-                    continue
                 row = tuple(s.products[k][:n_a]) + (0,) * (n_a - len(s.products[k]))
                 if not any(row):
                     continue
@@ -187,20 +195,8 @@ class LayerEngine(FramedStage):
                         m.d.comb += g.eq(Mux(pads[t], 0, v))
                         v = g
                     lookups[key] = (v, lo, hi)
-                pos.append(lookups[key])
-            total = None
-            if pos:
-                p, plo, phi, _ = sum_tree(m, pos, name=f"pos{j}")
-                total, lo, hi = p, plo, phi
-            if neg:
-                n, nlo, nhi, _ = sum_tree(m, neg, name=f"neg{j}")
-                if total is None:
-                    total, lo, hi = -n, -nhi, -nlo
-                else:
-                    d = Signal(shape_for(lo - nhi, hi - nlo), name=f"diff{j}")
-                    m.d.comb += d.eq(total - n)
-                    total, lo, hi = d, lo - nhi, hi - nlo
-            partials.append(Const(0, 1) if total is None else total)
+                terms.append(lookups[key])
+            partials.append(sum_tree(m, terms, name=f"pos{j}")[0] if terms else Const(0, 1))
         return partials
 
     def elaborate(self, platform):
@@ -483,6 +479,13 @@ class LayerEngine(FramedStage):
             else:
                 partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
 
+        for n in range(s.graph_latency):
+            # the adder graph's register stages: the step's controls follow its sums
+            d = [Signal(name=f"v_g{n}"), Signal(name=f"first_g{n}"), Signal(name=f"last_g{n}"),
+                 Signal(counter_bits(nf), name=f"nf_g{n}")]
+            m.d.sync += [r.eq(v) for r, v in zip(d, (v_b, first_b, last_b, nf_b))]
+            v_b, first_b, last_b, nf_b = d
+
         if s.pipeline:
             # one more register stage between the adder trees and the accumulators
             part_r = []
@@ -508,7 +511,8 @@ class LayerEngine(FramedStage):
             biases = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
             bias = Const(biases[0], signed(aw)) if nf == 1 else \
                 Array(Const(v, signed(aw)) for v in biases)[nf_b]
-            total = Mux(first_b, bias, accs[pe]) + partials[pe]
+            # one step per output group (sf = 1): every step starts from the bias
+            total = (bias if sf == 1 else Mux(first_b, bias, accs[pe])) + partials[pe]
             for c in carries[pe]:   # at most one: the tree has an adder per other carry
                 total = total + c
             with m.If(v_b):
