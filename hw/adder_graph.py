@@ -48,37 +48,30 @@ class Family(str, Enum):
     ECP5 = "ecp5"
 
 
-@dataclass(frozen=True)
-class Term:
-    """``-(value << shift)`` if ``neg`` else ``value << shift``."""
+class Term(NamedTuple):
+    """``-(value << shift)`` if ``neg`` else ``value << shift`` (checked where a graph is
+    made: :class:`AdderGraph`)."""
 
     src: int
     shift: int = 0
     neg: bool = False
 
-    def __post_init__(self) -> None:
-        for name, v in (("Source", self.src), ("Shift", self.shift)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise GraphError(f"{name} must be a non-negative integer, not {v!r}")
-        object.__setattr__(self, "src", int(self.src))
-        object.__setattr__(self, "shift", int(self.shift))
-        if not isinstance(self.neg, (bool, np.bool_)):
-            raise GraphError(f"Neg must be a bool, not {self.neg!r}")
-        object.__setattr__(self, "neg", bool(self.neg))
 
-
-@dataclass(frozen=True)
-class Adder:
+class Adder(NamedTuple):
     """``a + b`` (at most one of the two terms negated: a subtraction)."""
 
     a: Term
     b: Term
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.a, Term) or not isinstance(self.b, Term):
-            raise GraphError(f"Adder operands must be Terms, not {self.a!r} and {self.b!r}")
-        if self.a.neg and self.b.neg:
-            raise GraphError(f"An adder subtracts at most one operand, not both: {self!r}")
+
+def _check_term(t, where: str) -> None:
+    if not isinstance(t, Term):
+        raise GraphError(f"{where} must be a Term, not {t!r}")
+    for name, v in (("source", t.src), ("shift", t.shift)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise GraphError(f"{where}: the {name} must be a non-negative integer, not {v!r}")
+    if not isinstance(t.neg, bool):
+        raise GraphError(f"{where}: neg must be a bool, not {t.neg!r}")
 
 
 def value_width(lo: int, hi: int) -> int:
@@ -131,12 +124,19 @@ class AdderGraph:
         for k, add in enumerate(self.adders):
             if not isinstance(add, Adder):
                 raise GraphError(f"Adder {k} must be an Adder, not {add!r}")
+            _check_term(add.a, f"Adder {k}'s first operand")
+            _check_term(add.b, f"Adder {k}'s second operand")
+            if add.a.neg and add.b.neg:
+                raise GraphError(f"Adder {k} subtracts both operands; an adder subtracts at "
+                                 f"most one")
             for t in (add.a, add.b):
                 if t.src >= n + k:
                     raise GraphError(f"Adder {k} reads value {t.src}, which is not computed "
                                      f"before it (inputs 0..{n - 1}, adders from {n})")
         for j, t in enumerate(self.outputs):
-            if t is not None and (not isinstance(t, Term) or t.src >= n + len(self.adders)):
+            if t is not None:
+                _check_term(t, f"Output {j}")
+            if t is not None and t.src >= n + len(self.adders):
                 raise GraphError(f"Output {j} must be None or a Term of an existing value, "
                                  f"not {t!r}")
 

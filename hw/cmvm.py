@@ -34,7 +34,8 @@ from .adder_graph import (Adder, AdderGraph, Family, Term, adder_cost, adder_fac
                           value_width)
 from .compute import csd_digits
 
-__all__ = ["pairwise_graph", "cse_graph", "solve", "Solution", "METHODS"]
+__all__ = ["pairwise_graph", "cse_graph", "solve", "Solution", "METHODS", "MAX_PAIRS",
+           "pair_count"]
 
 # candidate constructions: the pairwise trees, and CSE with patterns priced by each
 # family's cost model (every candidate is then costed on the target)
@@ -74,20 +75,28 @@ class _Builder:
         """``(width, low_zeros, neg)`` of a term, shift included."""
         return self.width[t.src] + t.shift, self.tz[t.src] + t.shift, t.neg
 
+    def sum_bounds(self, a: Term, b: Term) -> tuple[int, int]:
+        """Bounds of ``a + b`` from the two terms' bounds (interval arithmetic: exact for
+        terms over disjoint inputs, else a little wide; fast, for pricing)."""
+        lo = hi = 0
+        for t in (a, b):
+            x, y = self.bounds[t.src]
+            x, y = x << t.shift, y << t.shift
+            lo, hi = (lo - y, hi - x) if t.neg else (lo + x, hi + y)
+        return lo, hi
+
     def cost(self, a: Term, b: Term, family: Family) -> int:
-        """What the adder ``a + b`` costs on ``family`` (the exact model)."""
-        c = self.coef_of(a) + self.coef_of(b)
-        return adder_cost(family, self.bounds_of(c), self.op(a), self.op(b))
+        """What the adder ``a + b`` costs on ``family`` (the model, on interval bounds)."""
+        return adder_cost(family, self.sum_bounds(a, b), self.op(a), self.op(b))
 
     def saving(self, a: Term, b: Term, family: Family) -> int:
         """What one use of the pattern ``a + b`` saves in an output's sum: about one adder
         of the output's tree as wide as the pattern's chain. The sum keeps its signs apart
         (no inverters there) and its partial sums carry out into a free top bit (iCE40)."""
-        c = self.coef_of(a) + self.coef_of(b)
-        f = adder_facts(self.bounds_of(c), self.op(a), self.op(b))
+        res = self.sum_bounds(a, b)
         if family is Family.ICE40:
-            return max(0, f.chain - 1)
-        return adder_cost(family, self.bounds_of(c), self.op(Term(a.src, a.shift)),
+            return max(0, adder_facts(res, self.op(a), self.op(b)).chain - 1)
+        return adder_cost(family, res, self.op(Term(a.src, a.shift)),
                           self.op(Term(b.src, b.shift)))
 
     def add(self, a: Term, b: Term) -> int:
@@ -278,14 +287,17 @@ class _Cse:
             self.count[k] = n
         else:
             self.count.pop(k, None)
-        if n >= 2:
-            self._push(k, n)
+        if delta > 0 and n >= 2:
+            self._push(k, n)      # a fall in count is seen when the stale entry pops
 
     def run(self) -> None:
         while self.heap:
             neg_s, k, n = heapq.heappop(self.heap)
-            if self.count.get(k, 0) != n:
-                continue                      # stale entry
+            now = self.count.get(k, 0)
+            if now != n:
+                if now >= 2 and now < n:
+                    self._push(k, now)        # fallen since pushed: back at its new score
+                continue
             self._substitute(k)
 
     def _substitute(self, k) -> None:
@@ -363,32 +375,61 @@ def cse_graph(w, in_bounds, family: Family | str, *, price: Family | str | None 
     return cse.graph(family, window)
 
 
+# CSE counts every pair of terms of every output; past this many pairs (a few seconds of
+# pure Python each; 64 x 32 uniform 4-bit weights are 146k) the solver keeps to the
+# pairwise trees
+MAX_PAIRS = 1_000_000
+
+
+def pair_count(w) -> int:
+    """Pairs of signed digits within the outputs: the size of CSE's pattern count."""
+    w = np.asarray(w)
+    n = np.array([sum(len(csd_digits(int(v))) for v in row) for row in w], dtype=np.int64)
+    return int((n * (n - 1) // 2).sum())
+
+
 @dataclass(frozen=True)
 class Solution:
-    """The graph :func:`solve` chose, how, and its estimated cost on ``family``."""
+    """The graph :func:`solve` chose, how, its estimated cost on ``family``, every
+    candidate's cost, and the candidates not tried (with why)."""
 
     graph: AdderGraph
     method: str
     family: Family
     cost: int
-    costs: dict          # method -> estimated cost, every candidate
+    costs: dict          # method -> estimated cost, every candidate tried
+    skipped: dict        # method -> why it was not tried
 
 
-def solve(w, in_bounds, family: Family | str, *, methods=METHODS) -> Solution:
-    """The cheapest of ``methods`` on ``family`` (ties: the earlier method)."""
+def solve(w, in_bounds, family: Family | str, *, methods=METHODS,
+          max_pairs: int = MAX_PAIRS) -> Solution:
+    """The cheapest of ``methods`` on ``family`` (ties: the earlier method); the CSE
+    methods only when the matrix has at most ``max_pairs`` digit pairs
+    (:func:`pair_count`)."""
     family = Family(family)
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"Method must be one of {', '.join(METHODS)}, not {method!r}")
     best = None
-    costs = {}
+    costs, skipped = {}, {}
+    pairs = None
     for method in methods:
         if method == "pairwise":
             g = pairwise_graph(w, in_bounds)
-        elif method in ("cse-ice40", "cse-ecp5"):
-            g = cse_graph(w, in_bounds, family, price=method[4:])
         else:
-            raise ValueError(f"Method must be one of {', '.join(METHODS)}, not {method!r}")
+            pairs = pair_count(w) if pairs is None else pairs
+            if pairs > max_pairs:
+                skipped[method] = f"{pairs} digit pairs, more than {max_pairs}"
+                continue
+            g = cse_graph(w, in_bounds, family, price=method[4:])
         c = g.cost(family)
         costs[method] = c
         if best is None or c < best[0]:
             best = (c, method, g)
+    if best is None:
+        g = pairwise_graph(w, in_bounds)
+        best = (g.cost(family), "pairwise", g)
+        costs["pairwise"] = best[0]
     c, method, g = best
-    return Solution(graph=g, method=method, family=family, cost=c, costs=costs)
+    return Solution(graph=g, method=method, family=family, cost=c, costs=costs,
+                    skipped=skipped)

@@ -8,6 +8,7 @@ stream widths between layers, and the manifest's row for every layer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -46,6 +47,14 @@ def _window_row(window) -> dict:
             "scan_cycles": window.scan_pieces}
 
 
+@functools.lru_cache(maxsize=16)
+def _solve(w_bytes: bytes, shape: tuple, amax: int, family: str):
+    """:func:`mulfree.hw.cmvm.solve` for unsigned codes up to ``amax``, remembered: planning
+    and building the same network solve each layer once."""
+    w = np.frombuffer(w_bytes, dtype=np.int64).reshape(shape)
+    return solve(w, [(0, amax)] * shape[1], family)
+
+
 def _solver_row(solution, spec) -> dict:
     """The manifest's record of a baked layer's adder graph (:mod:`mulfree.hw.cmvm`)."""
     g = solution.graph
@@ -55,7 +64,7 @@ def _solver_row(solution, spec) -> dict:
             "depth": g.max_depth, "latency_cutoff": spec.latency_cutoff,
             "latency": spec.graph_latency,
             "lut_estimate": {"ice40": g.cost("ice40"), "ecp5": g.cost("ecp5")},
-            "candidates": dict(solution.costs)}
+            "candidates": dict(solution.costs), "skipped": dict(solution.skipped)}
 
 
 def relaxed_bounds(layer, in_shape) -> tuple[int, int]:
@@ -231,7 +240,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             if act_identity and layer.weights.scheme is not Scheme.TABLE:
                 values = tuple(int(v) for v in layer.weights.codebook)
                 w = np.asarray(values, dtype=np.int64)[np.asarray(codes)]
-                solution = solve(w, [(0, n_a - 1)] * taps, fold.get("family", "ice40"))
+                solution = _solve(w.tobytes(), w.shape, n_a - 1, fold.get("family", "ice40"))
             spec = ComputeSpec(**common, values=values,
                                adder_graph=None if solution is None else solution.graph,
                                latency_cutoff=0 if solution is None else

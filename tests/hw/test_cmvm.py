@@ -6,7 +6,7 @@ import pytest
 from mulfree.gen.model.examples import scheme_codebook
 from mulfree.hw.adder_graph import (Adder, AdderGraph, Family, GraphError, Term, adder_cost,
                                     adder_facts, value_width)
-from mulfree.hw.cmvm import METHODS, cse_graph, pairwise_graph, solve
+from mulfree.hw.cmvm import METHODS, cse_graph, pair_count, pairwise_graph, solve
 from mulfree.hw.compute import csd_digits
 
 
@@ -117,6 +117,11 @@ def test_solve_keeps_the_cheaper():
         assert set(sol.costs) == set(METHODS)
         assert sol.cost == min(sol.costs.values()) == sol.graph.cost(fam)
         sol.graph.check_matrix(w)
+    # a layer too large for CSE keeps to the pairwise trees, and says so
+    sol = solve(w, b, "ecp5", max_pairs=10)
+    assert sol.method == "pairwise" and set(sol.costs) == {"pairwise"}
+    assert sol.skipped == {m: f"{pair_count(w)} digit pairs, more than 10"
+                           for m in ("cse-ice40", "cse-ecp5")}
     # a single digit per output: nothing to share, both methods cost the same and the
     # first listed (pairwise) wins the tie
     eye = np.eye(4, dtype=np.int64) * 4
@@ -149,10 +154,14 @@ def test_cost_model_examples():
 def test_graph_errors():
     with pytest.raises(GraphError, match="not computed before it"):
         AdderGraph(in_bounds=[(0, 1)], adders=[Adder(Term(0), Term(1))], outputs=[])
-    with pytest.raises(GraphError, match="at most one operand"):
-        Adder(Term(0, neg=True), Term(1, neg=True))
-    with pytest.raises(GraphError, match="non-negative integer"):
-        Term(-1)
+    with pytest.raises(GraphError, match="Adder 0 subtracts both operands"):
+        AdderGraph(in_bounds=[(0, 1)] * 2, adders=[Adder(Term(0, neg=True), Term(1, neg=True))],
+                   outputs=[])
+    with pytest.raises(GraphError, match="Output 0: the source must be a non-negative "
+                                         "integer, not -1"):
+        AdderGraph(in_bounds=[(0, 1)], adders=[], outputs=[Term(-1)])
+    with pytest.raises(GraphError, match="Output 0 must be a Term"):
+        AdderGraph(in_bounds=[(0, 1)], adders=[], outputs=[(0, 0, False)])
     with pytest.raises(GraphError, match="minimum above the maximum"):
         AdderGraph(in_bounds=[(2, 1)], adders=[], outputs=[])
     with pytest.raises(ValueError, match="3 input bounds given for a matrix of 2 columns"):
