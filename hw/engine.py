@@ -257,7 +257,10 @@ class LayerEngine(FramedStage):
                     m.d.sync += [work.eq(buf), in_full.eq(0)]
             word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
             acts_a = [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
-            acts_b = None
+            # one step per frame (every baked layer): no ROM read to wait for, and the
+            # frame holds until its results are written, so stage B reads it directly
+            # (no activation register: one frame of flip-flops less)
+            acts_b = acts_a if nf * sf == 1 else None
         v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None, acts_b=acts_b)
 
         group = Signal(counter_bits(nf), name="group")

@@ -459,7 +459,9 @@ def stage_ffs(spec, family: str = "ice40") -> int:
             n += (_bits(per_word) if per_word > 1 else 0)
             n += 2 * _bits(per_read) if per_read > 1 else 0
         else:
-            n += spec.in_count * spec.in_bits * db + spec.simd * spec.in_bits
+            n += spec.in_count * spec.in_bits * db
+            if spec.nf * spec.sf > 1:
+                n += spec.simd * spec.in_bits     # the activation register (stage B)
     n += spec.pe * spec.acc_width
     if rom_placement(spec, family) == "logic":
         # The read port's register: Yosys keeps it on the data side (its constant
