@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from .cost import stage_ffs
 from .folds import divisors, largest_divisor, layer_fold, rom_style
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
+
+log = logging.getLogger(__name__)
 
 MODES = ("runtime", "baked")
 
@@ -58,7 +61,8 @@ def _solve(w_bytes: bytes, shape: tuple, amax: int, family: str):
 def _solver_row(solution, spec) -> dict:
     """The manifest's record of a baked layer's adder graph (:mod:`mulfree.hw.cmvm`)."""
     g = solution.graph
-    return {"method": solution.method, "family": solution.family.value,
+    return {"method": solution.method, "restart": solution.seed,
+            "family": solution.family.value,
             "adders": len(g.adders),
             "subtractions": sum(1 for a in g.adders if a.a.neg or a.b.neg),
             "depth": g.max_depth, "latency_cutoff": spec.latency_cutoff,
@@ -240,7 +244,12 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             if act_identity and layer.weights.scheme is not Scheme.TABLE:
                 values = tuple(int(v) for v in layer.weights.codebook)
                 w = np.asarray(values, dtype=np.int64)[np.asarray(codes)]
-                solution = _solve(w.tobytes(), w.shape, n_a - 1, fold.get("family", "ice40"))
+                family = fold.get("family", "ice40")
+                log.info("layer %s: solving its %d x %d constant matrix for %s",
+                         layer.name, out_ch, taps, family)
+                solution = _solve(w.tobytes(), w.shape, n_a - 1, family)
+                log.info("layer %s: %s, %d adders, estimated %d LUT", layer.name,
+                         solution.method, len(solution.graph.adders), solution.cost)
             spec = ComputeSpec(**common, values=values,
                                adder_graph=None if solution is None else solution.graph,
                                latency_cutoff=0 if solution is None else

@@ -172,3 +172,17 @@ def test_graph_errors():
         solve(np.eye(2, dtype=int), [(0, 1)] * 2, "ice40", methods=("magic",))
     with pytest.raises(ValueError):
         solve(np.eye(2, dtype=int), [(0, 1)] * 2, "gowin")
+
+
+def test_restarts_are_deterministic_and_never_worse():
+    rng = np.random.default_rng(11)
+    w = _matrix(rng, "pot", 3, (10, 16))
+    b = [(0, 3)] * 16
+    for fam in ("ice40", "ecp5"):
+        greedy = solve(w, b, fam, restarts=0)
+        best = solve(w, b, fam, restarts=6)
+        again = solve(w, b, fam, restarts=6)
+        assert best.cost <= greedy.cost
+        assert best.graph.adders == again.graph.adders and best.seed == again.seed
+        assert greedy.seed == 0
+        best.graph.check_matrix(w)
