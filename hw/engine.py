@@ -263,16 +263,20 @@ class LayerEngine(FramedStage):
             acts_b = acts_a if nf * sf == 1 else None
         v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None, acts_b=acts_b)
 
-        group = Signal(counter_bits(nf), name="group")
+        # one group (every baked layer): no group counter, the results fill the buffer
+        group = Signal(counter_bits(nf), name="group") if nf > 1 else 0
         with m.If(v_c):
             m.d.sync += outbuf.word_select(group, s.pe * vb).eq(Cat(*results))
             with m.If(group == nf - 1):
                 if db:
-                    m.d.sync += [group.eq(0), pending.eq(1)]
+                    m.d.sync += [pending.eq(1)]
                 else:
-                    m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
-            with m.Else():
-                m.d.sync += group.eq(group + 1)
+                    m.d.sync += [busy.eq(0), in_full.eq(0), out_full.eq(1)]
+                if nf > 1:
+                    m.d.sync += group.eq(0)
+            if nf > 1:
+                with m.Else():
+                    m.d.sync += group.eq(group + 1)
         return m
 
     def _frame_memory(self, m, in_full, start, run, last_sf):
