@@ -40,7 +40,7 @@ are the group's ``pe`` results.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -513,13 +513,24 @@ class LayerEngine(FramedStage):
             v_b, first_b, last_b, nf_b = v_x, first_x, last_x, nf_x
 
         aw = s.acc_width
-        accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
+        # one step per group with thresholds out (baked layers): the bias moves into the
+        # thresholds (acc + bias >= T is acc >= T - bias) and the accumulator holds the
+        # bare sum, so no adder adds a constant per channel
+        fold_bias = baked and sf == 1 and s.thresholds is not None and not any(carries)
+        if fold_bias:
+            accs = [Signal(Value.cast(p).shape(), name=f"acc{pe}")
+                    for pe, p in enumerate(partials)]
+        else:
+            accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
         for pe in range(s.pe):
             biases = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
             bias = Const(biases[0], signed(aw)) if nf == 1 else \
                 Array(Const(v, signed(aw)) for v in biases)[nf_b]
-            # one step per output group (sf = 1): every step starts from the bias
-            total = (bias if sf == 1 else Mux(first_b, bias, accs[pe])) + partials[pe]
+            if fold_bias:
+                total = partials[pe]
+            else:
+                # one step per output group (sf = 1): every step starts from the bias
+                total = (bias if sf == 1 else Mux(first_b, bias, accs[pe])) + partials[pe]
             for c in carries[pe]:   # at most one: the tree has an adder per other carry
                 total = total + c
             with m.If(v_b):
@@ -530,15 +541,23 @@ class LayerEngine(FramedStage):
         nf_c2 = Signal(counter_bits(nf), name="nf_c")
         m.d.sync += [v_c.eq(v_b & last_b), nf_c2.eq(nf_b)]
         results = []
-        lo, hi = s.acc_bounds
         for pe in range(s.pe):
             if s.thresholds is None:
                 results.append(accs[pe].as_unsigned())
                 continue
+            if fold_bias:
+                sh = accs[pe].shape()
+                lo = -(1 << (sh.width - 1)) if sh.signed else 0
+                hi = (1 << (sh.width - int(sh.signed))) - 1
+                offsets = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
+            else:
+                lo, hi = s.acc_bounds
+                offsets = [0] * nf
             tw = max(aw, signed_width(lo), signed_width(hi + 1))
             ts = []
             for t in range(len(s.thresholds[0])):
-                col = [min(max(s.thresholds[n_ * s.pe + pe][t], lo), hi + 1) for n_ in range(nf)]
+                col = [min(max(s.thresholds[n_ * s.pe + pe][t] - offsets[n_], lo), hi + 1)
+                       for n_ in range(nf)]
                 ts.append(Const(col[0], signed(tw)) if nf == 1 else
                           Array(Const(v, signed(tw)) for v in col)[nf_c2])
             code = Signal(vb, name=f"code{pe}")

@@ -194,3 +194,24 @@ def test_baked_adder_graph(family, cutoff, output):
 def test_baked_cnn_latency_cutoff(fold):
     manifest = _check(_cnn(scheme="uniform"), mode="baked", fold=fold, n=2)
     assert manifest["layers"][0]["solver"]["latency"] >= 1
+
+
+def test_baked_thresholds_take_the_bias():
+    # the bias moves into the thresholds: biases far beyond the sum's range both ways (every
+    # threshold always or never reached) and near it (codes vary)
+    import dataclasses
+
+    from mulfree.gen.model.format import Output
+    rng = np.random.default_rng(7)
+    layer = random_dense(rng, 12, 6, scheme="uniform", wbits=4, in_bits=3, out_bits=2,
+                         name="fc")
+    bias = np.array([10**4, -10**4, 0, 37, -52, 5])
+    t = np.sort(rng.integers(-120, 120, (6, 3)), axis=1)
+    layer = dataclasses.replace(layer, bias=bias,
+                                output=Output("thresholds", bits=2, thresholds=t))
+    model = Model(name="bias", input_shape=(12,), input_bits=3, layers=(layer,))
+    _check(model, mode="baked", n=8)
+    # the cases the test is for: channel 0 always reaches every threshold, channel 1 none
+    x = np.random.default_rng(1).integers(0, 8, (8, 12))
+    codes = golden_flat(model, x).reshape(8, 6)
+    assert (codes[:, 0] == 3).all() and (codes[:, 1] == 0).all()
