@@ -19,8 +19,9 @@ count is the denominator. ``pairwise`` is mulfree's original baked sum (per outp
 positive and a negative pairwise tree), for reference.
 
 The whole-top rows (``--no-top`` skips them) synthesize what ``mulfree verilog --mode
-baked`` emits for a one-layer model of the case (raw accumulators out, default fold): the
-stream top a user gets, handshakes and buffers included, against da4ml's bare core.
+baked --fold F`` emits for a one-layer model of the case (raw accumulators out; ``F`` is
+``{"family": TARGET}``, the default fold otherwise): the stream top a user gets,
+handshakes and buffers included, against da4ml's bare core.
 
 Cases: the four of issue 14 (random codes, fixed seeds) and both layers of the digits MLP
 ``mulfree train --dataset digits --arch mlp --hidden 16 --scheme pot --wbits 3 --abits 2
@@ -275,9 +276,10 @@ class Synth:
 
 # -- the whole baked top ---------------------------------------------------------------
 
-def baked_top(case: Case):
+def baked_top(case: Case, family: str):
     """``(verilog, top name, manifest)`` of ``mulfree verilog --mode baked`` for a one-layer
-    model of the case with raw accumulators out."""
+    model of the case with raw accumulators out, its adder graph solved for ``family``
+    (the fold ``{"family": family}``)."""
     from mulfree.gen.model.format import Dense, Model, Output, Weights
     from mulfree.gen.plan.verilog import to_verilog
     rows, cols = case.w.shape
@@ -286,7 +288,7 @@ def baked_top(case: Case):
                   bias=np.zeros(rows, dtype=np.int64), output=Output("acc"),
                   activation_codebook=np.arange(2**case.in_bits))
     model = Model(name="case", input_shape=(cols,), input_bits=case.in_bits, layers=(layer,))
-    text, manifest = to_verilog(model, mode="baked")
+    text, manifest = to_verilog(model, mode="baked", fold={"family": family})
     return text, manifest["top"], manifest
 
 
@@ -451,7 +453,7 @@ def main(argv=None) -> int:
                       f"model {sol.cost}) | da4ml {lut['da4ml']} / keep "
                       f"{lut['da4ml+keep']} | {ratio:.3f}", file=sys.stderr, flush=True)
                 if not args.no_top:
-                    text, top, manifest = baked_top(case)
+                    text, top, manifest = baked_top(case, target)
                     r = synth.luts(text, target, f"baked top {case.name}", top=top)
                     tratio = r["lut"] / best_d4
                     worst = max(worst, tratio)
