@@ -16,12 +16,14 @@ from Yosys 0.70 (``bench/cmvm_vs_da4ml.py --calibrate`` measures them):
 
 ``ice40`` (``synth_ice40``)
     A ripple adder is one LUT4 per result bit of its carry chain plus an ``SB_CARRY``;
-    the chain starts above the low bits that only one operand has (those are wires) and
-    its carry-out costs no LUT. The carry chain takes its operands raw, so a subtrahend
-    costs an inverter LUT per bit on top (``a - b`` on 12 bits: 25 LUT4, ``a + b``: 12).
+    the chain starts above the low bits that only one operand has (those are wires); a
+    top bit that is the bare carry-out of two non-negative operands costs no LUT. The
+    carry chain takes its operands raw, so a subtrahend costs an inverter LUT per bit on
+    top (``a - b`` on 12 bits: 25 LUT4, ``a + b``: 12).
 ``ecp5`` (``synth_ecp5 -nodsp``)
     Two chain bits per ``CCU2C`` (counted as two LUT4, as nextpnr's ``TRELLIS_COMB``
-    does), subtraction included; an odd chain wastes half a ``CCU2C``.
+    does), subtraction included; an odd chain wastes half a ``CCU2C``; chains of up to 4
+    bits become LUT4s.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Constant matrix-vector products as adder graphs: the baked layer's solver.
 
 ``y = W @ x`` for an integer matrix ``W`` and integer inputs of known bounds, built from
-two-input adders (:class:`~.adder_graph.AdderGraph`). Two constructions, priced by the
-target's cost model (:meth:`~.adder_graph.AdderGraph.cost`), the cheaper wins
+two-input adders (:class:`~.adder_graph.AdderGraph`). Three candidates, priced by the
+target's cost model (:meth:`~.adder_graph.AdderGraph.cost`), the cheapest wins
 (:func:`solve`):
 
 ``pairwise``
@@ -11,7 +11,7 @@ target's cost model (:meth:`~.adder_graph.AdderGraph.cost`), the cheaper wins
     pairwise tree, the negative ones through another, and one subtraction joins them.
 ``cse-ice40``, ``cse-ecp5``
     Common subexpressions across the outputs, on the CSD digits (the method of da4ml's
-    second stage, Sun et al. 2025, after Hartley's two-term CSE, 1996): repeatedly the
+    second stage, after Hartley's two-term CSE, 1996): repeatedly the
     two-term pattern ``a +- (b << s)`` that saves the most is built once as an adder and
     substituted wherever it occurs, in every output; what is left of each output is summed
     narrowest terms first (positive and negative apart, one subtraction at the end). The
@@ -20,7 +20,9 @@ target's cost model (:meth:`~.adder_graph.AdderGraph.cost`), the cheaper wins
     bit, so it is taken only where it is shared widely enough to pay for them; priced for
     ECP5, subtraction is free. Both are candidates on either target: sharing a
     subtraction can also save the inverters of the final subtractions it makes
-    unnecessary, which the greedy pricing does not see.
+    unnecessary, which the greedy pricing does not see. The greedy order is also
+    restarted a few times with every pattern's score perturbed (deterministically), and
+    the cheapest graph kept.
 """
 
 from __future__ import annotations
