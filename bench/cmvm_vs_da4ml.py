@@ -27,7 +27,8 @@ Cases: the four of issue 14 (random codes, fixed seeds) and both layers of the d
 ``mulfree train --dataset digits --arch mlp --hidden 16 --scheme pot --wbits 3 --abits 2
 --ibits 4 --seed 1`` (trained here, a few seconds).
 
-Exit code 0 when every mulfree / da4ml ratio is at most 1.0.
+Exit code 0 when every mulfree / da4ml ratio is at most 1.0 (or da4ml is not installed:
+then it says so and compares nothing).
 """
 
 from __future__ import annotations
@@ -408,9 +409,10 @@ def main(argv=None) -> int:
         install_da4ml(args.da4ml_venv)
         return 0
     if not (args.da4ml_venv / "bin" / "python").exists():
-        print(f"da4ml's environment {args.da4ml_venv} does not exist: run with "
-              f"--install-da4ml first (or give --da4ml-venv)", file=sys.stderr)
-        return 2
+        # da4ml is installed only when asked: without it there is nothing to compare
+        print(f"skipped: da4ml's environment {args.da4ml_venv} does not exist (run with "
+              f"--install-da4ml once, or give --da4ml-venv)")
+        return 0
 
     from mulfree.hw.cmvm import pairwise_graph, solve
 
