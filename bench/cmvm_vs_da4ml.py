@@ -474,11 +474,11 @@ def main(argv=None) -> int:
         print("\n## Whole baked top (`mulfree verilog --mode baked`, accumulators out) "
               "against da4ml's core\n")
         print("| case | target | top LUT | top FF | latency (cycles) | input beats "
-              "| mulfree core | da4ml core | top / da4ml core |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| mulfree core | top - core | da4ml core | top / da4ml core |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for (name, t, lut, ff, lat, beats, core, d4, ratio) in top_rows:
-            print(f"| {name} | {t} | {lut} | {ff} | {lat} | {beats} | {core} | {d4} "
-                  f"| {ratio:.2f} |")
+            print(f"| {name} | {t} | {lut} | {ff} | {lat} | {beats} | {core} "
+                  f"| {lut - core:+d} | {d4} | {ratio:.2f} |")
     print(f"\nLUT: iCE40 LUT4; ECP5 LUT4 + 2 x CCU2C. Worst ratio {worst:.2f} "
           f"({'at most' if worst <= 1.0 else 'ABOVE'} 1.0; target 0.9).")
     return 0 if worst <= 1.0 else 1
