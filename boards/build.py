@@ -35,6 +35,7 @@ from mulfree.gen.model.format import Model
 from .framing import FrameFormat
 from .harness import BoardTop, Harness, LED_MEANING
 from .network import frame_format, network_for
+from .pll import PLLSetting
 from .registry import Board
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
     parse_yosys_stat, tool_env)
@@ -197,8 +198,10 @@ def format_report(r: BuildResult) -> str:
 
 def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runtime",
           fold=None, baud: int = DEFAULT_BAUD, nodsp: bool = False, standin: bool = False,
-          model_label: str | None = None) -> BuildResult:
-    """Build a bitstream of ``model`` for ``board`` in ``out_dir``; see the module doc."""
+          model_label: str | None = None, pll: PLLSetting | None = None) -> BuildResult:
+    """Build a bitstream of ``model`` for ``board`` in ``out_dir``; see the module doc. With
+    ``pll`` the core (harness and network) runs on the PLL's output, else on the board
+    clock."""
     start = time.monotonic()
     out_dir = Path(out_dir)
     platform = board.make_platform()
@@ -208,12 +211,13 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     # The fingerprint covers what the network computes and how it packs its streams (model,
     # mode, fold), not the board or the baud rate, so a host can check it from the model.
     frames = frame_format(model, net, manifest, {"mode": mode, "fold": fold})
-    clk = float(platform.default_clk_frequency)
+    board_clk = float(platform.default_clk_frequency)
+    clk = pll.f_out_mhz * 1e6 if pll is not None else board_clk
     try:
         harness = Harness(net, frames, clk_freq=clk, baud=baud)
     except ValueError as e:
         raise ToolchainError(f"{e}; choose another --baud") from None
-    top = BoardTop(harness, board)
+    top = BoardTop(harness, board, pll)
 
     # --timing-allow-fail: a missed clock is reported with its Fmax as a warning, not an error.
     kwargs = {"nextpnr_opts": "--report top_report.json --timing-allow-fail",
