@@ -13,6 +13,16 @@ the fold is fitted to the board's device *and clock* (the fitter's timing model,
 refits for a proportionally faster estimate (``pipeline`` on, or shallower adder trees)
 and builds again, at most ``attempts`` builds in all; the report lists every attempt and
 says which one was kept and why.
+
+:func:`build_clocked` is what ``mulfree build`` runs: the fitted or the given fold, then the
+core clock. On a board with a PLL (``Board.pll``) it takes nextpnr's Fmax of the build at
+the board clock, picks the highest frequency the PLL makes at or below it (at which the UART
+can still make its baud rate), rebuilds with the PLL there, and keeps the first build that
+meets its clock (on a miss, the next try is below the Fmax that build reached; after
+``pll_attempts`` misses it rebuilds at the board clock). With ``clock_mhz`` the user's clock
+is the target of the fit and of every build instead (``ClockRequestError`` when the PLL
+cannot make it). The harness runs on the core clock too, so the UART's bit period is
+recomputed for it (docs/boards.md: why not a clock-domain crossing).
 """
 
 from __future__ import annotations
@@ -32,18 +42,21 @@ from mulfree.gen.plan.fit import TimingFitError
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
 from mulfree.gen.model.format import Model
 
-from .framing import FrameFormat
+from .framing import FrameFormat, rx_fifo_depth, window
 from .harness import BoardTop, Harness, LED_MEANING
+from .host import link_ceiling
 from .network import frame_format, network_for
-from .pll import PLLSetting
+from .pll import (REQUEST_TOLERANCE, ClockRequestError, PLLSetting, check_request,
+                  pll_at_or_below, pll_for_request)
 from .registry import Board
+from .uart import bit_period
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
     parse_yosys_stat, tool_env)
 
-__all__ = ["BuildResult", "DoesNotFit", "build", "build_fitted", "fitted_fold", "first_fold",
-           "Attempt",
+__all__ = ["BuildResult", "DoesNotFit", "build", "build_fitted", "build_clocked", "fitted_fold",
+           "first_fold", "Attempt", "ClockAttempt", "requested_clock", "fifo_block_bytes",
            "format_report", "timing_warnings", "DEFAULT_BAUD", "DEFAULT_ATTEMPTS",
-           "RESOURCE_ROWS"]
+           "DEFAULT_PLL_ATTEMPTS", "RESOURCE_ROWS"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +66,8 @@ DEFAULT_ATTEMPTS = 4
 # After a miss, the next fit asks for an estimate this much above what the model would need
 # had it been as optimistic as it was on the miss.
 RETRY_MARGIN = 1.05
+# Builds the PLL step may take to meet a PLL clock (before falling back to the board clock).
+DEFAULT_PLL_ATTEMPTS = 3
 
 # (row label, family) -> (synthesis count attribute, nextpnr utilization key for used/available)
 RESOURCE_ROWS = {
@@ -88,12 +103,19 @@ class BuildResult:
     resources: ResourceReport
     manifest: dict
     frames: FrameFormat
-    clk_hz: float
+    clk_hz: float                 # the core clock (the PLL's output, else the board clock)
     baud: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
     attempts: list["Attempt"] = field(default_factory=list)   # build_fitted's, in order
     kept: str = ""                                            # which attempt and why
+    board_clk_hz: float = 0.0     # the board's oscillator (0: the same as clk_hz)
+    pll: PLLSetting | None = None
+    pll_primitive: str = ""
+    rx_fifo_depth: int = 0
+    fold: object = None           # the fold build() was given (a later rebuild reuses it)
+    clock_attempts: list["ClockAttempt"] = field(default_factory=list)
+    clock_note: str = ""          # how the core clock was chosen
 
     @property
     def cycles_per_inference(self) -> int:
@@ -111,14 +133,38 @@ class BuildResult:
 
     @property
     def inferences_per_s_clock(self) -> float:
+        """At the core clock."""
         return self.clk_hz / self.cycles_per_inference
 
     @property
+    def board_clock_hz(self) -> float:
+        return self.board_clk_hz or self.clk_hz
+
+    @property
+    def timing_met(self) -> bool:
+        return all(a >= c for a, c in self.resources.fmax_mhz.values())
+
+    @property
+    def window(self) -> int:
+        return window(self.frames.inp.frame_bytes, self.rx_fifo_depth or None)
+
+    @property
     def link_inferences_per_s(self) -> float:
-        """UART, stop-and-wait: one request frame and one reply frame per inference, each
-        with its start byte, 10 bit times per byte."""
-        n = self.frames.inp.frame_bytes + 1 + self.frames.out.frame_bytes + 1
-        return self.baud / 10 / n
+        """UART, streamed (``window`` frames in flight; the busier direction's frame per
+        inference), 10 bit times per byte; stop-and-wait when the window is 1."""
+        return link_ceiling(self.frames, self.baud, streaming=self.window > 1)
+
+    @property
+    def link_stop_and_wait_per_s(self) -> float:
+        return link_ceiling(self.frames, self.baud, streaming=False)
+
+    def clock_json(self) -> dict:
+        doc = {"core_mhz": self.clk_hz / 1e6, "board_mhz": self.board_clock_hz / 1e6,
+               "source": "pll" if self.pll is not None else "board", "how": self.clock_note,
+               "attempts": [a.to_json() for a in self.clock_attempts]}
+        if self.pll is not None:
+            doc["pll"] = {"primitive": self.pll_primitive, **self.pll.to_json()}
+        return doc
 
     def utilization(self) -> list[dict]:
         rows = []
@@ -142,14 +188,20 @@ class BuildResult:
             "resources": self.resources.to_json(),
             "utilization": self.utilization(),
             "clock_hz": self.clk_hz,
+            "clock": self.clock_json(),
             "fmax_mhz": {k: {"achieved": a, "constraint": c}
                          for k, (a, c) in self.resources.fmax_mhz.items()},
             "cycles_per_inference": self.cycles_per_inference,
             "latency_cycles": self.manifest.get("latency_cycles"),
             "inferences_per_s": {"at_fmax": self.inferences_per_s_fmax,
-                                 "at_board_clock": self.inferences_per_s_clock},
+                                 "at_core_clock": (self.inferences_per_s_clock
+                                                   if self.timing_met else None),
+                                 "at_board_clock": (self.board_clock_hz
+                                                    / self.cycles_per_inference)},
             "uart": {"baud": self.baud, "inferences_per_s": self.link_inferences_per_s,
-                     "protocol": "stop-and-wait"},
+                     "stop_and_wait_inferences_per_s": self.link_stop_and_wait_per_s,
+                     "rx_fifo_bytes": self.rx_fifo_depth, "window": self.window,
+                     "protocol": "streamed" if self.window > 1 else "stop-and-wait"},
             "framing": self.frames.to_json(),
             "manifest": self.manifest,
             "leds": list(LED_MEANING),
@@ -171,22 +223,38 @@ def format_report(r: BuildResult) -> str:
         lines.append(f"  {row['resource']:<22}{row['used']:>8}{avail if avail else '-':>11}"
                      f"{pct:>7}")
     lines.append("")
+    core = f"{r.clk_hz / 1e6:.4g} MHz"
+    if r.pll is not None:
+        lines.append(f"  core clock: {core}, from the {r.board_clock_hz / 1e6:g} MHz board "
+                     f"clock through {r.pll_primitive} "
+                     f"({', '.join(f'{k}={v}' for k, v in r.pll.params)}; VCO "
+                     f"{r.pll.f_vco_mhz:.4g} MHz)")
+    else:
+        lines.append(f"  core clock: {core}, the board clock (no PLL)")
+    if r.clock_note:
+        lines.append(f"    {r.clock_note}")
+    for a in r.clock_attempts:
+        lines.append(f"    {a.describe()}")
     for clk, (ach, con) in r.resources.fmax_mhz.items():
         verdict = "met" if ach >= con else "MISSED"
         lines.append(f"  clock {clk}: Fmax {ach:.1f} MHz, constraint {con:.1f} MHz ({verdict})")
     lines.append(f"  cycles per inference: {r.cycles_per_inference}"
                  f" (latency {r.manifest.get('latency_cycles', '?')} cycles)")
-    missed = any(ach < con for ach, con in r.resources.fmax_mhz.values())
-    at_clock = (f"not reliable at the board clock ({r.clk_hz / 1e6:g} MHz): timing missed"
-                if missed else
-                f"{r.inferences_per_s_clock:,.0f} at the board clock ({r.clk_hz / 1e6:g} MHz)")
+    at_clock = (f"not reliable at the {core} core clock: timing missed"
+                if not r.timing_met else
+                f"{r.inferences_per_s_clock:,.0f} at the {core} core clock")
     lines.append(f"  inferences/s: {r.inferences_per_s_fmax:,.0f} at Fmax, {at_clock}")
+    how = (f"streamed, {r.window} frames in flight (receive FIFO {r.rx_fifo_depth} bytes); "
+           f"stop-and-wait {r.link_stop_and_wait_per_s:,.0f}" if r.window > 1 else
+           f"stop-and-wait (receive FIFO {r.rx_fifo_depth} bytes, less than two frames)")
     lines.append(f"  UART link: {r.baud} baud, {r.frames.inp.frame_bytes + 1} bytes in and "
                  f"{r.frames.out.frame_bytes + 1} out per inference: "
-                 f"{r.link_inferences_per_s:,.0f} inferences/s (the link, not the core)")
+                 f"{r.link_inferences_per_s:,.0f} inferences/s ({how}; the link, not the "
+                 f"core)")
     lines.append(f"  bitstream: {r.bitstream}  ({r.seconds:.0f} s)")
     if r.attempts:
-        lines.append(f"  device fit against the {r.clk_hz / 1e6:g} MHz board clock, "
+        fit_clock = r.attempts[0].clock_mhz
+        lines.append(f"  device fit against the {fit_clock:.4g} MHz clock, "
                      f"{len(r.attempts)} build(s):")
         for a in r.attempts:
             lines.append(f"    {a.describe()}")
@@ -213,8 +281,9 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     frames = frame_format(model, net, manifest, {"mode": mode, "fold": fold})
     board_clk = float(platform.default_clk_frequency)
     clk = pll.f_out_mhz * 1e6 if pll is not None else board_clk
+    depth = rx_fifo_depth(frames.inp.frame_bytes, fifo_block_bytes(board))
     try:
-        harness = Harness(net, frames, clk_freq=clk, baud=baud)
+        harness = Harness(net, frames, clk_freq=clk, baud=baud, rx_fifo_depth=depth)
     except ValueError as e:
         raise ToolchainError(f"{e}; choose another --baud") from None
     top = BoardTop(harness, board, pll)
@@ -262,7 +331,11 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
                          model=model_label or model.name, mode=mode, network_source=source,
                          out_dir=out_dir, bitstream=bitstream, resources=res,
                          manifest=manifest, frames=frames, clk_hz=clk, baud=baud,
-                         seconds=time.monotonic() - start)
+                         seconds=time.monotonic() - start, board_clk_hz=board_clk, pll=pll,
+                         pll_primitive=board.pll if pll is not None else "",
+                         rx_fifo_depth=depth, fold=fold,
+                         clock_note=(f"{board.name} has no PLL here: {board.no_pll}"
+                                     if not board.pll else ""))
     result.warnings.extend(timing_warnings(res.fmax_mhz))
     atomic_write_text(out_dir / "report.json", json.dumps(result.to_json(), indent=2) + "\n")
     atomic_write_text(out_dir / "report.txt", format_report(result) + "\n")
@@ -321,25 +394,38 @@ def fitted_fold(board: Board, fold: dict | None = None, device: str | None = Non
     return out
 
 
-def first_fold(board: Board, fold: dict | None = None) -> dict:
+def first_fold(board: Board, fold: dict | None = None, clock_mhz: float | None = None) -> dict:
     """The fold of :func:`build_fitted`'s first attempt, exactly as it asks for it (so
-    ``mulfree run`` frames and fingerprints the same network)."""
-    base = fitted_fold(board, fold)
+    ``mulfree run`` frames and fingerprints the same network); ``clock_mhz``: as
+    ``mulfree build --clock-mhz`` (the frequency the PLL makes for it)."""
+    pll = requested_clock(board, clock_mhz) if clock_mhz is not None else None
+    base = fitted_fold(board, fold, clock_mhz=_clock_of(board, pll, clock_mhz))
     return {**base, "clock_mhz": round(base["clock_mhz"], 2)}
 
 
+def _clock_of(board: Board, pll: PLLSetting | None, requested: float | None) -> float | None:
+    """The fit's clock for a request: the PLL's output, the board clock, or None (none
+    requested: the fold's or the board's)."""
+    if pll is not None:
+        return pll.f_out_mhz
+    return None if requested is None else board.clk_freq / 1e6
+
+
 def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict | None = None,
-                 attempts: int = DEFAULT_ATTEMPTS, **kwargs) -> BuildResult:
+                 attempts: int = DEFAULT_ATTEMPTS, pll: PLLSetting | None = None,
+                 **kwargs) -> BuildResult:
     """Build the device fit of ``fold`` (see :func:`fitted_fold`) and check it against
-    the board clock; on a miss, refit for a faster estimate and build again (at most
-    ``attempts`` builds). Keeps the first build that meets the clock, else the last one
-    (the shortest paths tried) with a warning. ``kwargs`` go to :func:`build`."""
+    the core clock (``pll``'s output, else the board clock); on a miss, refit for a faster
+    estimate and build again (at most ``attempts`` builds). Keeps the first build that meets
+    the clock, else the last one (the shortest paths tried) with a warning. ``kwargs`` go to
+    :func:`build`."""
 
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ValueError(f"attempts must be a positive integer, not {attempts!r}")
     start = time.monotonic()
-    base = fitted_fold(board, fold)
-    clock = board.clk_freq / 1e6          # what the attempts must meet
+    base = fitted_fold(board, fold, clock_mhz=pll.f_out_mhz if pll is not None else None)
+    # what the attempts must meet
+    clock = pll.f_out_mhz if pll is not None else board.clk_freq / 1e6
     tried: list[Attempt] = []
     seen: set[tuple] = set()
     result = None
@@ -354,7 +440,7 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
                      f"built the fastest estimated ({e.fastest_mhz:.1f} MHz)")
         ask, fit = _next_fit(model, base, math.floor(e.fastest_mhz * 10) / 10, seen)
     while True:
-        result = build(model, board, out_dir, fold=ask, **kwargs)
+        result = build(model, board, out_dir, fold=ask, pll=pll, **kwargs)
         rec = fit["fit"]
         placed = result.resources.placed.get(CELL_NAME[board.family], {}).get("used")
         attempt = Attempt(number=len(tried) + 1, target_mhz=ask["clock_mhz"],
@@ -368,13 +454,13 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
         tried.append(attempt)
         log.info("%s", attempt.describe())
         if attempt.met:
-            why = (f"attempt {attempt.number}, the first to meet the {clock:g} MHz clock "
+            why = (f"attempt {attempt.number}, the first to meet the {clock:.4g} MHz clock "
                    f"(the earlier ones missed it)" if attempt.number > 1 else
-                   f"attempt 1: the fit's first choice met the {clock:g} MHz clock")
+                   f"attempt 1: the fit's first choice met the {clock:.4g} MHz clock")
             break
         if len(tried) >= attempts:
             why = (f"attempt {attempt.number}, the last of {attempts} allowed: none met the "
-                   f"{clock:g} MHz clock (allow more attempts, or give a fold file)")
+                   f"{clock:.4g} MHz clock (allow more attempts, or give a fold file)")
             break
         if attempt.fmax_estimate_mhz is None:
             why = (f"attempt {attempt.number}: the fold fixes every layer, so there is "
@@ -392,10 +478,149 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
     result.kept = "; ".join(notes + [why])
     result.seconds = time.monotonic() - start
     if not tried[-1].met:
-        result.warnings.append(f"the device fit missed the {clock:g} MHz clock in "
+        result.warnings.append(f"the device fit missed the {clock:.4g} MHz clock in "
                                f"{len(tried)} build(s); kept {why}")
     _rewrite_reports(result)
     return result
+
+
+@dataclass(frozen=True)
+class ClockAttempt:
+    """One build of the PLL step: the PLL frequency it asked for and what nextpnr measured."""
+
+    number: int
+    setting: PLLSetting
+    fmax_mhz: float               # nextpnr's achieved Fmax
+    constraint_mhz: float         # nextpnr's constraint (derived from the PLL's dividers)
+
+    @property
+    def met(self) -> bool:
+        return self.fmax_mhz >= self.constraint_mhz
+
+    def describe(self) -> str:
+        return (f"PLL build {self.number}: {self.setting.f_out_mhz:.4g} MHz; nextpnr "
+                f"{self.fmax_mhz:.1f} MHz ({'met' if self.met else 'missed'})")
+
+    def to_json(self) -> dict:
+        return {"attempt": self.number, "pll_mhz": self.setting.f_out_mhz,
+                "params": dict(self.setting.params), "fmax_mhz": self.fmax_mhz,
+                "constraint_mhz": self.constraint_mhz, "met": self.met}
+
+
+def fifo_block_bytes(board: Board) -> int:
+    """Bytes of one memory block at 8 bits wide, the most the receive FIFO takes. Gowin: 16,
+    as the legacy nextpnr-gowin maps no block RAM (the FIFO is flip-flops there)."""
+    if board.family == "gowin":
+        return 16
+    return max(d for d, w in board.part.bram.shapes if w >= 8)
+
+
+def requested_clock(board: Board, clock_mhz: float) -> PLLSetting | None:
+    """The PLL setting for a requested core clock on ``board`` (None: the board clock is
+    the request, within :data:`~mulfree.boards.pll.REQUEST_TOLERANCE` below it); raises
+    :class:`~mulfree.boards.pll.ClockRequestError` (exit 2) with the nearest it can make."""
+    check_request(clock_mhz)
+    board_mhz = board.clk_freq / 1e6
+    if clock_mhz * (1 - REQUEST_TOLERANCE) <= board_mhz <= clock_mhz:
+        return None
+    if not board.pll:
+        raise ClockRequestError(f"board {board.name} cannot run at {clock_mhz:g} MHz: "
+                                f"{board.no_pll}")
+    try:
+        return pll_for_request(board.family, board_mhz, clock_mhz)
+    except ClockRequestError as e:
+        raise ClockRequestError(f"{e} (or {board_mhz:g} MHz, the board clock without the "
+                                f"PLL)") from None
+
+
+def build_clocked(model: Model, board: Board, out_dir: str | Path, *, fitted: bool,
+                  fold=None, clock_mhz: float | None = None, use_pll: bool = True,
+                  attempts: int = DEFAULT_ATTEMPTS, pll_attempts: int = DEFAULT_PLL_ATTEMPTS,
+                  progress=None, **kwargs) -> BuildResult:
+    """What ``mulfree build`` runs (see the module doc): the fitted fold
+    (:func:`build_fitted`, ``fitted``) or ``fold`` as given (:func:`build`), at the requested
+    clock or at the board clock, then the PLL step unless a clock was requested, the board
+    has no PLL or ``use_pll`` is off. ``progress(text)`` hears about each build."""
+    say = progress or (lambda text: log.info("%s", text))
+    start = time.monotonic()
+    pll = requested_clock(board, clock_mhz) if clock_mhz is not None else None
+    if fitted:
+        result = build_fitted(model, board, out_dir, fold=fold, attempts=attempts, pll=pll,
+                              **kwargs)
+    else:
+        result = build(model, board, out_dir, fold=fold, pll=pll, **kwargs)
+    board_mhz = board.clk_freq / 1e6
+    if clock_mhz is not None:
+        result.clock_note = (f"--clock-mhz {clock_mhz:g}: " +
+                             (f"the PLL makes {pll.f_out_mhz:.4g} MHz" if pll is not None
+                              else f"the {board_mhz:g} MHz board clock"))
+    elif board.pll and (not use_pll or pll_attempts == 0):
+        result.clock_note = "the PLL step is off (--no-pll): the board clock"
+    elif board.pll:
+        result = _pll_step(model, board, out_dir, result, pll_attempts, say, **kwargs)
+    result.seconds = time.monotonic() - start
+    _rewrite_reports(result)
+    return result
+
+
+def _pll_step(model: Model, board: Board, out_dir, base: BuildResult, pll_attempts: int, say,
+              **kwargs) -> BuildResult:
+    """From ``base`` (built at the board clock), the highest PLL frequency nextpnr meets."""
+    if isinstance(pll_attempts, bool) or not isinstance(pll_attempts, int) or pll_attempts < 0:
+        raise ValueError(f"pll_attempts must be a non-negative integer, not {pll_attempts!r}")
+    board_mhz = board.clk_freq / 1e6
+    baud = kwargs.get("baud", DEFAULT_BAUD)
+
+    def baud_ok(f_mhz: float) -> bool:
+        try:
+            bit_period(f_mhz * 1e6, baud)
+        except ValueError:
+            return False
+        return True
+
+    tried: list[ClockAttempt] = []
+    target = base.fmax_mhz
+    kept = None
+    why = ""
+    for number in range(1, pll_attempts + 1):
+        setting = pll_at_or_below(board.family, board_mhz, target, baud_ok)
+        if setting is None or (base.timing_met and setting.f_out_mhz <= board_mhz):
+            what = (f"nothing at or below {target:.1f} MHz" if setting is None else
+                    f"nothing faster than the board clock at or below {target:.1f} MHz")
+            why = (f"the PLL makes {what} (nextpnr's Fmax"
+                   f"{' of the last PLL build' if tried else ' at the board clock'})")
+            break
+        say(f"PLL step: nextpnr reached {target:.1f} MHz; building with the PLL at "
+            f"{setting.f_out_mhz:.4g} MHz ({setting.describe()})")
+        result = build(model, board, out_dir, fold=base.fold, pll=setting, **kwargs)
+        constraint = max((c for _, c in result.resources.fmax_mhz.values()),
+                         default=setting.f_out_mhz)
+        attempt = ClockAttempt(number, setting, result.fmax_mhz, constraint)
+        tried.append(attempt)
+        say(attempt.describe())
+        if attempt.met:
+            kept = result
+            why = (f"the highest PLL frequency at or below nextpnr's Fmax"
+                   f"{' (after ' + str(number - 1) + ' miss(es))' if number > 1 else ''}, "
+                   f"{setting.f_out_mhz:.4g} MHz: met")
+            break
+        # strictly lower next time: at or below what this build reached
+        target = min(result.fmax_mhz, setting.f_out_mhz * (1 - 1e-6))
+    else:
+        why = f"{pll_attempts} PLL build(s) missed their clock"
+    if kept is None and tried:
+        say(f"PLL step: {why}; rebuilding at the {board_mhz:g} MHz board clock")
+        kept = build(model, board, out_dir, fold=base.fold, **kwargs)
+        why += f"; rebuilt at the {board_mhz:g} MHz board clock"
+        kept.warnings.append(f"the PLL step kept the board clock: {why}")
+    elif kept is None:
+        kept = base
+    kept.attempts, kept.kept = base.attempts, base.kept
+    kept.clock_attempts = tried
+    kept.clock_note = why
+    if not kept.timing_met and kept is not base:
+        kept.warnings.extend(w for w in base.warnings if w not in kept.warnings)
+    return kept
 
 
 def _next_fit(model: Model, base: dict, target: float, seen: set) -> tuple[dict, dict]:
@@ -423,8 +648,9 @@ def _rewrite_reports(result: BuildResult) -> None:
 
 def timing_warnings(fmax_mhz: dict[str, tuple[float, float]]) -> list[str]:
     """One warning per clock whose achieved Fmax is below its constraint."""
-    return [f"timing missed on {clk}: achieved {ach:.1f} MHz, the board runs it at "
-            f"{con:.1f} MHz; the bitstream may not work (try --mode runtime or a smaller fold)"
+    return [f"timing missed on {clk}: achieved {ach:.1f} MHz, the core runs at "
+            f"{con:.1f} MHz; the bitstream may not work (try a slower --clock-mhz, --mode "
+            f"runtime or a smaller fold)"
             for clk, (ach, con) in fmax_mhz.items() if ach < con]
 
 

@@ -49,6 +49,7 @@ class PLLClock(Elaboratable):
     """
 
     def __init__(self, *, primitive: str, setting: PLLSetting) -> None:
+        self._MustUse__silence = True     # until the checks pass: never built otherwise
         if primitive not in PRIMITIVE_FAMILY:
             raise ValueError(f"PLL primitive must be one of {', '.join(PRIMITIVE_FAMILY)}, "
                              f"not {primitive!r}")
@@ -59,6 +60,7 @@ class PLLClock(Elaboratable):
         self.primitive = primitive
         self.setting = setting
         self.lock = Signal()
+        self._MustUse__silence = False
 
     def elaborate(self, platform):
         m = Module()

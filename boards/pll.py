@@ -23,7 +23,7 @@ import numpy as np
 from mulfree.gen.errors import InputError
 
 __all__ = ["PLLLimits", "PLLSetting", "ClockRequestError", "LIMITS", "ice40_pll", "ecp5_pll",
-           "pll_search", "pll_frequencies", "pll_at_or_below", "pll_for_request",
+           "pll_search", "pll_frequencies", "pll_at_or_below", "pll_for_request", "check_request",
            "REQUEST_TOLERANCE"]
 
 # A requested clock is made if the PLL gets within this share of it, from below.
@@ -231,15 +231,20 @@ def pll_at_or_below(family: str, f_in_mhz: float, f_max_mhz: float,
     return None
 
 
+def check_request(request_mhz) -> None:
+    """A clock request is a positive, finite number of MHz."""
+    if (isinstance(request_mhz, bool) or not isinstance(request_mhz, (int, float))
+            or not math.isfinite(request_mhz) or request_mhz <= 0):
+        raise ClockRequestError(f"a clock must be a positive number of MHz, not "
+                                f"{request_mhz!r}")
+
+
 def pll_for_request(family: str, f_in_mhz: float, request_mhz: float,
                     tolerance: float = REQUEST_TOLERANCE) -> PLLSetting:
     """The setting for a user's clock request: the highest frequency at or below it (so the
     timing constraint is never above what was asked), if within ``tolerance`` of it;
     otherwise :class:`ClockRequestError` naming the nearest frequencies it can make."""
-    if (isinstance(request_mhz, bool) or not isinstance(request_mhz, (int, float))
-            or not math.isfinite(request_mhz) or request_mhz <= 0):
-        raise ClockRequestError(f"a clock must be a positive number of MHz, not "
-                                f"{request_mhz!r}")
+    check_request(request_mhz)
     freqs = pll_frequencies(family, f_in_mhz)
     below = pll_at_or_below(family, f_in_mhz, request_mhz)
     if below is not None and below.f_out_mhz >= request_mhz * (1 - tolerance):

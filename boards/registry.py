@@ -82,7 +82,9 @@ class Board:
 
     @property
     def clk_freq(self) -> float:
-        return float(self.make_platform().default_clk_frequency)
+        """The board oscillator's frequency in Hz (from the platform; no tool is needed)."""
+        platform = getattr(importlib.import_module(self.module), self.platform)()
+        return float(platform.default_clk_frequency)
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in (

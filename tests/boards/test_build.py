@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mulfree.boards.build import DoesNotFit, _failure, build, format_report, timing_warnings
+from mulfree.boards.pll import pll_at_or_below
 from mulfree.boards.registry import BOARDS, UnsupportedBoard, get_board, tool_path_or_none
 from mulfree.cli.main import main
 from mulfree.gen.model.examples import random_dense
@@ -42,8 +43,12 @@ def _check(result, board):
     assert doc["cycles_per_inference"] == result.manifest["cycles_per_inference"] > 0
     assert doc["inferences_per_s"]["at_fmax"] == pytest.approx(
         f["achieved"] * 1e6 / doc["cycles_per_inference"])
-    assert doc["uart"]["inferences_per_s"] == pytest.approx(
-        115200 / 10 / (doc["framing"]["input"]["frame_bytes"] + doc["framing"]["output"]["frame_bytes"] + 2))
+    n_in, n_out = (doc["framing"]["input"]["frame_bytes"] + 1,
+                   doc["framing"]["output"]["frame_bytes"] + 1)
+    assert doc["uart"]["stop_and_wait_inferences_per_s"] == pytest.approx(
+        115200 / 10 / (n_in + n_out))
+    assert doc["uart"]["window"] >= 2      # a small model's frames: streamed
+    assert doc["uart"]["inferences_per_s"] == pytest.approx(115200 / 10 / max(n_in, n_out))
     text = (result.out_dir / "report.txt").read_text()
     assert "inferences/s" in text and "UART link" in text
 
@@ -69,17 +74,30 @@ def test_build_icebreaker_through_the_cli(tmp_path, capsys):
         reason="yowasp-nextpnr-gowin (with Apycula's gowin_pack) is not installed")]),
 ])
 def test_build_board(name, tmp_path):
+    """Each board builds with its PLL at about 1.5 times its clock (the Tang Nano, which has
+    none here, at its board clock)."""
     board = get_board(name)
-    result = build(_small_model(), board, tmp_path, fold="serial")
+    board_mhz = board.clk_freq / 1e6
+    pll = (pll_at_or_below(board.family, board_mhz, 1.5 * board_mhz) if board.pll else None)
+    result = build(_small_model(), board, tmp_path, fold="serial", pll=pll)
     _check(result, board)
     text = format_report(result)
     print(text)
-    assert "at the board clock" in text and "not reliable" not in text
+    core = f"{result.clk_hz / 1e6:.4g} MHz"
+    assert f"at the {core} core clock" in text and "not reliable" not in text
+    if pll is not None:
+        assert result.clk_hz == pytest.approx(pll.f_out_mhz * 1e6) and pll.f_out_mhz > board_mhz
+        assert f"core clock: {core}, from the {board_mhz:g} MHz board clock through {board.pll}" in text
+        doc = json.loads((tmp_path / "report.json").read_text())
+        assert doc["clock"]["pll"]["params"] == dict(pll.params)
+    else:
+        assert f"core clock: {core}, the board clock (no PLL)" in text
+        assert f"{board.name} has no PLL here" in text
     # the same report with the clock's timing missed: no throughput claimed at that clock
     slow = {clk: (con * 0.9, con) for clk, (_, con) in result.resources.fmax_mhz.items()}
     missed = dataclasses.replace(result, resources=dataclasses.replace(result.resources,
                                                                          fmax_mhz=slow))
-    assert "not reliable at the board clock" in format_report(missed)
+    assert f"not reliable at the {core} core clock" in format_report(missed)
 
 
 def test_build_defaults_to_a_fold_fitted_to_the_boards_device(tmp_path, monkeypatch, capsys):
@@ -177,5 +195,5 @@ def test_other_failures_quote_the_first_error(tmp_path):
 def test_missed_timing_is_a_warning_with_the_achieved_fmax():
     assert timing_warnings({"cd_sync.clk": (30.0, 12.0)}) == []
     (w,) = timing_warnings({"cd_sync.clk": (11.79, 12.0)})
-    assert w.startswith("timing missed on cd_sync.clk: achieved 11.8 MHz, the board runs it "
-                        "at 12.0 MHz")
+    assert w.startswith("timing missed on cd_sync.clk: achieved 11.8 MHz, the core runs at "
+                        "12.0 MHz")

@@ -1,0 +1,195 @@
+"""The core clock of ``mulfree build`` (boards/build.py build_clocked): the PLL step from
+nextpnr's Fmax, its retries and fallback, requested clocks, boards without a PLL; with a
+stand-in for nextpnr (no place and route here). The harness with each board's PLL elaborates
+(the amaranth build plan, no tools)."""
+
+import json
+import warnings
+
+import pytest
+
+from mulfree.boards import build as build_mod
+from mulfree.boards.build import build_clocked, fifo_block_bytes, format_report, requested_clock
+from mulfree.boards.clockgen import PLLClock
+from mulfree.boards.harness import BoardTop, Harness
+from mulfree.boards.network import frame_format, network_for
+from mulfree.boards.pll import ClockRequestError, pll_at_or_below
+from mulfree.boards.registry import BOARDS, get_board
+from mulfree.gen.plan import load_fold
+from test_fit_build import FakeNextpnr, _digits
+
+
+def _fitted(board):
+    return load_fold(f"device:{board.part.name}")
+
+
+def test_pll_step_clocks_the_core_at_the_highest_pll_frequency_below_fmax(tmp_path,
+                                                                         monkeypatch):
+    fake = FakeNextpnr(fixed=30.2, pll_fmax=lambda f: 31.0)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("icebreaker")
+    said = []
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
+                      progress=said.append)
+    # the fit at the 12 MHz board clock, then the PLL: 30.0 is the highest
+    # 12 * (DIVF + 1) / 2**DIVQ at or below 30.2 (the next, 30.375, is above)
+    assert [p.f_out_mhz if p else None for p in fake.plls] == [None, 30.0]
+    assert r.pll.f_out_mhz == 30.0 and r.clk_hz == 30e6 and r.board_clock_hz == 12e6
+    assert dict(r.pll.params) == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}
+    assert fake.folds[1] == fake.folds[0]          # the same fold, only the clock moves
+    (a,) = r.clock_attempts
+    assert a.met and r.clock_note.startswith("the highest PLL frequency at or below nextpnr's "
+                                             "Fmax, 30 MHz: met")
+    assert any("building with the PLL at 30 MHz" in t for t in said)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["clock"]["core_mhz"] == 30.0 and doc["clock"]["source"] == "pll"
+    assert doc["clock"]["pll"]["primitive"] == "SB_PLL40_PAD"
+    assert doc["inferences_per_s"]["at_core_clock"] == pytest.approx(
+        30e6 / doc["cycles_per_inference"])
+    assert len(doc["timing_attempts"]) == 1 and doc["timing_attempts"][0]["clock_mhz"] == 12.0
+    text = (tmp_path / "report.txt").read_text()
+    assert ("core clock: 30 MHz, from the 12 MHz board clock through SB_PLL40_PAD (DIVR=0, "
+            "DIVF=79, DIVQ=5, FILTER_RANGE=1; VCO 960 MHz)") in text
+    assert f"{30e6 / r.cycles_per_inference:,.0f} at the 30 MHz core clock" in text
+    assert "device fit against the 12 MHz clock, 1 build(s):" in text
+
+
+def test_a_missed_pll_clock_is_retried_below_what_nextpnr_reached(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=30.0, pll_fmax=lambda f: 28.0)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("icebreaker")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    # 30 MHz missed (28.0 reached): next the highest at or below 28.0, 27.75 (12 * 74 / 32)
+    assert [p.f_out_mhz for p in fake.plls[1:]] == [30.0, 27.75]
+    assert [a.met for a in r.clock_attempts] == [False, True]
+    assert r.clk_hz == 27.75e6 and r.timing_met and not r.warnings
+    assert "(after 1 miss(es))" in r.clock_note
+
+
+def test_when_every_pll_build_misses_the_board_clock_is_rebuilt(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=30.0, pll_fmax=lambda f: 0.9 * f)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("icebreaker")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
+                      pll_attempts=2)
+    assert [p is None for p in fake.plls] == [True, False, False, True]
+    assert r.pll is None and r.clk_hz == 12e6 and r.timing_met
+    assert r.clock_note == ("2 PLL build(s) missed their clock; rebuilt at the 12 MHz board "
+                            "clock")
+    assert any(w.startswith("the PLL step kept the board clock") for w in r.warnings)
+
+
+def test_a_core_slower_than_the_board_clock_is_slowed_down_by_the_pll(tmp_path, monkeypatch):
+    """The fit misses the ULX3S's 25 MHz at every attempt: the PLL brings the clock down to
+    what nextpnr reached, so the bitstream is reliable."""
+    fake = FakeNextpnr(fixed=21.3, pll_fmax=lambda f: 21.3)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("ulx3s-85f")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board), attempts=1)
+    assert r.pll.f_out_mhz <= 21.3 and r.pll.f_out_mhz == pll_at_or_below("ecp5", 25, 21.3).f_out_mhz
+    assert r.timing_met and r.clk_hz < 25e6
+    assert not [w for w in r.warnings if "missed" in w]
+    assert "EHXPLLL" in format_report(r)
+
+
+def test_nothing_to_gain_keeps_the_board_clock_build(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=15.0)       # iCE40 PLL: 16 MHz is its minimum output
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("icebreaker")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    assert len(fake.folds) == 1 and r.pll is None and r.clk_hz == 12e6
+    assert r.clock_note.startswith("the PLL makes nothing faster than the board clock at or "
+                                   "below 15.0 MHz") or r.clock_note.startswith(
+        "the PLL makes nothing at or below 15.0 MHz")
+    assert "core clock: 12 MHz, the board clock (no PLL)" in format_report(r)
+
+
+def test_a_requested_clock_is_the_target_of_the_fit_and_of_every_build(tmp_path, monkeypatch):
+    fake = FakeNextpnr(ratio=1.0)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("ulx3s-85f")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
+                      clock_mhz=50)
+    assert all(p is not None and p.f_out_mhz == 50.0 for p in fake.plls)
+    assert fake.folds[0]["clock_mhz"] == 50.0 and r.attempts[0].clock_mhz == 50.0
+    assert r.clock_note == "--clock-mhz 50: the PLL makes 50 MHz" and not r.clock_attempts
+    # the fold mulfree run assumes for the same request
+    assert build_mod.first_fold(board, _fitted(board), clock_mhz=50) == fake.folds[0]
+    # the board clock itself needs no PLL
+    fake.plls.clear()
+    build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board), clock_mhz=25)
+    assert fake.plls == [None]
+
+
+def test_requested_clocks_the_pll_cannot_make():
+    ice = get_board("icebreaker")
+    assert requested_clock(ice, 12) is None and requested_clock(ice, 12.1) is None
+    assert requested_clock(ice, 30).f_out_mhz == 30.0
+    with pytest.raises(ClockRequestError, match=r"^the iCE40 PLL cannot make 300 MHz from the "
+                                                r"12 MHz board clock \(above its 275 MHz "
+                                                r"maximum\); the nearest it can make: 270 MHz "
+                                                r"\(or 12 MHz, the board clock without the "
+                                                r"PLL\)$"):
+        requested_clock(ice, 300)
+    with pytest.raises(ClockRequestError, match="below its 16 MHz minimum"):
+        requested_clock(ice, 14)
+    for bad in (0, -3, float("nan")):
+        with pytest.raises(ClockRequestError, match="a clock must be a positive number of MHz"):
+            requested_clock(ice, bad)
+    nano = get_board("tangnano9k")
+    assert requested_clock(nano, 27) is None
+    with pytest.raises(ClockRequestError, match=r"^board tangnano9k cannot run at 40 MHz: "
+                                                r"mulfree does not drive the Gowin rPLL"):
+        requested_clock(nano, 40)
+
+
+def test_a_board_without_pll_keeps_its_clock(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=60.0)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("tangnano9k")
+    r = build_clocked(_digits(), board, tmp_path, fitted=False, fold="serial")
+    assert fake.plls == [None]
+    assert r.pll is None
+
+
+def test_every_board_has_a_pll_or_says_why_not():
+    for board in BOARDS.values():
+        assert bool(board.pll) != bool(board.no_pll)
+    assert {n for n, b in BOARDS.items() if b.pll} == {"icebreaker", "ulx3s-85f", "ulx3s-12f",
+                                                     "orangecrab-25f"}
+    assert fifo_block_bytes(get_board("icebreaker")) == 512
+    assert fifo_block_bytes(get_board("ulx3s-85f")) == 2048
+    assert fifo_block_bytes(get_board("tangnano9k")) == 16
+
+
+@pytest.mark.parametrize("name", [n for n, b in BOARDS.items() if b.pll])
+def test_the_harness_with_the_pll_elaborates_for_each_board(name, tmp_path):
+    """The amaranth build plan (Verilog/RTLIL, constraints, script) with the PLL, no tools."""
+    board = get_board(name)
+    model = _digits()
+    net, manifest, _ = network_for(model, fold="serial")
+    frames = frame_format(model, net, manifest, {})
+    board_mhz = board.clk_freq / 1e6
+    pll = pll_at_or_below(board.family, board_mhz, 2 * board_mhz)
+    top = BoardTop(Harness(net, frames, clk_freq=pll.f_out_mhz * 1e6, baud=115200), board, pll)
+    platform = board.make_platform()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        plan = platform.build(top, name="top", do_build=False)
+    files = plan.files
+    design = files["top.il"].decode() if isinstance(files["top.il"], bytes) else files["top.il"]
+    assert board.pll in design
+    for key, value in pll.params:
+        assert f"parameter \\{key} {value}" in design
+    if board.pll == "SB_PLL40_PAD":       # the PLL takes the oscillator's pad itself
+        assert "SB_GB_IO" not in design
+
+
+def test_pll_clock_parameters_are_checked():
+    with pytest.raises(ValueError, match="A ecp5 setting does not configure SB_PLL40_PAD"):
+        PLLClock(primitive="SB_PLL40_PAD", setting=pll_at_or_below("ecp5", 25, 30))
+    with pytest.raises(ValueError, match="PLL primitive must be one of SB_PLL40_PAD, EHXPLLL, "
+                                         "not 'rPLL'"):
+        PLLClock(primitive="rPLL", setting=pll_at_or_below("ecp5", 25, 30))
+    with pytest.raises(TypeError, match="Setting must be a PLLSetting, not 30"):
+        PLLClock(primitive="EHXPLLL", setting=30)
