@@ -14,15 +14,20 @@ refits for a proportionally faster estimate (``pipeline`` on, or shallower adder
 and builds again, at most ``attempts`` builds in all; the report lists every attempt and
 says which one was kept and why.
 
-:func:`build_clocked` is what ``mulfree build`` runs: the fitted or the given fold, then the
-core clock. On a board with a PLL (``Board.pll``) it takes nextpnr's Fmax of the build at
-the board clock, picks the highest frequency the PLL makes at or below it (at which the UART
-can still make its baud rate), rebuilds with the PLL there, and keeps the first build that
-meets its clock (on a miss, the next try is below the Fmax that build reached; after
-``pll_attempts`` misses it rebuilds at the board clock). With ``clock_mhz`` the user's clock
-is the target of the fit and of every build instead (``ClockRequestError`` when the PLL
-cannot make it). The harness runs on the core clock too, so the UART's bit period is
-recomputed for it (docs/boards.md: why not a clock-domain crossing).
+:func:`build_clocked` is what ``mulfree build`` runs. On a board with a PLL (``Board.pll``)
+and a fitted fold, the fit's clock is chosen first (:func:`fit_target`): the device fit for
+the board clock and for PLL frequencies about 10% apart upwards, each with the fitter's
+cycles per inference and Fmax estimate, and the one with the most inferences/s at its clock
+(clock / cycles) wins. That fold is built with the PLL at that clock; then the PLL step:
+the highest frequency the PLL makes at or below nextpnr's Fmax (and at which the UART still
+makes its baud rate) is built next, in a scratch folder, and adopted when nextpnr meets it,
+until nothing faster is left or ``pll_attempts`` builds are spent; after a miss, the next
+try is below the Fmax that build reached. A build that missed is never kept over one that
+met. The same PLL step follows a given fold (``--fold``) built at the board clock. With
+``clock_mhz`` the user's clock is the target of the fit and of every build instead
+(``ClockRequestError`` when the PLL cannot make it), and the fit's retries apply as before.
+The harness runs on the core clock too, so the UART's bit period is recomputed for it
+(docs/boards.md: why not a clock-domain crossing).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import subprocess
 import time
 import warnings
@@ -47,14 +53,15 @@ from .harness import BoardTop, Harness, LED_MEANING
 from .host import link_ceiling
 from .network import frame_format, network_for
 from .pll import (REQUEST_TOLERANCE, ClockRequestError, PLLSetting, check_request,
-                  pll_at_or_below, pll_for_request)
+                  pll_at_or_below, pll_for_request, pll_frequencies)
 from .registry import Board
 from .uart import bit_period
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
     parse_yosys_stat, tool_env)
 
 __all__ = ["BuildResult", "DoesNotFit", "build", "build_fitted", "build_clocked", "fitted_fold",
-           "first_fold", "Attempt", "ClockAttempt", "requested_clock", "fifo_block_bytes",
+           "first_fold", "Attempt", "ClockAttempt", "FitTarget", "fit_target", "requested_clock",
+           "fifo_block_bytes",
            "format_report", "timing_warnings", "DEFAULT_BAUD", "DEFAULT_ATTEMPTS",
            "DEFAULT_PLL_ATTEMPTS", "RESOURCE_ROWS"]
 
@@ -66,8 +73,10 @@ DEFAULT_ATTEMPTS = 4
 # After a miss, the next fit asks for an estimate this much above what the model would need
 # had it been as optimistic as it was on the miss.
 RETRY_MARGIN = 1.05
-# Builds the PLL step may take to meet a PLL clock (before falling back to the board clock).
+# Builds the PLL step may take after the first (each a faster or, after a miss, slower clock).
 DEFAULT_PLL_ATTEMPTS = 3
+# The fit's clock targets on a PLL board: the board clock, then PLL frequencies this far apart.
+FIT_TARGET_STEP = 1.10
 
 # (row label, family) -> (synthesis count attribute, nextpnr utilization key for used/available)
 RESOURCE_ROWS = {
@@ -116,6 +125,7 @@ class BuildResult:
     fold: object = None           # the fold build() was given (a later rebuild reuses it)
     clock_attempts: list["ClockAttempt"] = field(default_factory=list)
     clock_note: str = ""          # how the core clock was chosen
+    fit_target: "FitTarget | None" = None
 
     @property
     def cycles_per_inference(self) -> int:
@@ -161,7 +171,8 @@ class BuildResult:
     def clock_json(self) -> dict:
         doc = {"core_mhz": self.clk_hz / 1e6, "board_mhz": self.board_clock_hz / 1e6,
                "source": "pll" if self.pll is not None else "board", "how": self.clock_note,
-               "attempts": [a.to_json() for a in self.clock_attempts]}
+               "attempts": [a.to_json() for a in self.clock_attempts],
+               "fit_target": self.fit_target.to_json() if self.fit_target else None}
         if self.pll is not None:
             doc["pll"] = {"primitive": self.pll_primitive, **self.pll.to_json()}
         return doc
@@ -231,6 +242,8 @@ def format_report(r: BuildResult) -> str:
                      f"{r.pll.f_vco_mhz:.4g} MHz)")
     else:
         lines.append(f"  core clock: {core}, the board clock (no PLL)")
+    if r.fit_target is not None:
+        lines.append(f"    {r.fit_target.describe()}")
     if r.clock_note:
         lines.append(f"    {r.clock_note}")
     for a in r.clock_attempts:
@@ -394,21 +407,87 @@ def fitted_fold(board: Board, fold: dict | None = None, device: str | None = Non
     return out
 
 
-def first_fold(board: Board, fold: dict | None = None, clock_mhz: float | None = None) -> dict:
-    """The fold of :func:`build_fitted`'s first attempt, exactly as it asks for it (so
-    ``mulfree run`` frames and fingerprints the same network); ``clock_mhz``: as
-    ``mulfree build --clock-mhz`` (the frequency the PLL makes for it)."""
-    pll = requested_clock(board, clock_mhz) if clock_mhz is not None else None
-    base = fitted_fold(board, fold, clock_mhz=_clock_of(board, pll, clock_mhz))
+def first_fold(board: Board, fold: dict | None = None, clock_mhz: float | None = None, *,
+               model: Model | None = None, use_pll: bool = True,
+               baud: int = DEFAULT_BAUD) -> dict:
+    """The fold of :func:`build_fitted`'s first attempt as :func:`build_clocked` asks for it
+    (so ``mulfree run`` frames and fingerprints the same network): at ``clock_mhz`` (as
+    ``mulfree build --clock-mhz``: the frequency the PLL makes for it); else, on a board
+    with a PLL and with ``model`` given, at :func:`fit_target`'s clock; else at the fold's
+    or the board's clock."""
+    if clock_mhz is not None:
+        pll = requested_clock(board, clock_mhz)
+        clock = pll.f_out_mhz if pll is not None else board.clk_freq / 1e6
+    elif model is not None and board.pll and use_pll:
+        clock = fit_target(model, board, fold, baud).clock_mhz
+    else:
+        clock = None
+    base = fitted_fold(board, fold, clock_mhz=clock)
     return {**base, "clock_mhz": round(base["clock_mhz"], 2)}
 
 
-def _clock_of(board: Board, pll: PLLSetting | None, requested: float | None) -> float | None:
-    """The fit's clock for a request: the PLL's output, the board clock, or None (none
-    requested: the fold's or the board's)."""
-    if pll is not None:
-        return pll.f_out_mhz
-    return None if requested is None else board.clk_freq / 1e6
+@dataclass(frozen=True)
+class FitTarget:
+    """The fit's clock on a PLL board (:func:`fit_target`): ``clock_mhz`` and its PLL
+    setting (None: the board clock), and every target tried as ``(clock MHz, cycles per
+    inference, estimated Fmax MHz)``."""
+
+    clock_mhz: float
+    setting: PLLSetting | None
+    tried: tuple[tuple[float, int, float | None], ...]
+
+    def describe(self) -> str:
+        best = next(t for t in self.tried if t[0] == self.clock_mhz)
+        return (f"device fit for {self.clock_mhz:.4g} MHz: {best[1]} cycles per inference, "
+                f"the most inferences/s estimated among {len(self.tried)} clock(s) from "
+                f"{self.tried[0][0]:.4g} to {self.tried[-1][0]:.4g} MHz")
+
+    def to_json(self) -> dict:
+        return {"clock_mhz": self.clock_mhz,
+                "tried": [{"clock_mhz": c, "cycles_per_inference": n,
+                           "fmax_estimate_mhz": e, "inferences_per_s": c * 1e6 / n}
+                          for c, n, e in self.tried]}
+
+
+def fit_target(model: Model, board: Board, fold: dict | None = None,
+               baud: int = DEFAULT_BAUD) -> FitTarget:
+    """The clock the device fit aims at on a board with a PLL: of the board clock and the
+    PLL frequencies about :data:`FIT_TARGET_STEP` apart above it (those the UART can use),
+    the one whose fitted fold has the most inferences/s at that clock by the fitter's
+    estimate, up to the first clock no fold is estimated to reach. Ties go to the slower
+    clock."""
+    from mulfree.gen.plan import plan_network
+
+    board_mhz = board.clk_freq / 1e6
+    freqs = [f for f in pll_frequencies(board.family, board_mhz)
+             if f > board_mhz and _baud_ok(f, baud)]
+    grid = [board_mhz]
+    for f in freqs:
+        if f >= grid[-1] * FIT_TARGET_STEP:
+            grid.append(f)
+    tried = []
+    for clock in grid:
+        try:
+            _, manifest = plan_network(model, "runtime", fitted_fold(board, fold,
+                                                                     clock_mhz=clock))
+        except InputError:
+            break                        # no fold reaches it (nor any faster clock)
+        tried.append((clock, int(manifest["cycles_per_inference"]),
+                      manifest.get("device_fit", {}).get("fmax_estimate_mhz")))
+    if not tried:
+        return FitTarget(board_mhz, None, ((board_mhz, 0, None),))
+    best = max(tried, key=lambda t: (t[0] / t[1], -t[0]))
+    setting = (None if best[0] == board_mhz else
+               pll_at_or_below(board.family, board_mhz, best[0]))
+    return FitTarget(best[0], setting, tuple(tried))
+
+
+def _baud_ok(f_mhz: float, baud: int) -> bool:
+    try:
+        bit_period(f_mhz * 1e6, baud)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict | None = None,
@@ -486,10 +565,11 @@ def build_fitted(model: Model, board: Board, out_dir: str | Path, *, fold: dict 
 
 @dataclass(frozen=True)
 class ClockAttempt:
-    """One build of the PLL step: the PLL frequency it asked for and what nextpnr measured."""
+    """One build of the PLL step: the clock it asked for and what nextpnr measured."""
 
     number: int
-    setting: PLLSetting
+    clock_mhz: float
+    setting: PLLSetting | None    # None: the board clock without the PLL
     fmax_mhz: float               # nextpnr's achieved Fmax
     constraint_mhz: float         # nextpnr's constraint (derived from the PLL's dividers)
 
@@ -498,13 +578,15 @@ class ClockAttempt:
         return self.fmax_mhz >= self.constraint_mhz
 
     def describe(self) -> str:
-        return (f"PLL build {self.number}: {self.setting.f_out_mhz:.4g} MHz; nextpnr "
+        what = "PLL" if self.setting is not None else "board clock"
+        return (f"clock build {self.number}: {self.clock_mhz:.4g} MHz ({what}); nextpnr "
                 f"{self.fmax_mhz:.1f} MHz ({'met' if self.met else 'missed'})")
 
     def to_json(self) -> dict:
-        return {"attempt": self.number, "pll_mhz": self.setting.f_out_mhz,
-                "params": dict(self.setting.params), "fmax_mhz": self.fmax_mhz,
-                "constraint_mhz": self.constraint_mhz, "met": self.met}
+        return {"attempt": self.number, "clock_mhz": self.clock_mhz,
+                "pll": dict(self.setting.params) if self.setting else None,
+                "fmax_mhz": self.fmax_mhz, "constraint_mhz": self.constraint_mhz,
+                "met": self.met}
 
 
 def fifo_block_bytes(board: Board) -> int:
@@ -539,88 +621,128 @@ def build_clocked(model: Model, board: Board, out_dir: str | Path, *, fitted: bo
                   progress=None, **kwargs) -> BuildResult:
     """What ``mulfree build`` runs (see the module doc): the fitted fold
     (:func:`build_fitted`, ``fitted``) or ``fold`` as given (:func:`build`), at the requested
-    clock or at the board clock, then the PLL step unless a clock was requested, the board
-    has no PLL or ``use_pll`` is off. ``progress(text)`` hears about each build."""
+    clock, else at :func:`fit_target`'s clock or the board clock, then the PLL step unless a
+    clock was requested, the board has no PLL or ``use_pll`` is off. ``progress(text)``
+    hears about each build."""
     say = progress or (lambda text: log.info("%s", text))
+    if isinstance(pll_attempts, bool) or not isinstance(pll_attempts, int) or pll_attempts < 0:
+        raise ValueError(f"pll_attempts must be a non-negative integer, not {pll_attempts!r}")
     start = time.monotonic()
-    pll = requested_clock(board, clock_mhz) if clock_mhz is not None else None
+    baud = kwargs.get("baud", DEFAULT_BAUD)
+    board_mhz = board.clk_freq / 1e6
+    stepping = clock_mhz is None and bool(board.pll) and use_pll and pll_attempts > 0
+    target = None
+    if clock_mhz is not None:
+        pll = requested_clock(board, clock_mhz)
+    elif stepping and fitted:
+        target = fit_target(model, board, fold, baud)
+        pll = target.setting
+        say(target.describe())
+    else:
+        pll = None
     if fitted:
-        result = build_fitted(model, board, out_dir, fold=fold, attempts=attempts, pll=pll,
-                              **kwargs)
+        # with the PLL step to follow, a miss moves the clock, not the fold
+        result = build_fitted(model, board, out_dir, fold=fold, pll=pll,
+                              attempts=1 if stepping else attempts, **kwargs)
     else:
         result = build(model, board, out_dir, fold=fold, pll=pll, **kwargs)
-    board_mhz = board.clk_freq / 1e6
+    result.fit_target = target
     if clock_mhz is not None:
         result.clock_note = (f"--clock-mhz {clock_mhz:g}: " +
                              (f"the PLL makes {pll.f_out_mhz:.4g} MHz" if pll is not None
                               else f"the {board_mhz:g} MHz board clock"))
-    elif board.pll and (not use_pll or pll_attempts == 0):
+    elif board.pll and not stepping:
         result.clock_note = "the PLL step is off (--no-pll): the board clock"
-    elif board.pll:
-        result = _pll_step(model, board, out_dir, result, pll_attempts, say, **kwargs)
+    elif stepping:
+        result = _pll_step(model, board, Path(out_dir), result, pll_attempts, say, **kwargs)
+        result.fit_target = target
     result.seconds = time.monotonic() - start
     _rewrite_reports(result)
     return result
 
 
-def _pll_step(model: Model, board: Board, out_dir, base: BuildResult, pll_attempts: int, say,
-              **kwargs) -> BuildResult:
-    """From ``base`` (built at the board clock), the highest PLL frequency nextpnr meets."""
-    if isinstance(pll_attempts, bool) or not isinstance(pll_attempts, int) or pll_attempts < 0:
-        raise ValueError(f"pll_attempts must be a non-negative integer, not {pll_attempts!r}")
+def _pll_step(model: Model, board: Board, out_dir: Path, first: BuildResult,
+              pll_attempts: int, say, **kwargs) -> BuildResult:
+    """From ``first``, the highest clock nextpnr meets (see the module doc)."""
     board_mhz = board.clk_freq / 1e6
     baud = kwargs.get("baud", DEFAULT_BAUD)
-
-    def baud_ok(f_mhz: float) -> bool:
-        try:
-            bit_period(f_mhz * 1e6, baud)
-        except ValueError:
-            return False
-        return True
-
+    kept = first
     tried: list[ClockAttempt] = []
-    target = base.fmax_mhz
-    kept = None
-    why = ""
+    target = first.fmax_mhz
+    cap = math.inf                       # below every clock that missed
+    if not first.timing_met:
+        cap = first.clk_hz / 1e6 * (1 - 1e-6)
+    notes = []
     for number in range(1, pll_attempts + 1):
-        setting = pll_at_or_below(board.family, board_mhz, target, baud_ok)
-        if setting is None or (base.timing_met and setting.f_out_mhz <= board_mhz):
-            what = (f"nothing at or below {target:.1f} MHz" if setting is None else
-                    f"nothing faster than the board clock at or below {target:.1f} MHz")
-            why = (f"the PLL makes {what} (nextpnr's Fmax"
-                   f"{' of the last PLL build' if tried else ' at the board clock'})")
+        current = kept.clk_hz / 1e6
+        choice = _next_clock(board, min(target, cap), baud)
+        if choice is None or (kept.timing_met and choice[0] <= current):
+            notes.append(f"nothing faster than {current:.4g} MHz at or below nextpnr's "
+                         f"{target:.1f} MHz" if kept.timing_met else
+                         f"no clock at or below nextpnr's {target:.1f} MHz")
             break
-        say(f"PLL step: nextpnr reached {target:.1f} MHz; building with the PLL at "
-            f"{setting.f_out_mhz:.4g} MHz ({setting.describe()})")
-        result = build(model, board, out_dir, fold=base.fold, pll=setting, **kwargs)
-        constraint = max((c for _, c in result.resources.fmax_mhz.values()),
-                         default=setting.f_out_mhz)
-        attempt = ClockAttempt(number, setting, result.fmax_mhz, constraint)
+        f, setting = choice
+        say(f"PLL step: nextpnr reached {target:.1f} MHz; building at {f:.4g} MHz" +
+            (f" ({setting.describe()})" if setting else " (the board clock, no PLL)"))
+        trial_dir = out_dir / ".pll-trial"
+        trial = build(model, board, trial_dir, fold=first.fold, pll=setting, **kwargs)
+        constraint = max((c for _, c in trial.resources.fmax_mhz.values()), default=f)
+        attempt = ClockAttempt(number, f, setting, trial.fmax_mhz, constraint)
         tried.append(attempt)
         say(attempt.describe())
         if attempt.met:
-            kept = result
-            why = (f"the highest PLL frequency at or below nextpnr's Fmax"
-                   f"{' (after ' + str(number - 1) + ' miss(es))' if number > 1 else ''}, "
-                   f"{setting.f_out_mhz:.4g} MHz: met")
-            break
-        # strictly lower next time: at or below what this build reached
-        target = min(result.fmax_mhz, setting.f_out_mhz * (1 - 1e-6))
+            kept = _adopt(trial, out_dir)
+            target = trial.fmax_mhz              # perhaps faster still
+        else:
+            shutil.rmtree(trial_dir, ignore_errors=True)
+            cap = min(cap, f * (1 - 1e-6))
+            target = trial.fmax_mhz
     else:
-        why = f"{pll_attempts} PLL build(s) missed their clock"
-    if kept is None and tried:
-        say(f"PLL step: {why}; rebuilding at the {board_mhz:g} MHz board clock")
-        kept = build(model, board, out_dir, fold=base.fold, **kwargs)
-        why += f"; rebuilt at the {board_mhz:g} MHz board clock"
-        kept.warnings.append(f"the PLL step kept the board clock: {why}")
-    elif kept is None:
-        kept = base
-    kept.attempts, kept.kept = base.attempts, base.kept
+        if pll_attempts:
+            notes.append(f"stopped after {pll_attempts} build(s)")
+    if kept is not first:
+        kept.attempts, kept.kept = first.attempts, first.kept
+    clock = kept.clk_hz / 1e6
+    how = (f"the PLL at {clock:.4g} MHz" if kept.pll is not None else
+           f"the {board_mhz:g} MHz board clock")
+    verdict = "met" if kept.timing_met else "MISSED"
     kept.clock_attempts = tried
-    kept.clock_note = why
-    if not kept.timing_met and kept is not base:
-        kept.warnings.extend(w for w in base.warnings if w not in kept.warnings)
+    kept.clock_note = "; ".join([f"kept {how} ({verdict}: nextpnr {kept.fmax_mhz:.1f} MHz)"]
+                                + notes)
     return kept
+
+
+def _next_clock(board: Board, limit: float, baud: int):
+    """The fastest clock at or below ``limit`` MHz: ``(MHz, PLL setting)``, ``(MHz, None)``
+    for the board clock itself, or None."""
+    board_mhz = board.clk_freq / 1e6
+    options = []
+    setting = pll_at_or_below(board.family, board_mhz, limit, lambda f: _baud_ok(f, baud))
+    if setting is not None:
+        options.append((setting.f_out_mhz, setting))
+    if board_mhz <= limit and _baud_ok(board_mhz, baud):
+        options.append((board_mhz, None))
+    return max(options, key=lambda o: o[0]) if options else None
+
+
+def _adopt(trial: BuildResult, out_dir: Path) -> BuildResult:
+    """Move a trial build's folder and bitstream into ``out_dir`` (replacing what was
+    there) and point the result at them."""
+    trial_dir = trial.out_dir
+    for name in ("build", trial.bitstream.name):
+        if not (trial_dir / name).exists():
+            continue
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        (trial_dir / name).rename(target)
+    shutil.rmtree(trial_dir, ignore_errors=True)
+    trial.out_dir = out_dir
+    trial.bitstream = out_dir / trial.bitstream.name
+    _rewrite_reports(trial)
+    return trial
 
 
 def _next_fit(model: Model, base: dict, target: float, seen: set) -> tuple[dict, dict]:

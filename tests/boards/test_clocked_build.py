@@ -9,11 +9,12 @@ import warnings
 import pytest
 
 from mulfree.boards import build as build_mod
-from mulfree.boards.build import build_clocked, fifo_block_bytes, format_report, requested_clock
+from mulfree.boards.build import (build_clocked, fifo_block_bytes, fit_target, format_report,
+                                  requested_clock)
 from mulfree.boards.clockgen import PLLClock
 from mulfree.boards.harness import BoardTop, Harness
 from mulfree.boards.network import frame_format, network_for
-from mulfree.boards.pll import ClockRequestError, pll_at_or_below
+from mulfree.boards.pll import ClockRequestError, pll_at_or_below, pll_frequencies
 from mulfree.boards.registry import BOARDS, get_board
 from mulfree.gen.plan import load_fold
 from test_fit_build import FakeNextpnr, _digits
@@ -23,85 +24,131 @@ def _fitted(board):
     return load_fold(f"device:{board.part.name}")
 
 
-def test_pll_step_clocks_the_core_at_the_highest_pll_frequency_below_fmax(tmp_path,
-                                                                         monkeypatch):
-    fake = FakeNextpnr(fixed=30.2, pll_fmax=lambda f: 31.0)
+def _mhz(plls):
+    return [None if p is None else p.f_out_mhz for p in plls]
+
+
+def test_the_fit_aims_at_the_clock_with_the_most_estimated_inferences_per_second():
+    board = get_board("icebreaker")
+    t = fit_target(_digits(), board)
+    clocks = [c for c, _, _ in t.tried]
+    assert clocks[0] == 12.0 and all(b >= a * 1.1 for a, b in zip(clocks, clocks[1:]))
+    assert all(c in pll_frequencies("ice40", 12) for c in clocks[1:])
+    best = max(c / n for c, n, _ in t.tried)
+    assert t.clock_mhz / dict((c, n) for c, n, _ in t.tried)[t.clock_mhz] == best
+    assert t.setting.f_out_mhz == t.clock_mhz > 12
+    # each tried clock's fold is estimated to reach it
+    assert all(e >= c for c, _, e in t.tried)
+
+
+def test_pll_step_clocks_the_core_at_the_highest_pll_frequency_nextpnr_meets(tmp_path,
+                                                                            monkeypatch):
+    fake = FakeNextpnr(fixed=33.1, pll_fmax=lambda f: 33.1)
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("icebreaker")
+    target = fit_target(_digits(), board, _fitted(board)).clock_mhz
+    assert target < 33.0
     said = []
     r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
                       progress=said.append)
-    # the fit at the 12 MHz board clock, then the PLL: 30.0 is the highest
-    # 12 * (DIVF + 1) / 2**DIVQ at or below 30.2 (the next, 30.375, is above)
-    assert [p.f_out_mhz if p else None for p in fake.plls] == [None, 30.0]
-    assert r.pll.f_out_mhz == 30.0 and r.clk_hz == 30e6 and r.board_clock_hz == 12e6
-    assert dict(r.pll.params) == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}
+    # the fit's clock first, then the highest 12 * (DIVF + 1) / 2**DIVQ at or below 33.1
+    assert _mhz(fake.plls) == [target, 33.0]
+    assert r.clk_hz == 33e6 and r.board_clock_hz == 12e6 and r.timing_met
+    assert dict(r.pll.params) == {"DIVR": 0, "DIVF": 87, "DIVQ": 5, "FILTER_RANGE": 1}
     assert fake.folds[1] == fake.folds[0]          # the same fold, only the clock moves
-    (a,) = r.clock_attempts
-    assert a.met and r.clock_note.startswith("the highest PLL frequency at or below nextpnr's "
-                                             "Fmax, 30 MHz: met")
-    assert any("building with the PLL at 30 MHz" in t for t in said)
+    assert fake.folds[0] == build_mod.first_fold(board, _fitted(board), model=_digits())
+    assert [a.met for a in r.clock_attempts] == [True]
+    assert r.clock_note.startswith("kept the PLL at 33 MHz (met: nextpnr 33.1 MHz); nothing "
+                                   "faster than 33 MHz")
+    assert any("building at 33 MHz" in t for t in said)
+    assert not (tmp_path / ".pll-trial").exists()
     doc = json.loads((tmp_path / "report.json").read_text())
-    assert doc["clock"]["core_mhz"] == 30.0 and doc["clock"]["source"] == "pll"
+    assert doc["clock"]["core_mhz"] == 33.0 and doc["clock"]["source"] == "pll"
     assert doc["clock"]["pll"]["primitive"] == "SB_PLL40_PAD"
+    assert doc["clock"]["fit_target"]["clock_mhz"] == target
     assert doc["inferences_per_s"]["at_core_clock"] == pytest.approx(
-        30e6 / doc["cycles_per_inference"])
-    assert len(doc["timing_attempts"]) == 1 and doc["timing_attempts"][0]["clock_mhz"] == 12.0
+        33e6 / doc["cycles_per_inference"])
+    assert doc["timing_attempts"][0]["clock_mhz"] == pytest.approx(target)
     text = (tmp_path / "report.txt").read_text()
-    assert ("core clock: 30 MHz, from the 12 MHz board clock through SB_PLL40_PAD (DIVR=0, "
-            "DIVF=79, DIVQ=5, FILTER_RANGE=1; VCO 960 MHz)") in text
-    assert f"{30e6 / r.cycles_per_inference:,.0f} at the 30 MHz core clock" in text
-    assert "device fit against the 12 MHz clock, 1 build(s):" in text
+    assert ("core clock: 33 MHz, from the 12 MHz board clock through SB_PLL40_PAD (DIVR=0, "
+            "DIVF=87, DIVQ=5, FILTER_RANGE=1; VCO 1056 MHz)") in text
+    assert f"{33e6 / r.cycles_per_inference:,.0f} at the 33 MHz core clock" in text
+    assert f"device fit for {target:g} MHz" in text
 
 
-def test_a_missed_pll_clock_is_retried_below_what_nextpnr_reached(tmp_path, monkeypatch):
-    fake = FakeNextpnr(fixed=30.0, pll_fmax=lambda f: 28.0)
+def test_a_missed_faster_clock_keeps_the_build_that_met(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=31.0, pll_fmax=lambda f: 31.0 if f <= 30 else 29.0)
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("icebreaker")
     r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
-    # 30 MHz missed (28.0 reached): next the highest at or below 28.0, 27.75 (12 * 74 / 32)
-    assert [p.f_out_mhz for p in fake.plls[1:]] == [30.0, 27.75]
-    assert [a.met for a in r.clock_attempts] == [False, True]
-    assert r.clk_hz == 27.75e6 and r.timing_met and not r.warnings
-    assert "(after 1 miss(es))" in r.clock_note
+    # 30 met (31 reached); 30.75 missed (29 reached); nothing faster than 30 below 29
+    assert _mhz(fake.plls) == [30.0, 30.75]
+    assert r.clk_hz == 30e6 and r.timing_met and not r.warnings
+    assert [a.met for a in r.clock_attempts] == [False]
+    assert "nothing faster than 30 MHz at or below nextpnr's 29.0 MHz" in r.clock_note
+    assert not (tmp_path / ".pll-trial").exists()
 
 
-def test_when_every_pll_build_misses_the_board_clock_is_rebuilt(tmp_path, monkeypatch):
-    fake = FakeNextpnr(fixed=30.0, pll_fmax=lambda f: 0.9 * f)
+def test_a_missed_first_clock_is_lowered_to_what_nextpnr_reached(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=25.0, pll_fmax=lambda f: 25.0)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("icebreaker")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    assert _mhz(fake.plls) == [30.0, 24.75]          # 24.75 = 12 * 66 / 32
+    assert r.clk_hz == 24.75e6 and r.timing_met and not r.warnings
+
+
+def test_below_the_pll_minimum_the_board_clock_is_used(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=15.0, pll_fmax=lambda f: 15.0)   # the iCE40 PLL starts at 16
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("icebreaker")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    assert _mhz(fake.plls) == [30.0, None]
+    assert r.pll is None and r.clk_hz == 12e6 and r.timing_met and not r.warnings
+    assert r.clock_note.startswith("kept the 12 MHz board clock (met: nextpnr 15.0 MHz)")
+    assert "core clock: 12 MHz, the board clock (no PLL)" in format_report(r)
+
+
+def test_a_core_slower_than_the_board_clock_is_slowed_down_by_the_pll(tmp_path, monkeypatch):
+    """nextpnr reaches less than the ULX3S's 25 MHz: the PLL brings the clock down to what
+    it reached, so the bitstream is reliable."""
+    fake = FakeNextpnr(fixed=21.3, pll_fmax=lambda f: 21.3)
+    monkeypatch.setattr(build_mod, "build", fake)
+    board = get_board("ulx3s-85f")
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    assert r.pll.f_out_mhz == pll_at_or_below("ecp5", 25, 21.3).f_out_mhz <= 21.3
+    assert r.timing_met and r.clk_hz < 25e6
+    assert not r.warnings
+    assert "EHXPLLL" in format_report(r)
+
+
+def test_the_pll_step_is_bounded(tmp_path, monkeypatch):
+    # every build reaches 10% above its clock: each faster clock meets, so it would climb
+    fake = FakeNextpnr(fixed=33.0, pll_fmax=lambda f: 1.1 * f)
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("icebreaker")
     r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
                       pll_attempts=2)
-    assert [p is None for p in fake.plls] == [True, False, False, True]
-    assert r.pll is None and r.clk_hz == 12e6 and r.timing_met
-    assert r.clock_note == ("2 PLL build(s) missed their clock; rebuilt at the 12 MHz board "
-                            "clock")
-    assert any(w.startswith("the PLL step kept the board clock") for w in r.warnings)
+    assert len(fake.plls) == 3 and len(r.clock_attempts) == 2
+    assert r.clk_hz / 1e6 == fake.plls[-1].f_out_mhz and "stopped after 2 build(s)" in r.clock_note
 
 
-def test_a_core_slower_than_the_board_clock_is_slowed_down_by_the_pll(tmp_path, monkeypatch):
-    """The fit misses the ULX3S's 25 MHz at every attempt: the PLL brings the clock down to
-    what nextpnr reached, so the bitstream is reliable."""
-    fake = FakeNextpnr(fixed=21.3, pll_fmax=lambda f: 21.3)
+def test_a_given_fold_gets_the_pll_step_too(tmp_path, monkeypatch):
+    fake = FakeNextpnr(fixed=40.3, pll_fmax=lambda f: 40.3)
+    monkeypatch.setattr(build_mod, "build", fake)
+    r = build_clocked(_digits(), get_board("ulx3s-85f"), tmp_path, fitted=False,
+                      fold="serial")
+    assert _mhz(fake.plls) == [None, 40.0] and r.clk_hz == 40e6 and r.fit_target is None
+
+
+def test_no_pll_keeps_the_board_clock_and_the_fits_retries(tmp_path, monkeypatch):
+    fake = FakeNextpnr(ratio=0.5)
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("ulx3s-85f")
-    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board), attempts=1)
-    assert r.pll.f_out_mhz <= 21.3 and r.pll.f_out_mhz == pll_at_or_below("ecp5", 25, 21.3).f_out_mhz
-    assert r.timing_met and r.clk_hz < 25e6
-    assert not [w for w in r.warnings if "missed" in w]
-    assert "EHXPLLL" in format_report(r)
-
-
-def test_nothing_to_gain_keeps_the_board_clock_build(tmp_path, monkeypatch):
-    fake = FakeNextpnr(fixed=15.0)       # iCE40 PLL: 16 MHz is its minimum output
-    monkeypatch.setattr(build_mod, "build", fake)
-    board = get_board("icebreaker")
-    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
-    assert len(fake.folds) == 1 and r.pll is None and r.clk_hz == 12e6
-    assert r.clock_note.startswith("the PLL makes nothing faster than the board clock at or "
-                                   "below 15.0 MHz") or r.clock_note.startswith(
-        "the PLL makes nothing at or below 15.0 MHz")
-    assert "core clock: 12 MHz, the board clock (no PLL)" in format_report(r)
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
+                      use_pll=False)
+    assert set(_mhz(fake.plls)) == {None} and len(fake.plls) > 1     # refits at 25 MHz
+    assert r.clock_note == "the PLL step is off (--no-pll): the board clock"
 
 
 def test_a_requested_clock_is_the_target_of_the_fit_and_of_every_build(tmp_path, monkeypatch):
