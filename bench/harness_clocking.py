@@ -16,6 +16,9 @@ that differ between the two designs:
 The rest of the harness (framing, identify, LEDs) is the same in both. It prints LUT4, FF
 and block RAM per part and per design, the difference, and the baud-rate error (the bit
 period is a whole number of cycles) at 115200 and 1,000,000 baud on each clock.
+
+Last, the whole harness as built (design A) around a small serial MLP, minus that network
+synthesized alone: what ``mulfree.gen.plan.cost.HARNESS`` reserves for it in the fit.
 """
 
 from __future__ import annotations
@@ -110,7 +113,33 @@ def main(argv=None) -> int:
         for baud in (115200, 1_000_000):
             print(f"  baud error at {baud}: core clock {_baud_error(core_hz, baud)}, board "
                   f"clock {_baud_error(board_hz, baud)}")
+        lut, carry, ff, ram = _whole_harness(target, core_hz, args.depth)
+        print(f"  {'whole harness (A) minus the network':<40}{lut:>6}{carry:>7}{ff:>6}{ram:>5}")
     return 0
+
+
+def _whole_harness(target: str, core_hz: float, depth: int):
+    import numpy as np
+
+    from mulfree.boards.harness import Harness
+    from mulfree.boards.network import frame_format, network_for
+    from mulfree.boards.synth import Flow, emit_verilog, synthesize
+    from mulfree.gen.model.examples import random_dense
+    from mulfree.gen.model.format import Model
+
+    rng = np.random.default_rng(3)
+    model = Model(name="small", input_shape=(16,), input_bits=2, layers=(
+        random_dense(rng, 16, 8, scheme="pot", in_bits=2, out_bits=2, name="fc1"),
+        random_dense(rng, 8, 4, scheme="apot", in_bits=2, output="argmax", name="fc2")))
+    net, manifest, _ = network_for(model, fold="serial")
+    frames = frame_format(model, net, manifest, {})
+    whole = synthesize(emit_verilog(Harness(net, frames, clk_freq=core_hz, baud=115200,
+                                            rx_fifo_depth=depth)),
+                       Flow(target, pnr=False)).report
+    alone = synthesize(emit_verilog(network_for(model, fold="serial")[0]),
+                       Flow(target, pnr=False)).report
+    return (whole.lut - alone.lut, whole.carry - alone.carry, whole.ff - alone.ff,
+            whole.bram - alone.bram)
 
 
 if __name__ == "__main__":

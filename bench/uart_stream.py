@@ -36,7 +36,7 @@ import numpy as np
 
 
 def _demo_model(tmp: Path) -> Path:
-    from mulfree.gen.cli import main as mulfree
+    from mulfree.cli.main import main as mulfree
 
     path = tmp / "digits.mf"
     rc = mulfree(["train", "--dataset", "digits", "--arch", "mlp", "--hidden", "16",
@@ -55,10 +55,10 @@ def stream_rates(model_path: Path, frames_n: int, bit_period: int) -> int:
     from mulfree.boards.network import frame_format, network_for
     from mulfree.boards.registry import get_board
     from mulfree.boards.simboard import SimulatedBoard
-    from mulfree.gen import golden
-    from mulfree.gen.datasets import input_codes, load as load_data
-    from mulfree.gen.model import load
-    from mulfree.gen.plan import load_fold
+    from mulfree.gen.model import golden
+    from mulfree.gen.train.datasets import input_codes, load as load_data
+    from mulfree.gen.model.format import load
+    from mulfree.gen.plan.folds import load_fold
 
     model = load(model_path)
     board = get_board("icebreaker")

@@ -456,7 +456,7 @@ def fit_target(model: Model, board: Board, fold: dict | None = None,
     the one whose fitted fold has the most inferences/s at that clock by the fitter's
     estimate, up to the first clock no fold is estimated to reach. Ties go to the slower
     clock."""
-    from mulfree.gen.plan import plan_network
+    from mulfree.gen.plan.network import plan_network
 
     board_mhz = board.clk_freq / 1e6
     freqs = [f for f in pll_frequencies(board.family, board_mhz)

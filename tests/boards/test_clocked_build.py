@@ -16,7 +16,7 @@ from mulfree.boards.harness import BoardTop, Harness
 from mulfree.boards.network import frame_format, network_for
 from mulfree.boards.pll import ClockRequestError, pll_at_or_below, pll_frequencies
 from mulfree.boards.registry import BOARDS, get_board
-from mulfree.gen.plan import load_fold
+from mulfree.gen.plan.folds import load_fold
 from test_fit_build import FakeNextpnr, _digits
 
 
@@ -240,3 +240,32 @@ def test_pll_clock_parameters_are_checked():
         PLLClock(primitive="rPLL", setting=pll_at_or_below("ecp5", 25, 30))
     with pytest.raises(TypeError, match="Setting must be a PLLSetting, not 30"):
         PLLClock(primitive="EHXPLLL", setting=30)
+
+
+@pytest.mark.parametrize("board,mhz,message", [
+    ("icebreaker", "500", "mulfree build: error: the iCE40 PLL cannot make 500 MHz from the "
+                          "12 MHz board clock (above its 275 MHz maximum); the nearest it can "
+                          "make: 270 MHz (or 12 MHz, the board clock without the PLL)"),
+    ("ulx3s-85f", "0", "mulfree build: error: a clock must be a positive number of MHz, not 0.0"),
+    ("icebreaker", "-30", "mulfree build: error: a clock must be a positive number of MHz, not "
+                          "-30.0"),
+    ("tangnano9k", "54", "mulfree build: error: board tangnano9k cannot run at 54 MHz: mulfree "
+                         "does not drive the Gowin rPLL (amaranth 0.5.10's legacy nextpnr-gowin "
+                         "flow); the core runs at the 27 MHz board clock"),
+])
+def test_cli_clock_requests_the_board_cannot_make_exit_2(board, mhz, message, tmp_path, capsys,
+                                                         monkeypatch):
+    from mulfree.cli.main import main
+    from mulfree.gen.model.format import save
+
+    monkeypatch.setattr(build_mod, "build", FakeNextpnr())      # never reached
+    save(_digits(), tmp_path / "d.mf")
+    out = tmp_path / "out"
+    rc = main(["build", str(tmp_path / "d.mf"), "--board", board, "--clock-mhz", mhz,
+               "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == message + "\n"         # one line, no traceback
+    assert not out.exists()                          # nothing written
+    assert main(["build", str(tmp_path / "d.mf"), "--board", "icebreaker", "--clock-mhz", "30",
+                 "--no-pll"]) == 2
+    assert "--clock-mhz and --no-pll exclude each other" in capsys.readouterr().err

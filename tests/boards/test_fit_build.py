@@ -140,7 +140,7 @@ def test_cli_attempts_must_be_a_positive_integer(tmp_path, capsys):
 
 def _run_args(model_path, **kw):
     base = dict(model=str(model_path), build=None, board=None, fold=None, device=None,
-                mode="runtime", standin=False)
+                mode="runtime", standin=False, clock_mhz=None, no_pll=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -151,17 +151,26 @@ def test_run_assumes_the_fold_build_starts_from(tmp_path, monkeypatch):
     save(model, tmp_path / "d.mf")
     fake = FakeNextpnr(ratio=1.0)
     monkeypatch.setattr(build_mod, "build", fake)
-    for name in ("icebreaker", "ulx3s-85f"):
+    for name, opts in [("icebreaker", {}), ("ulx3s-85f", {}), ("tangnano9k", {}),
+                       ("ulx3s-85f", {"clock_mhz": 50.0}), ("icebreaker", {"no_pll": True})]:
         board = get_board(name)
         # what `mulfree build d.mf --board NAME -o elsewhere` builds by default
-        assert main(["build", "d.mf", "--board", name, "-o", str(tmp_path / "out" / name)]) == 0
+        argv = (["--clock-mhz", str(opts["clock_mhz"])] if "clock_mhz" in opts else []) + \
+               (["--no-pll"] if opts.get("no_pll") else [])
+        assert main(["build", "d.mf", "--board", name, "-o", str(tmp_path / "out" / name),
+                     *argv]) == 0
         built = fake.folds[-1]
-        frames, baud = _run_frames(_run_args("d.mf", board=name), model, None)
+        frames, baud = _run_frames(_run_args("d.mf", board=name, **opts), model, None)
         assert frames == frames_for(model, "runtime", built)
         assert baud is None
         # not the old run default (the auto fold)
         assert frames != frames_for(model, "runtime", None)
-        assert built["clock_mhz"] == board.clk_freq / 1e6
+        if not board.pll or opts.get("no_pll"):
+            assert built["clock_mhz"] == board.clk_freq / 1e6
+        elif "clock_mhz" in opts:
+            assert built["clock_mhz"] == opts["clock_mhz"]
+        else:      # the fit's target: more than the board clock for this model
+            assert built["clock_mhz"] > board.clk_freq / 1e6
 
 
 def test_run_takes_the_default_build_folders_report(tmp_path, monkeypatch, capsys):
@@ -169,7 +178,8 @@ def test_run_takes_the_default_build_folders_report(tmp_path, monkeypatch, capsy
     model = _digits()
     save(model, tmp_path / "d.mf")
     monkeypatch.setattr(build_mod, "build", FakeNextpnr(ratio=0.5))   # retries
-    assert main(["build", "d.mf", "--board", "ulx3s-85f"]) == 0
+    # at a fixed clock a miss refits: the kept fold is not the first one
+    assert main(["build", "d.mf", "--board", "ulx3s-85f", "--no-pll"]) == 0
     report = json.loads((tmp_path / "build" / "d-ulx3s-85f" / "report.json").read_text())
     assert len(report["timing_attempts"]) > 1
     frames, baud = _run_frames(_run_args("d.mf", board="ulx3s-85f"), model, None)

@@ -12,9 +12,9 @@ from mulfree.boards.harness import Harness
 from mulfree.boards.host import BoardLink, LinkError, link_ceiling
 from mulfree.boards.network import frame_format, frames_for, network_for
 from mulfree.boards.simboard import SimulatedBoard
-from mulfree.gen import golden
-from mulfree.gen.examples import example_model, random_dense
-from mulfree.gen.model import Model
+from mulfree.gen.model import golden
+from mulfree.gen.model.examples import example_model, random_dense
+from mulfree.gen.model.format import Model
 
 
 def _model(output="argmax", n_out=4, seed=1):
