@@ -31,14 +31,16 @@ def _mhz(plls):
 def test_the_fit_aims_at_the_clock_with_the_most_estimated_inferences_per_second():
     board = get_board("icebreaker")
     t = fit_target(_digits(), board)
-    clocks = [c for c, _, _ in t.tried]
+    clocks = [c for c, _, _, _ in t.tried]
     assert clocks[0] == 12.0 and all(b >= a * 1.1 for a, b in zip(clocks, clocks[1:]))
     assert all(c in pll_frequencies("ice40", 12) for c in clocks[1:])
-    best = max(c / n for c, n, _ in t.tried)
-    assert t.clock_mhz / dict((c, n) for c, n, _ in t.tried)[t.clock_mhz] == best
+    best = max(c / n for c, n, _, _ in t.tried)
+    assert t.clock_mhz / dict((c, n) for c, n, _, _ in t.tried)[t.clock_mhz] == best
     assert t.setting.f_out_mhz == t.clock_mhz > 12
     # each tried clock's fold is estimated to reach it
-    assert all(e >= c for c, _, e in t.tried)
+    assert all(e >= c for c, _, e, _ in t.tried)
+    # the candidates: that fold, then the board clock's when it is another one
+    assert [c[0] for c in t.candidates()] == [t.clock_mhz, 12.0]
 
 
 def test_pll_step_clocks_the_core_at_the_highest_pll_frequency_nextpnr_meets(tmp_path,
@@ -94,8 +96,11 @@ def test_a_missed_first_clock_is_lowered_to_what_nextpnr_reached(tmp_path, monke
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("icebreaker")
     r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
-    assert _mhz(fake.plls) == [30.0, 24.75]          # 24.75 = 12 * 66 / 32
+    # 24.75 = 12 * 66 / 32; then the board clock's fold (estimated 26.9 MHz, so it might
+    # have done better) is built too, reaches the same and is not kept
+    assert _mhz(fake.plls) == [30.0, 24.75, None, 24.75]
     assert r.clk_hz == 24.75e6 and r.timing_met and not r.warnings
+    assert r.fold == fake.folds[0] and not (tmp_path / ".fold-trial").exists()
 
 
 def test_below_the_pll_minimum_the_board_clock_is_used(tmp_path, monkeypatch):
@@ -103,10 +108,29 @@ def test_below_the_pll_minimum_the_board_clock_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("icebreaker")
     r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
-    assert _mhz(fake.plls) == [30.0, None]
+    assert _mhz(fake.plls) == [30.0, None, None]      # then the board clock's fold
     assert r.pll is None and r.clk_hz == 12e6 and r.timing_met and not r.warnings
     assert r.clock_note.startswith("kept the 12 MHz board clock (met: nextpnr 15.0 MHz)")
     assert "core clock: 12 MHz, the board clock (no PLL)" in format_report(r)
+
+
+def test_the_board_clocks_fold_wins_when_the_estimate_was_too_optimistic(tmp_path,
+                                                                         monkeypatch):
+    """The ULX3S story: the fit's favourite (14 cycles, estimated 82.6 MHz) reaches 55.7 MHz
+    in nextpnr; the board clock's fold (8 cycles, estimated 41.5) reaches 39.9 and wins."""
+    board = get_board("ulx3s-85f")
+    target = fit_target(_digits(), board, _fitted(board))
+    (fast, n_fast, _, _), (slow, n_slow, _, _) = target.candidates()
+    assert fast > 25 and slow == 25 and n_slow < n_fast
+    fake = FakeNextpnr(fmax_of=lambda fold, pll: 55.7 if fold["clock_mhz"] > 25 else 39.9)
+    monkeypatch.setattr(build_mod, "build", fake)
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    assert r.cycles_per_inference == n_slow and r.timing_met
+    assert r.clk_hz / 1e6 == pll_at_or_below("ecp5", 25, 39.9).f_out_mhz
+    assert r.fold["clock_mhz"] == 25.0
+    assert f"fold fitted for {fast:.4g} MHz: {n_fast} cycles" in r.clock_note
+    assert f"fold fitted for 25 MHz: {n_slow} cycles" in r.clock_note
+    assert not (tmp_path / ".fold-trial").exists() and (tmp_path / "ulx3s-85f.bit").exists()
 
 
 def test_a_core_slower_than_the_board_clock_is_slowed_down_by_the_pll(tmp_path, monkeypatch):

@@ -34,8 +34,9 @@ class FakeNextpnr:
     would, and 'measures' Fmax as ``ratio`` times the timing model's estimate (or
     ``fixed`` MHz whatever the fold)."""
 
-    def __init__(self, ratio: float = 1.0, fixed: float | None = None, pll_fmax=None) -> None:
-        self.ratio, self.fixed, self.pll_fmax = ratio, fixed, pll_fmax
+    def __init__(self, ratio: float = 1.0, fixed: float | None = None, pll_fmax=None,
+                 fmax_of=None) -> None:
+        self.ratio, self.fixed, self.pll_fmax, self.fmax_of = ratio, fixed, pll_fmax, fmax_of
         self.folds = []
         self.plls = []
 
@@ -46,6 +47,8 @@ class FakeNextpnr:
         fmax = self.fixed or manifest["device_fit"]["fmax_estimate_mhz"] * self.ratio
         if pll is not None and self.pll_fmax is not None:
             fmax = self.pll_fmax(pll.f_out_mhz)
+        if self.fmax_of is not None:
+            fmax = self.fmax_of(fold, pll)
         clk = pll.f_out_mhz * 1e6 if pll is not None else board.clk_freq
         res = ResourceReport(cells={}, lut=100, ff=50, carry=10, bram=0, dsp=0,
                              placed={"TRELLIS_COMB": {"used": 1234, "available": 83640}},
