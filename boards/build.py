@@ -699,8 +699,15 @@ def _fold_candidates(model: Model, board: Board, out_dir: Path, fold, target: Fi
             say(f"checking the fold fitted for {clock:.4g} MHz ({cycles} cycles per inference, "
                 f"estimated {estimate} MHz) against the {rate:,.0f} inferences/s measured")
         where = out_dir if kept is None else out_dir / ".fold-trial"
-        first = build_fitted(model, board, where, fold=fold,
-                             pll=_setting_for(board, clock), attempts=1, **kwargs)
+        try:
+            first = build_fitted(model, board, where, fold=fold,
+                                 pll=_setting_for(board, clock), attempts=1, **kwargs)
+        except ToolchainError as e:
+            if kept is None:
+                raise
+            lines.append(f"the fold fitted for {clock:.4g} MHz did not build: {e}")
+            shutil.rmtree(where, ignore_errors=True)
+            continue
         result = _pll_step(model, board, where, first, pll_attempts, say, **kwargs)
         got = result.inferences_per_s_clock if result.timing_met else 0.0
         lines.append(f"fold fitted for {clock:.4g} MHz: {result.cycles_per_inference} cycles "
@@ -746,7 +753,12 @@ def _pll_step(model: Model, board: Board, out_dir: Path, first: BuildResult,
         say(f"PLL step: nextpnr reached {target:.1f} MHz; building at {f:.4g} MHz" +
             (f" ({setting.describe()})" if setting else " (the board clock, no PLL)"))
         trial_dir = out_dir / ".pll-trial"
-        trial = build(model, board, trial_dir, fold=first.fold, pll=setting, **kwargs)
+        try:
+            trial = build(model, board, trial_dir, fold=first.fold, pll=setting, **kwargs)
+        except ToolchainError as e:           # e.g. placement failed at this clock
+            shutil.rmtree(trial_dir, ignore_errors=True)
+            notes.append(f"the build at {f:.4g} MHz failed: {e}")
+            break
         constraint = max((c for _, c in trial.resources.fmax_mhz.values()), default=f)
         attempt = ClockAttempt(number, f, setting, trial.fmax_mhz, constraint)
         tried.append(attempt)

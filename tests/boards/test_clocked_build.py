@@ -293,3 +293,31 @@ def test_cli_clock_requests_the_board_cannot_make_exit_2(board, mhz, message, tm
     assert main(["build", str(tmp_path / "d.mf"), "--board", "icebreaker", "--clock-mhz", "30",
                  "--no-pll"]) == 2
     assert "--clock-mhz and --no-pll exclude each other" in capsys.readouterr().err
+
+
+def test_a_trial_that_does_not_build_leaves_the_kept_build(tmp_path, monkeypatch):
+    from mulfree.boards.build import DoesNotFit
+
+    board = get_board("icebreaker")
+    inner = FakeNextpnr(fixed=25.0, pll_fmax=lambda f: 25.0)
+
+    def flaky(model, board, out_dir, **kw):
+        if kw.get("fold", {}).get("clock_mhz") == 12.0:     # the second fold candidate
+            raise DoesNotFit("ICESTORM_LC: 5400 used, 5280 available")
+        return inner(model, board, out_dir, **kw)
+
+    monkeypatch.setattr(build_mod, "build", flaky)
+    r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board))
+    assert r.clk_hz == 24.75e6 and r.timing_met
+    assert ("the fold fitted for 12 MHz did not build: ICESTORM_LC: 5400 used, 5280 "
+            "available") in r.clock_note
+    assert not (tmp_path / ".fold-trial").exists()
+
+    def failing_trial(model, board, out_dir, **kw):
+        if ".pll-trial" in str(out_dir):
+            raise DoesNotFit("placement failed")
+        return FakeNextpnr(fixed=33.1)(model, board, out_dir, **kw)
+
+    monkeypatch.setattr(build_mod, "build", failing_trial)
+    r = build_clocked(_digits(), board, tmp_path / "b", fitted=True, fold=_fitted(board))
+    assert r.clk_hz == 30e6 and "the build at 33 MHz failed: placement failed" in r.clock_note
