@@ -242,7 +242,11 @@ def test_the_harness_with_the_pll_elaborates_for_each_board(name, tmp_path):
     frames = frame_format(model, net, manifest, {})
     board_mhz = board.clk_freq / 1e6
     pll = pll_at_or_below(board.family, board_mhz, 2 * board_mhz)
-    top = BoardTop(Harness(net, frames, clk_freq=pll.f_out_mhz * 1e6, baud=115200), board, pll)
+    harness = Harness(net, frames, clk_freq=pll.f_out_mhz * 1e6, baud=115200)
+    # the UART's bit period is the core clock's, not the board clock's
+    assert harness.bit_period == round(pll.f_out_mhz * 1e6 / 115200) != round(board_mhz * 1e6
+                                                                              / 115200)
+    top = BoardTop(harness, board, pll)
     platform = board.make_platform()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
