@@ -6,8 +6,9 @@ what the receive FIFO costs by depth.
 
 The demo's model (``scripts/demo.sh`` step 1: a 64-16-10 digits MLP, 3-bit PoT weights,
 2-bit activations, 4-bit inputs; trained here in a few seconds unless ``--model``) with
-the fold ``mulfree build --board icebreaker`` starts from, inside the harness the
-bitstream holds, in Amaranth's simulator with a bit-level UART on both lines
+the fold ``mulfree build --board icebreaker`` builds first (fitted for the clock with the
+most estimated inferences/s: the one it kept in docs/boards.md's measurement), inside the
+harness the bitstream holds, in Amaranth's simulator with a bit-level UART on both lines
 (:meth:`mulfree.boards.simboard.SimulatedBoard.stream`). Digits test images go in back to
 back with 1 (stop-and-wait), 2, ... frames in flight up to the protocol's window, and once
 without any window. Printed per run: frames/s at 115,200 baud (the measured replies per bit
@@ -16,9 +17,9 @@ direction's frame, start byte included, at 10 bit times a byte), their ratio, th
 FIFO's highest fill, lost bytes, and whether every output matched the golden model.
 
 ``--bit-period`` sets the simulated clock in cycles per bit (8 keeps Python's simulator
-fast; at 115,200 baud the iCEBreaker's core clock makes about 234): the network's cycles
-weigh ``234 / 8`` times more against the link here than on the board, so a rate that holds
-here holds there.
+fast; at 115,200 baud the iCEBreaker's 30.75 MHz core clock makes 267): the network's
+cycles weigh ``267 / 8`` times more against the link here than on the board, so a rate
+that holds here holds there.
 
 Then (unless ``--no-costs``) Yosys's LUT4, carry, FF and memory blocks of the receive FIFO
 (``SyncFIFOBuffered``, 8 bits) for depths 2 to 512 on iCE40 and ECP5.
@@ -62,7 +63,7 @@ def stream_rates(model_path: Path, frames_n: int, bit_period: int) -> int:
 
     model = load(model_path)
     board = get_board("icebreaker")
-    fold = first_fold(board, load_fold(f"device:{board.part.name}"))
+    fold = first_fold(board, load_fold(f"device:{board.part.name}"), model=model)
     net, manifest, _ = network_for(model, fold=fold)
     frames = frame_format(model, net, manifest, {"mode": "runtime", "fold": fold})
     depth = rx_fifo_depth(frames.inp.frame_bytes, fifo_block_bytes(board))
