@@ -8,7 +8,7 @@ the 15 us is amaranth's 5x margin).
 
 - ``SB_PLL40_PAD`` (iCE40): the PLL's own input pad drives it directly; the pad is then not
   usable as an ordinary input, so nothing else runs on the board clock. The iCEBreaker's
-  12 MHz oscillator is on pin 35 (IOT_46b_G0), the UP5K's PLL pad.
+  12 MHz oscillator is on pin 35 (G0), the UP5K PLL's input pad.
 - ``EHXPLLL`` (ECP5): the clock pin through an input buffer into ``CLKI``, feedback from
   ``CLKOP`` (as ``ecppll`` writes it), with ``ecppll``'s loop-filter attributes.
 """

