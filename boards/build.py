@@ -23,7 +23,10 @@ the highest frequency the PLL makes at or below nextpnr's Fmax (and at which the
 makes its baud rate) is built next, in a scratch folder, and adopted when nextpnr meets it,
 until nothing faster is left or ``pll_attempts`` builds are spent; after a miss, the next
 try is below the Fmax that build reached. A build that missed is never kept over one that
-met. The same PLL step follows a given fold (``--fold``) built at the board clock. With
+met. When the fit at the board clock is another fold, it is built too and taken through the
+PLL step (unless even its estimated Fmax could not beat what was measured), and the fold
+with the most inferences/s at a met clock is kept: the timing model is an estimate. The
+same PLL step follows a given fold (``--fold``) built at the board clock. With
 ``clock_mhz`` the user's clock is the target of the fit and of every build instead
 (``ClockRequestError`` when the PLL cannot make it), and the fit's retries apply as before.
 The harness runs on the core clock too, so the UART's bit period is recomputed for it
