@@ -69,7 +69,8 @@ def test_build_icebreaker_through_the_cli(tmp_path, capsys):
     assert clock["source"] == "pll" and clock["core_mhz"] > 16 and clock["board_mhz"] == 12
     (name, f), = doc["fmax_mhz"].items()
     # nextpnr's constraint is the PLL's output (derived from the dividers), and it was met
-    assert f["constraint"] == pytest.approx(clock["core_mhz"], rel=2e-3) <= f["achieved"]
+    assert f["constraint"] == pytest.approx(clock["core_mhz"], rel=2e-3)
+    assert f["achieved"] >= f["constraint"]
     assert any(a["met"] and a["clock_mhz"] == clock["core_mhz"] for a in clock["attempts"])
     assert doc["inferences_per_s"]["at_core_clock"] == pytest.approx(
         clock["core_mhz"] * 1e6 / doc["cycles_per_inference"])
@@ -144,11 +145,15 @@ def _demo_model(tmp_path):
 
 @pytest.mark.slow
 def test_demo_model_default_fold_fits_the_icebreaker_and_beats_serial(tmp_path):
+    """The demo's default build (one PLL trial, to bound the builds): the fold fits the
+    UP5K, beats serial, and the core runs through the PLL faster than the 12 MHz board
+    clock, at a clock nextpnr meets."""
     from mulfree.gen.model.format import load
     from mulfree.gen.plan.network import plan_network
 
     path = _demo_model(tmp_path)
-    rc = main(["build", str(path), "--board", "icebreaker", "-o", str(tmp_path / "ice")])
+    rc = main(["build", str(path), "--board", "icebreaker", "-o", str(tmp_path / "ice"),
+               "--pll-attempts", "1"])
     assert rc == 0
     doc = json.loads((tmp_path / "ice" / "report.json").read_text())
     lc = doc["resources"]["placed"]["ICESTORM_LC"]
@@ -159,13 +164,16 @@ def test_demo_model_default_fold_fits_the_icebreaker_and_beats_serial(tmp_path):
     assert doc["cycles_per_inference"] < serial
     # the estimate was not far from what nextpnr placed
     assert abs(fit["estimate"]["cells"] - lc["used"]) <= 0.25 * lc["used"]
-    # the default fit was checked against the board clock by nextpnr, and met it
+    # the fit aimed at the clock with the most estimated inferences/s, and nextpnr checked
+    # the clock the core runs at: the PLL's, above the board clock, met
+    clock = doc["clock"]
+    assert fit["clock_mhz"] == clock["fit_target"]["clock_mhz"] > 12.0
+    assert clock["source"] == "pll" and clock["core_mhz"] > 16 and clock["board_mhz"] == 12
     (clk, f), = doc["fmax_mhz"].items()
-    assert f["achieved"] >= f["constraint"] == pytest.approx(12.0, rel=1e-3)
-    attempts = doc["timing_attempts"]
-    assert attempts and attempts[-1]["met"] and attempts[-1]["fmax_mhz"] == f["achieved"]
-    assert fit["clock_mhz"] == 12.0 and doc["kept_attempt"].startswith(
-        f"attempt {len(attempts)}")
+    assert f["constraint"] == pytest.approx(clock["core_mhz"], rel=2e-3)
+    assert f["achieved"] >= f["constraint"]
+    assert doc["inferences_per_s"]["at_core_clock"] > 12e6 / doc["cycles_per_inference"]
+    assert doc["timing_attempts"][0]["target_mhz"] == fit["clock_mhz"]
 
 
 def test_every_board_is_tested():
