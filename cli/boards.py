@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -14,14 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from mulfree.gen.model import golden
-from mulfree.gen.errors import MulfreeError
-from mulfree.gen.fileio import load_npy, save_npy
+from mulfree.gen.errors import InputError, MulfreeError
+from mulfree.gen.fileio import check_output_dir, confined, load_npy, make_dir, reason, save_npy
 from mulfree.gen.model.format import load
 from mulfree.gen.plan.devices import device_names
 from mulfree.gen.plan.folds import load_fold
 
 from mulfree.boards.build import DEFAULT_ATTEMPTS, DEFAULT_BAUD, DEFAULT_PLL_ATTEMPTS
 from mulfree.boards.registry import BOARDS, get_board
+
+from .options import add_output, nonneg_int, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,20 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("model", help="model description (.mf)")
         parser.add_argument("--board", "-b", required=True, metavar="BOARD",
                             help=f"one of: {_board_list()}")
-        parser.add_argument("-o", "--out", metavar="DIR",
-                            help="output folder (default: build/<model>-<board>)")
+        add_output(parser, kind="dir", out_alias=True,
+                   help="output folder (default: build/<model>-<board>); one build at a "
+                        "time per folder")
         _network_args(parser)
-        parser.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+        parser.add_argument("--baud", type=positive_int, default=DEFAULT_BAUD,
                             help=f"UART baud rate (default {DEFAULT_BAUD})")
         parser.add_argument("--nodsp", action="store_true",
                             help="ECP5: keep multipliers out of the DSP blocks (synth_ecp5 -nodsp)")
-        parser.add_argument("--attempts", type=_positive_int, default=DEFAULT_ATTEMPTS,
+        parser.add_argument("--attempts", type=positive_int, default=DEFAULT_ATTEMPTS,
                             metavar="N",
                             help=f"device fit at a fixed clock (--clock-mhz, --no-pll, a "
                                  f"board without PLL): builds allowed to meet it (nextpnr's "
                                  f"Fmax; each retry refits for a shorter path; default "
                                  f"{DEFAULT_ATTEMPTS}, 1: no retry)")
-        parser.add_argument("--pll-attempts", type=_count, default=DEFAULT_PLL_ATTEMPTS,
+        parser.add_argument("--pll-attempts", type=nonneg_int, default=DEFAULT_PLL_ATTEMPTS,
                             metavar="N",
                             help=f"PLL step: builds allowed after the first, each at the "
                                  f"highest clock the PLL makes at or below nextpnr's Fmax "
@@ -73,17 +79,17 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                                  f"the fold is then the one 'mulfree build' fits to it (or "
                                  f"the report in build/<model>-<board>/ when there is one)")
         _network_args(parser)
-        parser.add_argument("--baud", type=int, default=None,
+        parser.add_argument("--baud", type=positive_int, default=None,
                             help=f"UART baud rate (default: the build's, else {DEFAULT_BAUD})")
-        parser.add_argument("--timeout", type=float, default=2.0,
+        parser.add_argument("--timeout", type=positive_float, default=2.0,
                             help="seconds to wait for a reply (default 2)")
-        parser.add_argument("-o", "--out", metavar="Y.npy", help="save the outputs here")
+        add_output(parser, metavar="Y.npy", out_alias=True, help="save the outputs here")
         parser.add_argument("--no-check", action="store_true",
                             help="do not compare with the golden model")
 
 
 def _clock_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clock-mhz", type=float, metavar="MHZ",
+    parser.add_argument("--clock-mhz", type=positive_float, metavar="MHZ",
                         help="run the core at this clock through the board's PLL (the "
                              "highest frequency it makes at or below, within 1%%); the fit "
                              "aims at it, and a clock nextpnr does not meet is a warning "
@@ -106,24 +112,64 @@ def _network_args(parser: argparse.ArgumentParser) -> None:
     _clock_args(parser)
 
 
-def _count(text: str) -> int:
+def _read_report(folder: Path) -> dict:
+    """``folder/report.json`` as written by ``mulfree build``; every problem as one line."""
+    path = folder / "report.json"
     try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MulfreeError(f"{folder}: no report.json (run 'mulfree build ... -o {folder}' "
+                           f"first)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = reason(e) if isinstance(e, OSError) else "not UTF-8 text"
+        raise InputError(f"{path}: cannot read: {why}") from None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"{path}: not valid JSON ({e}); rebuild with 'mulfree build'") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a JSON object; rebuild with 'mulfree build'")
+    return doc
+
+
+def _report_field(doc: dict, path: Path, key: str, kind: type):
+    value = doc.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InputError(f"{path}: field '{key}' is missing or not a {kind.__name__}; "
+                         f"rebuild with 'mulfree build'")
     return value
 
 
-def _positive_int(text: str) -> int:
+def _report_link(doc: dict, path: Path):
+    """(frame format, baud rate) from a build report."""
+    from mulfree.boards.framing import FrameFormat
+
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+        frames = FrameFormat.from_json(doc["framing"])
+        baud = int(doc["uart"]["baud"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"{path}: malformed 'framing' or 'uart' ({type(e).__name__}: {e}); "
+                         f"rebuild with 'mulfree build'") from None
+    if baud < 1:
+        raise InputError(f"{path}: 'uart.baud' must be a positive integer, not {baud}")
+    return frames, baud
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """Hold an exclusive lock on the build folder (flock on the directory itself, so no
+    lock file is left behind): two builds into one folder would mix their files."""
+    make_dir(folder, f"-o {folder}")
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MulfreeError(f"{folder}: another 'mulfree build' is writing this folder; "
+                               f"wait for it, or give another -o") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _load_fold(path: str | None, device: str | None = None):
@@ -140,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args) -> int:
-    from mulfree.boards.build import build_clocked, format_report, requested_clock
+    from mulfree.boards.build import requested_clock
 
     model = load(args.model)
     board = get_board(args.board)
@@ -148,7 +194,16 @@ def _build(args) -> int:
         if args.no_pll:
             raise MulfreeError("--clock-mhz and --no-pll exclude each other")
         requested_clock(board, args.clock_mhz)      # a clock the PLL cannot make: exit 2 now
-    out = Path(args.out) if args.out else Path("build") / f"{Path(args.model).stem}-{board.name}"
+    out = Path(args.output) if args.output else \
+        Path("build") / f"{Path(args.model).stem}-{board.name}"
+    check_output_dir(out)
+    with _folder_lock(out):
+        return _build_locked(args, model, board, out)
+
+
+def _build_locked(args, model, board, out: Path) -> int:
+    from mulfree.boards.build import build_clocked, format_report
+
     print(f"mulfree build: {model.name} for {board.title}, {args.mode} weights -> {out}",
           file=sys.stderr, flush=True)
     device = args.device
@@ -174,8 +229,8 @@ def _build(args) -> int:
     result = build_clocked(model, board, out, fitted=device is not None, fold=fold,
                            clock_mhz=args.clock_mhz, use_pll=not args.no_pll,
                            attempts=args.attempts, pll_attempts=args.pll_attempts,
-                           progress=lambda text: print(f"mulfree build: {text}",
-                                                       file=sys.stderr, flush=True),
+                           notify=lambda text: print(f"mulfree build: {text}",
+                                                     file=sys.stderr, flush=True),
                            mode=args.mode, baud=args.baud, nodsp=args.nodsp,
                            standin=args.standin, model_label=Path(args.model).name)
     print(format_report(result))
@@ -187,14 +242,12 @@ def _build(args) -> int:
 
 def _program(args) -> int:
     folder = Path(args.dir)
-    try:
-        report = json.loads((folder / "report.json").read_text())
-    except FileNotFoundError:
-        raise MulfreeError(f"{folder}: no report.json (run 'mulfree build ... -o {folder}' "
-                           f"first)") from None
-    board = get_board(report["board"])
-    bitstream = folder / report["bitstream"]
-    if not bitstream.exists():
+    report = _read_report(folder)
+    path = folder / "report.json"
+    board = get_board(_report_field(report, path, "board", str))
+    bitstream = confined(folder, _report_field(report, path, "bitstream", str),
+                         f"{path}: 'bitstream'")
+    if not bitstream.is_file():
         raise MulfreeError(f"{bitstream}: the bitstream is missing (rebuild)")
     tried = []
     for cmd in board.programmers:
@@ -220,7 +273,6 @@ def _run_frames(args, model, baud):
     """Without ``--build``: the framing of what ``mulfree build`` makes for this model and
     board by default (its report when the default build folder has one)."""
     from mulfree.boards.build import first_fold
-    from mulfree.boards.framing import FrameFormat
     from mulfree.boards.network import frames_for
 
     device = args.device
@@ -235,12 +287,12 @@ def _run_frames(args, model, baud):
     if device is None and args.fold is None:
         folder = Path("build") / f"{Path(args.model).stem}-{board.name}"
         if (folder / "report.json").exists():
-            report = json.loads((folder / "report.json").read_text())
+            report = _read_report(folder)
             if report.get("board") == board.name:
                 print(f"mulfree run: framing from {folder / 'report.json'} (the default "
                       f"build folder)", file=sys.stderr, flush=True)
-                return (FrameFormat.from_json(report["framing"]),
-                        baud or int(report["uart"]["baud"]))
+                frames, built_baud = _report_link(report, folder / "report.json")
+                return frames, baud or built_baud
         device = board.part.name
     fold = first_fold(board, _load_fold(args.fold, device), args.clock_mhz, model=model,
                       use_pll=not args.no_pll, baud=baud or DEFAULT_BAUD)
@@ -248,19 +300,15 @@ def _run_frames(args, model, baud):
 
 
 def _run(args) -> int:
-    from mulfree.boards.framing import FrameFormat
     from mulfree.boards.host import BoardLink, link_ceiling
 
     model = load(args.model)
     x = golden.check_input_codes(model, load_npy(args.inputs))
     baud = args.baud
     if args.build:
-        try:
-            report = json.loads((Path(args.build) / "report.json").read_text())
-        except FileNotFoundError:
-            raise MulfreeError(f"{args.build}: no report.json") from None
-        frames = FrameFormat.from_json(report["framing"])
-        baud = baud or int(report["uart"]["baud"])
+        folder = Path(args.build)
+        frames, built_baud = _report_link(_read_report(folder), folder / "report.json")
+        baud = baud or built_baud
     else:
         frames, baud = _run_frames(args, model, baud)
     baud = baud or DEFAULT_BAUD
@@ -277,8 +325,8 @@ def _run(args) -> int:
           f"({how}; the link's ceiling at {baud} baud: "
           f"{link_ceiling(frames, baud, streaming=streamed):,.1f}/s"
           f"{f', {link.recoveries} resynchronization(s)' if link.recoveries else ''})")
-    if args.out:
-        save_npy(args.out, y)
+    if args.output:
+        save_npy(args.output, y)
     shown = min(len(y), 8)
     for i in range(shown):
         print(f"{i}: {y[i].reshape(-1).tolist()}")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from mulfree.gen.errors import InputError
 
+from .options import add_output, output_path, positive_int
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -50,13 +52,13 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     from mulfree.compare.designs import MODES, SCHEMES
     from mulfree.compare.sweep import TARGETS
 
-    p.add_argument("-o", "--output", default="compare-report", metavar="DIR",
-                   help="where results.csv/json, report.md/html and plots/ go "
-                        "(default: compare-report)")
+    add_output(p, kind="dir", default="compare-report",
+               help="where results.csv/json, report.md/html and plots/ go "
+                    "(default: compare-report)")
     p.add_argument("--quick", action="store_true",
                    help="a small grid (a few minutes on 2 cores): uniform, pot, apot, lut, "
                         "ternary at 2 and 4 weight bits, 8-bit activations, iCE40 and generic")
-    p.add_argument("-j", "--jobs", type=int, default=None,
+    p.add_argument("-j", "--jobs", type=positive_int, default=None,
                    help="points synthesized in parallel (default: the number of CPUs)")
     p.add_argument("--targets", type=_names, default=None, metavar="T,..",
                    help=f"some of {','.join(TARGETS)}")
@@ -70,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help=f"some of {','.join(MODES)}")
     p.add_argument("--no-pnr", action="store_true",
                    help="synthesis only: no place and route, so no Fmax")
-    p.add_argument("--cache", default=None, metavar="DIR",
+    output_path(p, "--cache", kind="dir", default=None, metavar="DIR",
                    help="result cache (default: $MULFREE_CACHE_DIR/compare or "
                         "~/.cache/mulfree/compare)")
     p.add_argument("--scheduler", default=None, metavar="ADDR",
@@ -81,7 +83,6 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                         "(default: on for the full grid, off with --quick)")
     p.add_argument("--no-models", dest="models", action="store_false",
                    help="leave the whole-network table out")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

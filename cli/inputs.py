@@ -11,34 +11,32 @@ from mulfree.gen.model.format import load
 from mulfree.gen.train import datasets
 from mulfree.gen.train.evaluate import model_inputs
 
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of samples, got {text!r}")
-    return n
+from .options import add_output, output_path, positive_float, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("model", help="model file (.mf): its input shape and code width decide the "
-                                 "encoding")
+    p.add_argument("model", help="model file (.mf): its own input encoding (an imported "
+                                 "model's metadata, else the digits pixel codes) decides the codes")
     p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
                    help="data set to take the samples from (default: digits)")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="which split (default: test)")
-    p.add_argument("-n", "--count", type=_count, default=None,
+    p.add_argument("-n", "--count", type=positive_int, default=None,
                    help="the first N samples of the split (default: all)")
-    p.add_argument("-o", "--output", required=True, help="where to write the codes (.npy)")
-    p.add_argument("--labels", metavar="FILE", help="also write the samples' labels (.npy)")
+    p.add_argument("--data-scale", type=positive_float, metavar="S",
+                   help="imported models: multiply the data set's values by S before the "
+                        "model's own input encoding (as mulfree eval --data-scale)")
+    p.add_argument("--data-offset", type=float, metavar="B",
+                   help="imported models: then add B (as mulfree eval --data-offset)")
+    add_output(p, required=True, metavar="X.npy", help="where to write the codes (.npy)")
+    output_path(p, "--labels", metavar="Y.npy", help="also write the samples' labels (.npy)")
 
 
 def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     data = datasets.load(args.dataset)
-    codes = model_inputs(model, data, args.split)
+    codes = model_inputs(model, data, args.split, scale=args.data_scale,
+                         offset=args.data_offset)
     labels = data.y_test if args.split == "test" else data.y_train
     if args.count is not None:
         if args.count > codes.shape[0]:

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mulfree.gen.errors import InputError
+from mulfree.gen import limits
+from mulfree.gen.errors import InputError, OutputError
 from mulfree.gen.fileio import load_npy
 from mulfree.gen.model.format import load
 from mulfree.sim.runner import SimOptions, SimResult, SimulationError, simulate
 from mulfree.sim.tools import Simulator
+
+from .options import nonneg_int, output_path, positive_float, positive_int
 
 
 def _probability(text: str) -> float:
@@ -34,23 +37,16 @@ def _probability(text: str) -> float:
     return v
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {v}")
-    return v
-
-
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", help="model file (.mf)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--inputs", metavar="X.npy",
                      help="input codes: [N, *input shape] integers (or one sample)")
-    src.add_argument("--random", metavar="N", type=_positive,
+    src.add_argument("--random", metavar="N", type=positive_int,
                      help="N random input samples (default 16)")
+    p.add_argument("--float", dest="float_io", action="store_true",
+                   help="with --inputs: float inputs as the source model of an imported model "
+                        "takes them, encoded by its own input encoding")
     p.add_argument("--simulator", choices=[s.value for s in Simulator], default="verilator",
                    help="icarus or verilator (cocotb on the emitted Verilog), or amaranth "
                         "(Amaranth's simulator on the network component); default verilator")
@@ -60,13 +56,13 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                    help="folding file (PE and SIMD per layer), or serial, parallel or auto")
     p.add_argument("--device", metavar="NAME",
                    help="fit the fold to a device (see mulfree verilog --device)")
-    p.add_argument("--layer", metavar="N", type=int,
+    p.add_argument("--layer", metavar="N", type=nonneg_int,
                    help="simulate layer N alone, fed with the golden model's inputs for it")
-    p.add_argument("--waves", metavar="FILE", type=Path,
-                   help="write waveforms (.vcd, or .fst on Icarus and Verilator)")
-    p.add_argument("--seed", type=int, default=1,
+    output_path(p, "--waves", metavar="FILE", type=Path,
+                help="write waveforms (.vcd, or .fst on Icarus and Verilator)")
+    p.add_argument("--seed", type=nonneg_int, default=1,
                    help="seed of the random inputs and of the stall patterns (default 1)")
-    p.add_argument("--clock-mhz", type=float, default=50.0,
+    p.add_argument("--clock-mhz", type=positive_float, default=50.0,
                    help="clock for the inferences/s figure (default 50 MHz)")
     p.add_argument("--idle", type=_probability, default=0.25,
                    help="probability that the input side idles in a cycle (default 0.25)")
@@ -78,19 +74,28 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--opt", type=int, choices=[0, 1, 2, 3], default=1,
                    help="C++ optimization level of the Verilator model: 0 builds fastest, "
                         "2 runs fastest (default 1)")
-    p.add_argument("--cache-dir", metavar="DIR", type=Path,
-                   help="build cache (default build/sim-cache or $MULFREE_SIM_CACHE)")
+    output_path(p, "--cache-dir", kind="dir", metavar="DIR", type=Path,
+                help="compiled simulators and generated Verilog (default "
+                     "$MULFREE_CACHE_DIR/sim, else ~/.cache/mulfree/sim); entries are signed "
+                     "with a key kept in your cache folder, so a foreign cache is rebuilt, "
+                     "never run")
     p.add_argument("--keep", action="store_true",
                    help="keep the run folder (inputs, logged outputs, simulator log)")
 
 
 def _inputs(args, model) -> np.ndarray:
+    if args.float_io and not args.inputs:
+        raise InputError("--float describes the inputs of --inputs X.npy: give --inputs too")
     if args.inputs:
         x = load_npy(args.inputs)
+        if args.float_io:
+            from mulfree.gen.model.encoding import encode_inputs
+            return encode_inputs(model, x)
         if x.shape == tuple(model.input_shape):
             x = x[None]
         return x
     n = args.random or 16
+    limits.check(n * int(np.prod(model.input_shape)), f"--random {n}: the input codes")
     rng = np.random.default_rng(args.seed)
     return rng.integers(0, 2**model.input_bits, (n, *model.input_shape))
 
@@ -151,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"mulfree sim: simulation failed: {e}", file=sys.stderr)
         return 1
     report(result, args.clock_mhz)
+    if args.waves is not None and not Path(result.waves or args.waves).is_file():
+        raise OutputError(f"--waves {args.waves}: the simulator wrote no waveform file")
     n_out = int(np.prod(model.io[result.layer].out_shape)) * result.samples
     if result.ok:
         print(f"  PASS: all {n_out:,} outputs of {result.samples} samples match the golden "

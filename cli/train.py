@@ -7,7 +7,8 @@
 ``train`` runs quantization-aware training (:mod:`mulfree.gen.train`) and writes the
 folded integer model; ``--save-float`` also writes the float network in the .npz layout
 ``quantize`` reads (docs/training.md). ``eval`` runs the golden integer model on the
-test split and prints its accuracy (argmax of the last layer's accumulators).
+test split with the model's own input encoding and prints its accuracy (the model's class:
+for an imported model the argmax of its decoded outputs).
 """
 
 from __future__ import annotations
@@ -16,26 +17,23 @@ import argparse
 import io
 import json
 import logging
+import os
 import time
 
 import numpy as np
 
+from mulfree.gen import limits, progress
 from mulfree.gen.train import datasets
-from mulfree.gen.errors import InputError
+from mulfree.gen.errors import InputError, OutputError
 from mulfree.gen.fileio import atomic_write_bytes
 from mulfree.gen.model.format import load, save
 
+from .options import (add_output, int_list, nonneg_float, nonneg_int, output_path,
+                      positive_float, positive_int)
+
 log = logging.getLogger(__name__)
 
-
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        vals = tuple(int(v) for v in text.split(",") if v.strip() != "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    if any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"every layer needs at least one unit, got {text!r}")
-    return vals
+_hidden = int_list
 
 
 def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
@@ -43,41 +41,50 @@ def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
 
     schemes = SCHEMES if train else tuple(s for s in SCHEMES if s not in ("float", "table"))
     p.add_argument("--scheme", required=True, choices=schemes, help="weight scheme")
-    p.add_argument("--wbits", type=int, default=4, help="weight code bits (default 4)")
-    p.add_argument("--abits", type=int, default=2, help="hidden activation bits (default 2)")
-    p.add_argument("--ibits", type=int, default=4, help="input code bits (default 4)")
+    p.add_argument("--wbits", type=positive_int, default=4, help="weight code bits (default 4)")
+    p.add_argument("--abits", type=positive_int, default=2,
+                   help="hidden activation bits (default 2)")
+    p.add_argument("--ibits", type=positive_int, default=4, help="input code bits (default 4)")
     p.add_argument("--act", choices=ACTS, default="uniform",
                    help="activation quantizer: uniform (ReLU-clipped), bipolar (1 bit), learned")
-    p.add_argument("--alpha", type=float, default=2.0, help="uniform activation clip (default 2)")
+    p.add_argument("--alpha", type=positive_float, default=2.0,
+                   help="uniform activation clip (default 2)")
     p.add_argument("--last", choices=("argmax", "acc"), default="argmax",
                    help="what the last layer emits (default argmax)")
-    p.add_argument("--precision", type=int, default=8,
+    p.add_argument("--precision", type=positive_int, default=8,
                    help="integer bits of learned levels, LUT-Q dictionaries and tables (default 8)")
     p.add_argument("--lut-pot", action="store_true",
                    help="LUT-Q: constrain the dictionary to powers of two (multiplier-less)")
-    p.add_argument("--lut-prune", type=float, default=0.0, metavar="SPARSITY",
+    p.add_argument("--lut-prune", type=nonneg_float, default=0.0, metavar="SPARSITY",
                    help="LUT-Q: pin entry 0 at zero with at least this fraction of weights")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--name", help="model name (default from the options)")
-    p.add_argument("-o", "--output", dest="out", required=True, help="model file to write")
+    add_output(p, required=True, metavar="NET.mf", help="model file to write (checked before "
+                                                        "training starts)")
 
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     if name == "train":
-        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
-        p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp")
+        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
+                       help="data set to train on (default digits: scikit-learn's 8x8 "
+                            "digits, bundled)")
+        p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
+                       help="mlp: dense layers (--hidden); cnn: 3x3 conv + 2x2 max-pool "
+                            "blocks (--channels), then a dense layer (default mlp)")
         p.add_argument("--hidden", type=_hidden, default=(64, 32), metavar="N,N",
                        help="MLP hidden widths (default 64,32)")
         p.add_argument("--channels", type=_hidden, default=(8, 16), metavar="N,N",
                        help="CNN conv channels (default 8,16)")
         _quant_options(p, train=True)
-        p.add_argument("--table-entries", type=int, default=None, metavar="E",
+        p.add_argument("--table-entries", type=positive_int, default=None, metavar="E",
                        help="table scheme: at most E product-table entries per layer")
-        p.add_argument("--epochs", type=int, default=60, help="epochs in all (default 60)")
-        p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+        p.add_argument("--epochs", type=positive_int, default=60,
+                       help="epochs in all (default 60)")
+        p.add_argument("--lr", type=positive_float, default=0.01,
+                       help="Adam learning rate (default 0.01)")
         p.add_argument("--no-gradual", action="store_true",
                        help="quantize to the target bits at once (no gradual lowering)")
-        p.add_argument("--save-float", metavar="NPZ",
+        output_path(p, "--save-float", metavar="NPZ",
                        help="also write the float network (the .npz layout `quantize` reads)")
     elif name == "quantize":
         p.add_argument("float_model", help="float network, .npz (layout in docs/training.md)")
@@ -86,7 +93,15 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
         _quant_options(p, train=False)
     else:  # eval
         p.add_argument("model", help="model file (.mf)")
-        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
+        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
+                       help="data set whose test split is scored (default digits)")
+        p.add_argument("--data-scale", type=positive_float, metavar="S",
+                       help="imported models: multiply the data set's values by S before the "
+                            "model's own input encoding (e.g. 0.0625 for digits pixels 0..16 "
+                            "to [0, 1])")
+        p.add_argument("--data-offset", type=float, metavar="B",
+                       help="imported models: then add B (e.g. -1 after --data-scale 0.125 for "
+                            "pixels to [-1, 1])")
         p.add_argument("--json", action="store_true", help="print {\"accuracy\": ...}")
 
 
@@ -124,19 +139,28 @@ def run(args: argparse.Namespace) -> int:
         if cfg.scheme == "float":
             raise InputError("--scheme float trains no integer model; pick a quantized scheme "
                              "(use --save-float to keep the float network of any run)")
+        _check_size(cfg, data)
         t0 = time.monotonic()
-        net, hist = train(cfg, data, progress=log.info)
+        with progress.stage(f"training ({cfg.scheme}, {cfg.arch})", _epochs(cfg)) as st:
+            net, hist = train(cfg, data, progress=_epoch_report(st))
         seconds = time.monotonic() - t0
         float_acc = _float_reference(cfg, data) if args.save_float is None else None
         if args.save_float:
-            fnet, _ = train(_replace(cfg, scheme="float"), data)
+            fcfg = _replace(cfg, scheme="float")
+            with progress.stage("training the float network", _epochs(fcfg)) as st:
+                fnet, _ = train(fcfg, data, progress=_epoch_report(st))
             float_acc = float_accuracy(fnet, data)
             _save_npz(args.save_float, float_net_to_npz(fnet))
     else:
         arrays = _load_npz(args.float_model)
         cfg = _config(args, arch=str(arrays.get("arch", "mlp")))
         t0 = time.monotonic()
-        float_acc = float_accuracy(net_from_npz(arrays, cfg), data)
+        fnet = net_from_npz(arrays, cfg)
+        if int(np.prod(fnet.in_shape)) != int(np.prod(data.image_shape)):
+            raise InputError(f"{args.float_model}: the network takes "
+                             f"{int(np.prod(fnet.in_shape))} inputs, a {args.dataset} sample "
+                             f"has {int(np.prod(data.image_shape))}")
+        float_acc = float_accuracy(fnet, data)
         net = post_quantize(arrays, cfg, data)
         seconds = time.monotonic() - t0
     q = export(net)
@@ -152,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = Model(name=model.name, input_shape=model.input_shape, input_bits=model.input_bits,
                   layers=model.layers, metadata=meta)
-    save(model, args.out)
-    print(f"wrote {args.out}: {model.name}, integer test accuracy {acc:.4f} "
+    _save_or_rescue(model, args.output)
+    print(f"wrote {args.output}: {model.name}, integer test accuracy {acc:.4f} "
           f"(float {float_acc:.4f}), {args.command} took {seconds:.1f} s")
     return 0
 
@@ -168,8 +192,57 @@ def _float_reference(cfg, data) -> float:
     """Float accuracy of the same architecture trained without quantization (same seed)."""
     from mulfree.gen.train.trainer import float_accuracy, train
 
-    fnet, _ = train(_replace(cfg, scheme="float", table_entries=None), data)
+    fcfg = _replace(cfg, scheme="float", table_entries=None)
+    with progress.stage("training the float reference", _epochs(fcfg)) as st:
+        fnet, _ = train(fcfg, data, progress=_epoch_report(st))
     return float_accuracy(fnet, data)
+
+
+def _epochs(cfg) -> int:
+    """Epochs the trainer runs over ``cfg``'s schedule (each stage at least one)."""
+    from mulfree.gen.train.config import stages
+
+    return sum(max(1, int(round(share * cfg.epochs))) for *_, share in stages(cfg))
+
+
+def _epoch_report(stage):
+    def report(message: str) -> None:
+        stage.update(message, advance=1)
+        log.info("%s", message)
+    return report
+
+
+def _check_size(cfg, data) -> None:
+    """Refuse a network whose largest training array is past the limit, before building
+    it (``--hidden 1000000`` would take gigabytes)."""
+    n = data.x_train.shape[0] if not cfg.train_subset else min(cfg.train_subset,
+                                                              data.x_train.shape[0])
+    h, w, c = data.image_shape
+    if cfg.arch == "mlp":
+        widths = [h * w * c, *cfg.hidden, data.classes]
+        size = max(max(a * b for a, b in zip(widths, widths[1:])), n * max(widths))
+        what = f"--hidden {','.join(map(str, cfg.hidden))}: the largest training array"
+    else:
+        size = 0
+        for ch in cfg.channels:
+            size = max(size, n * h * w * 9 * c, n * h * w * ch)   # im2col, outputs
+            h, w, c = h // 2, w // 2, ch
+        what = f"--channels {','.join(map(str, cfg.channels))}: the largest training array"
+    limits.check(size, what)
+
+
+def _save_or_rescue(model, path) -> None:
+    """Save the model; if ``path`` fails after all (the disk filled during training),
+    keep the model in the temporary folder and say where."""
+    try:
+        save(model, path)
+    except OutputError as e:
+        import tempfile
+
+        fd, rescue = tempfile.mkstemp(prefix="mulfree-rescued-", suffix=".mf")
+        os.close(fd)
+        save(model, rescue)
+        raise OutputError(f"{e}; the trained model was saved to {rescue} instead") from None
 
 
 def _save_npz(path: str, arrays: dict) -> None:
@@ -193,7 +266,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     data = datasets.load(args.dataset)
-    acc = evaluate_model(model, data)
+    acc = evaluate_model(model, data, scale=args.data_scale, offset=args.data_offset)
     if args.json:
         print(json.dumps({"accuracy": acc}))
     else:

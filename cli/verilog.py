@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from mulfree.gen import progress
 from mulfree.gen.plan.devices import device_names
 from mulfree.gen.errors import InputError
 from mulfree.gen.model.format import load
 from mulfree.gen.plan.folds import FOLD_PRESETS, load_fold
 from mulfree.gen.plan.verilog import emit_verilog
 
+from .options import add_output
+
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", help="model file (.mf)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR",
-                   help="folder for <top>.v and manifest.json")
+    add_output(p, kind="dir", required=True, help="folder for <top>.v and manifest.json")
     p.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
                    help="runtime: weight codes in ROM, folded by PE x SIMD (default); "
                         "baked: weights as constants, fully parallel")
@@ -44,8 +46,9 @@ def fold_argument(fold: str | None, device: str | None):
 
 def run(args: argparse.Namespace) -> int:
     model = load(args.model)
-    path = emit_verilog(model, args.output, mode=args.mode,
-                        fold=fold_argument(args.fold, args.device))
+    with progress.stage(f"generating the Verilog of '{model.name}'"):
+        path = emit_verilog(model, args.output, mode=args.mode,
+                            fold=fold_argument(args.fold, args.device))
     manifest = json.loads((path.parent / "manifest.json").read_text())
     out = manifest["output"]
     print(f"wrote {path} and {path.parent / 'manifest.json'}")

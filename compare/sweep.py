@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, fields
@@ -29,7 +30,7 @@ from mulfree.boards.synth import (Flow, SynthResult, Target, design_key, emit_ve
                                   harness_verilog, synthesize, tool_versions)
 from mulfree.boards.toolchain import ToolchainError
 from mulfree.gen.errors import InputError, MulfreeError
-from mulfree.gen.fileio import atomic_write_text
+from mulfree.gen.fileio import atomic_write_text, user_cache_dir
 
 from .designs import MODES, SCHEMES, TABLE_MAX_INDEX_BITS, build_design, lane_codebook
 from .estimate import estimate_lut
@@ -47,9 +48,9 @@ _FIXED_WBITS = {"binary": 1, "ternary": 2}
 
 
 def default_cache_dir() -> Path:
-    """``$MULFREE_CACHE_DIR/compare`` or ``~/.cache/mulfree/compare``."""
-    base = os.environ.get("MULFREE_CACHE_DIR")
-    return Path(base) / "compare" if base else Path.home() / ".cache" / "mulfree" / "compare"
+    """``$MULFREE_CACHE_DIR/compare``, else ``$XDG_CACHE_HOME/mulfree/compare``, else
+    ``~/.cache/mulfree/compare``."""
+    return user_cache_dir("compare")
 
 
 @dataclass(frozen=True, order=True)
@@ -212,8 +213,9 @@ class Cache:
 
 
 class Progress:
-    """A progress bar on stderr: redrawn in place on a terminal, one line per point
-    otherwise (so logs of CI runs stay readable)."""
+    """A progress bar on stderr: redrawn in place on a terminal (every second too, so the
+    elapsed time moves while the first points synthesize), one line per point otherwise
+    (so logs of CI runs stay readable), plus one line when the sweep starts."""
 
     def __init__(self, total: int, stream=None, enabled: bool = True, width: int = 28) -> None:
         self.total, self.width, self.enabled = total, width, enabled
@@ -221,33 +223,67 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = self.cached = self.failed = 0
         self.start = time.monotonic()
+        self._label, self._state = "", f"synthesizing the first point(s) of {total}"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if not enabled:
+            return
+        if self.tty:
+            self._draw()
+            threading.Thread(target=self._tick, name="mulfree-compare-progress",
+                             daemon=True).start()
+        else:
+            self._write(f"[{'.' * self.width}] {f'0/{total}':>9}     0s  started: "
+                        f"{self._state}\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _bar(self) -> str:
+        frac = self.done / max(1, self.total)
+        return "#" * int(frac * self.width) + "." * (self.width - int(frac * self.width))
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self.start
+        label = f"{self._label}: " if self._label else ""
+        line = (f"\r[{self._bar()}] {self.done}/{self.total} {self.cached} cached "
+                f"{self.failed} failed {elapsed:5.0f}s  {label}{self._state}")
+        self._write(line[:160].ljust(160))
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                if self.done < self.total:
+                    self._draw()
 
     def update(self, label: str, *, cached: bool = False, failed: bool = False,
                detail: str = "") -> None:
-        self.done += 1
-        self.cached += cached
-        self.failed += failed
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.start
-        frac = self.done / max(1, self.total)
-        bar = "#" * int(frac * self.width) + "." * (self.width - int(frac * self.width))
-        state = "cached" if cached else ("FAILED" if failed else detail)
-        counts = f"{self.done}/{self.total}"
-        if self.tty:
-            line = (f"\r[{bar}] {counts} {self.cached} cached {self.failed} failed "
-                    f"{elapsed:5.0f}s  {label}: {state}")
-            self.stream.write(line[:160].ljust(160) if len(line) < 160 else line[:160])
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"[{bar}] {counts:>9} {elapsed:5.0f}s  {label}: {state}\n")
-        self.stream.flush()
+        with self._lock:
+            self.done += 1
+            self.cached += cached
+            self.failed += failed
+            if not self.enabled:
+                return
+            state = "cached" if cached else ("FAILED" if failed else detail)
+            if self.tty:
+                self._label, self._state = label, state
+                self._draw()
+                if self.done == self.total:
+                    self._write("\n")
+            else:
+                elapsed = time.monotonic() - self.start
+                self._write(f"[{self._bar()}] {f'{self.done}/{self.total}':>9} "
+                            f"{elapsed:5.0f}s  {label}: {state}\n")
 
     def close(self) -> None:
-        if self.enabled and self.tty and self.done != self.total:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._stop.set()
+        with self._lock:
+            if self.enabled and self.tty and self.done != self.total:
+                self._write("\n")
 
 
 @dataclass

@@ -8,8 +8,11 @@ mismatch (if any) and the measured speeds.
 Caching: generated Verilog is keyed by the model, mode, fold file and the generator's
 own source; a compiled simulator by the Verilog, the testbench, the simulator, its
 version and its build options. Both live under the cache folder (default
-``build/sim-cache``, or ``$MULFREE_SIM_CACHE``), one folder per hash, built under a
-file lock so parallel runs never build the same thing twice or read half a build.
+``$MULFREE_SIM_CACHE``, else ``$MULFREE_CACHE_DIR/sim``, else ``~/.cache/mulfree/sim``:
+never the current folder), one folder per hash, built under a file lock so parallel
+runs never build the same thing twice or read half a build. Every entry is signed with
+the user's own key when it is complete and checked before it is used (:mod:`.cache`):
+an entry mulfree did not build for this user is rebuilt, never run.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from mulfree.gen import progress
 from mulfree.gen.model import golden
 from mulfree.gen.errors import InputError, MulfreeError
+from mulfree.gen.fileio import user_cache_dir
 from mulfree.gen.model.format import Model, dumps
+from . import cache as signed
 from .contract import Contract, load_manifest
 from .scoreboard import Mismatch
 from .tbgen import TB_TOP, memory_depth, testbench_verilog
@@ -83,7 +89,9 @@ class SimulationError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MULFREE_SIM_CACHE", "build/sim-cache"))
+    """``$MULFREE_SIM_CACHE``, else the user's cache folder (``.../mulfree/sim``)."""
+    env = os.environ.get("MULFREE_SIM_CACHE")
+    return Path(env) if env else user_cache_dir("sim")
 
 
 @dataclass
@@ -274,12 +282,14 @@ def generate_verilog(model: Model, mode: str, fold: Path | None, cache_dir: Path
     gen = backend or _RealBackend
     with _locked(cache_dir / "verilog" / f"{key}.lock"):
         done = out / "mulfree-ok"
-        hit = done.exists()
+        hit = done.exists() and signed.valid(out, key)
         if not hit:
             shutil.rmtree(out, ignore_errors=True)
             os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-            path = gen.emit_verilog(model, out, mode, fold)
+            with progress.stage(f"generating the Verilog of '{model.name}'"):
+                path = gen.emit_verilog(model, out, mode, fold)
             done.write_text(Path(path).name + "\n")
+            signed.sign(out, key)
         path = out / done.read_text().strip()
     return path, load_manifest(out / "manifest.json", path), hit
 
@@ -333,6 +343,7 @@ def _save_runtime(bdir: Path, runtime_dir: Path) -> None:
     for f in list(bdir.glob("verilated*.o")) + list(bdir.glob("verilated*.d")) + \
             list(bdir.glob("verilator.[od]")):
         shutil.copy(f, tmp / f.name)
+    signed.sign(tmp, runtime_dir.name)
     try:
         tmp.rename(runtime_dir)
     except OSError:
@@ -351,7 +362,7 @@ def _build(sim_info, contract: Contract, verilog: Path, tb_text: str, cache_dir:
     t0 = time.perf_counter()
     with _locked(cache_dir / f"{sim.value}-{key}.lock"):
         stamp = bdir / "mulfree-built"
-        if stamp.exists():
+        if stamp.exists() and signed.valid(bdir, bdir.name):
             return bdir, True, 0.0
         shutil.rmtree(bdir, ignore_errors=True)
         bdir.mkdir(parents=True)
@@ -360,11 +371,15 @@ def _build(sim_info, contract: Contract, verilog: Path, tb_text: str, cache_dir:
         runtime_dir = None
         if sim is Simulator.VERILATOR:
             runtime_dir = cache_dir / f"verilator-runtime-{_sha(tool_versions(sim_info), args, vfmt, _compiler_version())}"
+            if runtime_dir.is_dir() and not signed.valid(runtime_dir, runtime_dir.name):
+                shutil.rmtree(runtime_dir, ignore_errors=True)   # not ours: never linked in
         runner = _make_runner(sim, None, runtime_dir)
         runner._build_args_raw = list(args)
         logfile = bdir / "build.log"
         try:
-            with _outside_pytest(), _path_first(sim_info.bin_dir):
+            with _outside_pytest(), _path_first(sim_info.bin_dir), \
+                    progress.stage(f"{sim.value}: compiling the simulator (first run of this "
+                                   f"design; cached after)"):
                 runner.build(sources=[bdir / verilog.name, bdir / "mf_tb.v"],
                              hdl_toplevel=TB_TOP, build_dir=bdir, build_args=args,
                              timescale=TIMESCALE, waves=vfmt is not None, log_file=logfile)
@@ -374,7 +389,10 @@ def _build(sim_info, contract: Contract, verilog: Path, tb_text: str, cache_dir:
                                   f"log: {logfile}\n{tail}") from None
         if runtime_dir is not None:
             _save_runtime(bdir, runtime_dir)
+        for pch in bdir.glob("*.gch"):     # precompiled headers: 150 MB, not run
+            pch.unlink()
         stamp.write_text("ok\n")
+        signed.sign(bdir, bdir.name)
     return bdir, False, time.perf_counter() - t0
 
 
@@ -402,7 +420,8 @@ def _run_cocotb(sim_info, bdir: Path, run_dir: Path, cfg: dict, plusargs: list[s
            "PYTHONWARNINGS": "ignore"}
     logfile = run_dir / "sim.log"
     result_file = Path(cfg["result"])
-    with _outside_pytest(), _path_first(sim_info.bin_dir):
+    with _outside_pytest(), _path_first(sim_info.bin_dir), \
+            progress.stage(f"{sim.value}: simulating"):
         try:
             runner.test(test_module="mulfree.sim.cocotb_tb", hdl_toplevel=TB_TOP,
                         hdl_toplevel_lang="verilog",
@@ -476,7 +495,8 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
     if opt.simulator is Simulator.AMARANTH:
         gen = backend or _RealBackend
         os.environ["AMARANTH_USE_YOSYS"] = "builtin"
-        component, manifest = gen.build_network(built_model, opt.mode, opt.fold)
+        with progress.stage(f"elaborating '{built_model.name}'"):
+            component, manifest = gen.build_network(built_model, opt.mode, opt.fold)
         contract = Contract.from_manifest(manifest)
         build_s, hit = time.perf_counter() - t0, False
     else:
@@ -515,9 +535,10 @@ def simulate(model: Model, x: np.ndarray, options: SimOptions | None = None,
     if opt.simulator is Simulator.AMARANTH:
         from .amaranth_sim import run_amaranth
         from .scoreboard import score
-        run = run_amaranth(component, contract, words_in, out_beats, idle=opt.idle,
-                           backpressure=opt.backpressure, seed=opt.seed, watchdog=watchdog,
-                           waves=waves)
+        with progress.stage(f"amaranth: simulating {n} samples"):
+            run = run_amaranth(component, contract, words_in, out_beats, idle=opt.idle,
+                               backpressure=opt.backpressure, seed=opt.seed,
+                               watchdog=watchdog, waves=waves)
         mismatch = score(cfg, run.words)
         result = {"cycles": run.cycles, "wall_s": run.wall_s, "cpu_s": run.cpu_s,
                   "timeout": run.timeout,

@@ -12,14 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each room and the rooms it may import (besides itself). The data's way, bottom up:
-# errors/fileio -> model -> train, importers -> plan (with hw) -> sim -> boards -> compare
+# errors/limits/progress/fileio -> model -> train, importers -> plan (with hw) -> sim -> boards -> compare
 # -> cli. `hw` stands alone: Amaranth components that know nothing of model files.
-BASE = {"mulfree.gen.errors", "mulfree.gen.fileio"}
+BASE = {"mulfree.gen.errors", "mulfree.gen.fileio", "mulfree.gen.limits",
+        "mulfree.gen.progress"}
 ROOMS: dict[str, set[str]] = {
     "mulfree.hw": set(),
     "mulfree.gen": set(),                       # the package itself: its docstring only
     "mulfree.gen.errors": set(),
-    "mulfree.gen.fileio": {"mulfree.gen.errors"},
+    "mulfree.gen.limits": {"mulfree.gen.errors"},
+    "mulfree.gen.progress": set(),
+    "mulfree.gen.fileio": {"mulfree.gen.errors", "mulfree.gen.limits"},
     "mulfree.gen.model": BASE,
     "mulfree.gen.train": BASE | {"mulfree.gen.model"},
     "mulfree.gen.importers": BASE | {"mulfree.gen.model", "mulfree.gen.train"},

@@ -19,7 +19,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..errors import ModelError
+from .. import limits
+from ..errors import LimitError, ModelError
 from ..fileio import atomic_write_text
 
 __all__ = [
@@ -517,6 +518,7 @@ class Model:
     # shape and code-count inference, with the cross-layer checks
     def _infer_io(self) -> list[LayerIO]:
         shape, codes = self.input_shape, 2**self.input_bits
+        limits.check(math.prod(shape), "the input")
         ios = []
         for i, layer in enumerate(self.layers):
             where = f"layer {i} '{layer.name}'"
@@ -544,6 +546,8 @@ class Model:
                     _layer_fail(where, f"kernel {list(layer.kernel)} does not fit input "
                                  f"{list(shape[:2])} with padding {list(layer.padding)}")
                 out_shape = (oh, ow, layer.out_channels)
+                limits.check(oh * ow * math.prod(layer.weights.codes.shape[1:]),
+                             f"{where}: the input windows ({oh}x{ow} positions)")
             elif isinstance(layer, MaxPool):
                 if len(shape) != 3:
                     _layer_fail(where, f"maxpool needs an [height, width, channels] input, "
@@ -569,6 +573,7 @@ class Model:
                       f"expected {codes} columns (one per input code), got "
                       f"{layer.weights.products.shape[1]}")
             _check_acc_range(layer, where)
+            _check_sizes(layer, where, shape, out_shape, codes)
             kind = layer.output.kind
             out_codes = 2**layer.output.bits if kind is OutputKind.THRESHOLDS else None
             if kind is OutputKind.ARGMAX:
@@ -626,6 +631,17 @@ def _check_acc_range(layer: ComputeLayer, where: str) -> None:
                                       f"overflow the 63-bit accumulator limit")
 
 
+def _check_sizes(layer: ComputeLayer, where: str, in_shape: tuple[int, ...],
+                 out_shape: tuple[int, ...], codes: int) -> None:
+    """Refuse a layer whose maps, product table or threshold comparisons are past the
+    limit (:mod:`mulfree.gen.limits`), before anything of that size is allocated."""
+    limits.check(math.prod(out_shape), f"{where}: the output map")
+    limits.check(layer.weights.num_codes * codes, f"{where}: the product table")
+    if layer.output.thresholds is not None:
+        limits.check(math.prod(out_shape) * layer.output.thresholds.shape[1],
+                     f"{where}: the threshold comparisons per sample")
+
+
 def _layer_fail(label: str, *args: str) -> None:
     """``_layer_fail(label, msg)`` or ``_layer_fail(label, field, msg)``."""
     if len(args) == 1:
@@ -658,6 +674,30 @@ def _reject_constant(name: str) -> None:
     raise ModelError(f"not valid JSON: {name} is not allowed (numbers must be finite)")
 
 
+# Every integer of the format fits 64 bits (20 digits); a longer one is refused before
+# Python converts it (a 5,000-digit integer would otherwise raise a ValueError, and
+# a long one take quadratic time).
+MAX_INT_DIGITS = 40
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ModelError(f"an integer with {digits:,} digits (every number of the format "
+                         f"fits 64 bits: at most {MAX_INT_DIGITS} digits)")
+    return int(text)
+
+
+def _unique_keys(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ModelError(f"duplicate key '{key}' in one object (which value is meant "
+                             f"is ambiguous)")
+        out[key] = value
+    return out
+
+
 def loads(text: str | bytes, source: str = "model") -> Model:
     """Parse and validate a model description from JSON text."""
     if isinstance(text, bytes):
@@ -667,7 +707,8 @@ def loads(text: str | bytes, source: str = "model") -> Model:
             raise ModelError(f"{source}: not a mulfree model (not UTF-8 text: {e.reason} "
                              f"at byte {e.start})") from None
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int,
+                         object_pairs_hook=_unique_keys)
     except ModelError as e:
         raise ModelError(f"{source}: {e}") from None
     except json.JSONDecodeError as e:
@@ -680,6 +721,8 @@ def loads(text: str | bytes, source: str = "model") -> Model:
         return from_dict(doc)
     except ModelError as e:
         raise ModelError(f"{source}: {e}") from None
+    except LimitError as e:
+        raise LimitError(f"{source}: {e}") from None
     except RecursionError:
         raise ModelError(f"{source}: not a mulfree model (nested too deeply)") from None
 

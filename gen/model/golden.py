@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..errors import InputError
 from .format import Conv2d, Dense, Flatten, MaxPool, Model, OutputKind, ComputeLayer
 
 __all__ = [
     "product_table", "dense_acc", "conv2d_acc", "conv2d_windows", "apply_thresholds",
     "maxpool", "argmax", "layer_forward", "run", "GoldenResult", "AccBounds",
-    "accumulator_bounds", "signed_width", "check_input_codes",
+    "accumulator_bounds", "signed_width", "check_input_codes", "values_per_sample",
 ]
 
 # Work on this many samples at a time so that large batches stay within memory.
@@ -158,26 +159,44 @@ def check_input_codes(model: Model, x: np.ndarray, layer: int = 0) -> np.ndarray
     """
     io = model.io[layer]
     x = np.asarray(x)
-    if x.dtype.kind not in "iub":
-        raise InputError(f"input codes must be integers, got an array of {x.dtype}")
+    if x.dtype.kind not in "iu":
+        what = "booleans" if x.dtype.kind == "b" else f"an array of {x.dtype}"
+        raise InputError(f"input codes must be integers, got {what}")
     if x.shape == io.in_shape:
         x = x[None]
     if x.shape[1:] != io.in_shape:
         raise InputError(f"layer {layer} '{model.layers[layer].name}' expects inputs of shape "
                          f"{list(io.in_shape)} (or a batch [N, {', '.join(map(str, io.in_shape))}]), "
                          f"got {list(x.shape)}")
-    x = x.astype(np.int64)
+    # Range check in the array's own type: a uint64 code past int64 shows as itself.
     if x.size and (x.min() < 0 or x.max() >= io.in_codes):
         bad = np.argwhere((x < 0) | (x >= io.in_codes))[0]
         raise InputError(f"input code {int(x[tuple(bad)])} at index {bad.tolist()} is out of "
                          f"range for layer {layer} '{model.layers[layer].name}' (expected "
                          f"0 <= code < {io.in_codes}, {io.in_bits}-bit codes)")
-    return x
+    return x.astype(np.int64)
+
+
+def values_per_sample(model: Model, start: int = 0, stop: int | None = None) -> int:
+    """The largest array, in values per sample, that :func:`run` makes for one layer of
+    ``start .. stop-1``: a conv2d layer's windows, a layer's threshold comparisons, a map."""
+    most = 1
+    for layer, io in zip(model.layers[start:stop], model.io[start:stop]):
+        size = max(int(np.prod(io.in_shape)), int(np.prod(io.out_shape)))
+        if isinstance(layer, Conv2d):
+            positions = int(np.prod(io.out_shape[:2]))
+            size = max(size, positions * int(np.prod(layer.weights.codes.shape[1:])))
+        if isinstance(layer, (Dense, Conv2d)) and layer.output.thresholds is not None:
+            size = max(size, int(np.prod(io.out_shape)) * layer.output.thresholds.shape[1])
+        most = max(most, size)
+    return most
 
 
 def run(model: Model, x: np.ndarray, start: int = 0, stop: int | None = None) -> GoldenResult:
     """Run layers ``start .. stop-1`` on a batch of codes (``[N, *input shape]``)."""
     x = check_input_codes(model, x, start)
+    limits.check(x.shape[0] * values_per_sample(model, start, stop),
+                 f"the golden model on {x.shape[0]:,} samples (its largest array)")
     outputs, accs = [], []
     for layer in model.layers[start:stop]:
         x, acc = layer_forward(layer, x)

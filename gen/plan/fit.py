@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec
 
+from .. import progress
 from ..errors import InputError
 from .cost import HARNESS, StageCost, stage_cost, stage_fmax_mhz
 from .devices import Device, get_device
@@ -133,15 +134,25 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
     clock = fold.get("clock_mhz")
     pipelines = [True] if fold.get("pipeline") else ([False, True] if clock else [False])
     best = None
-    for pipeline in pipelines:
-        problem = _Problem(model, device, {**fold, "pipeline": pipeline})
-        if not problem.fits(None):
-            raise InputError(_no_fit_message(model, device, problem.options, problem.reserve,
-                                             problem.limit))
-        result = problem.fit(clock)
-        if result is not None and (best is None or
-                                   result.cycles_per_inference < best.cycles_per_inference):
-            best = result
+    with progress.stage(f"fitting the fold to the {device.part}") as st:
+        # A lower bound first (every weight ROM priced in block RAM, at no block RAM):
+        # a model far too large is refused in seconds, before every ROM is priced.
+        bound = _Problem(model, device, {**fold, "pipeline": pipelines[0]}, bound=True,
+                         report=st.update)
+        if not bound.fits(None):
+            raise InputError(_no_fit_message(model, device, bound.options, bound.reserve,
+                                             bound.limit, lower_bound=True))
+        for pipeline in pipelines:
+            problem = _Problem(model, device, {**fold, "pipeline": pipeline},
+                               report=st.update)
+            if not problem.fits(None):
+                raise InputError(_no_fit_message(model, device, problem.options,
+                                                 problem.reserve, problem.limit))
+            st.update("searching the folds")
+            result = problem.fit(clock)
+            if result is not None and (best is None or
+                                       result.cycles_per_inference < best.cycles_per_inference):
+                best = result
     if best is None:
         fastest = max(_Problem(model, device, {**fold, "pipeline": p}).fmax_bound()
                       for p in pipelines)
@@ -156,7 +167,11 @@ def fit_fold(model, device: Device | str, fold: dict, mode: str = "runtime") -> 
 class _Problem:
     """One device fit with ``pipeline`` fixed: every stage's candidates, priced and timed."""
 
-    def __init__(self, model, device: Device, fold: dict) -> None:
+    def __init__(self, model, device: Device, fold: dict, bound: bool = False,
+                 report=None) -> None:
+        """``bound``: price every weight ROM as block RAM and count no block RAM (a lower
+        bound on every candidate's cells, since the model's weights are non-negative);
+        ``report(text)`` hears which layer is being priced."""
         self.model, self.device = model, device
         family = device.family
         base = {k: v for k, v in fold.items() if k not in ("device", "clock_mhz")}
@@ -187,6 +202,8 @@ class _Problem:
             per_beat = {}
             if isinstance(spec, ComputeSpec):
                 name = next(names)
+                if report is not None:
+                    report(f"{'bounding' if bound else 'pricing'} layer '{name}'")
                 entry = pinned.get(name)
                 free = False
                 if isinstance(entry, dict):
@@ -208,12 +225,17 @@ class _Problem:
                                 multi = cand.nf * cand.sf > 1
                                 styles = ["logic", "block"] if multi and has_bram else \
                                     (["logic"] if multi else [None])
+                            if bound:
+                                styles = list(dict.fromkeys(
+                                    "block" if s == "logic" else s for s in styles))
                             for rom in styles:
                                 c = cand if rom is None else \
                                     dataclasses.replace(cand, rom_style=rom)
                                 cost = stage_cost(c, family)
-                                fmax = stage_fmax_mhz(c, family) if free else math.inf
-                                opts.append((c.period, cost.cells(family), cost.ff, cost.bram,
+                                fmax = stage_fmax_mhz(c, family) if free and not bound \
+                                    else math.inf
+                                opts.append((c.period, cost.cells(family), cost.ff,
+                                             0 if bound else cost.bram,
                                              pe, (name, pe, simd, rom), fmax))
                     per_beat[beat] = opts
             else:
@@ -307,14 +329,16 @@ def _pareto(front: list) -> list:
     return out
 
 
-def _no_fit_message(model, device: Device, options, reserve, limit) -> str:
+def _no_fit_message(model, device: Device, options, reserve, limit,
+                    lower_bound: bool = False) -> str:
     # The cheapest choice per stage, ignoring how beats chain (a lower bound).
     cells = reserve["cells"] + sum(min(o[1] for opts in pb.values() for o in opts)
                                    for pb in options)
     bram = reserve["bram"] + sum(min(o[3] for opts in pb.values() for o in opts)
                                  for pb in options)
-    what = (f"estimated {cells} logic cells with the harness, budget {limit['cells']} "
-            f"({int(UTILIZATION * 100)}% of {device.cells})")
+    what = (f"estimated {'at least ' if lower_bound else ''}{cells} logic cells with the "
+            f"harness{' (before counting the weight ROMs)' if lower_bound else ''}, budget "
+            f"{limit['cells']} ({int(UTILIZATION * 100)}% of {device.cells})")
     if bram > device.bram_count:
         what += f", and {bram} block RAMs of {device.bram_count}"
     return (f"model '{model.name}' does not fit the {device.part} ({device.name}) even with "

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MulfreeError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, safe_name
 from ..model.format import Model
 from .network import build_network
 
@@ -69,7 +69,9 @@ def emit_verilog(model: Model, out_dir: str | os.PathLike, mode: str = "runtime"
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise MulfreeError(f"{out}: exists and is not a directory")
-    path = out / f"{manifest['top']}.v"
+    # the file name through the one sanitizer (the module name is an identifier already;
+    # this also bounds its length)
+    path = out / f"{safe_name(manifest['top'], 120)}.v"
     manifest["verilog"] = path.name
     atomic_write_text(path, text)
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")

@@ -87,9 +87,37 @@ def net_from_npz(arrays: dict, cfg: TrainConfig) -> Net:
             if f"layer{i}.pool" in arrays:
                 layers.append(Layer("pool"))
     in_shape = (8, 8, 1) if arch == "cnn" else (int(layers[1].W.shape[1]),)
+    _check_chain(layers, in_shape)
     cfg = replace(cfg, arch=arch)
     net = Net(cfg, layers, in_shape)
     return net
+
+
+def _check_chain(layers: list[Layer], in_shape: tuple[int, ...]) -> None:
+    """Every layer's inputs are what the layer before it gives (as the forward pass will
+    multiply them), so a wrong inner size is a message, not a NumPy traceback."""
+    shape = in_shape
+    index = 0
+    for l in layers:
+        if l.kind == "flatten":
+            shape = (int(np.prod(shape)),)
+        elif l.kind == "pool":
+            shape = (shape[0] // 2, shape[1] // 2, shape[2])
+        else:
+            W = l.W
+            if l.kind == "dense":
+                if len(shape) != 1 or W.shape[1] != shape[0]:
+                    raise InputError(f"float model: layer{index}.W has shape {list(W.shape)}, "
+                                     f"but its input has {int(np.prod(shape))} values "
+                                     f"(expected [{W.shape[0]}, {int(np.prod(shape))}])")
+                shape = (W.shape[0],)
+            else:
+                if len(shape) != 3 or W.shape[1:] != (3, 3, shape[2]):
+                    raise InputError(f"float model: layer{index}.W has shape {list(W.shape)}, "
+                                     f"expected [{W.shape[0]}, 3, 3, {shape[-1]}] for its "
+                                     f"input of shape {list(shape)}")
+                shape = (shape[0], shape[1], W.shape[0])
+            index += 1
 
 
 def post_quantize(arrays: dict, cfg: TrainConfig, data: datasets.Dataset | None = None,

@@ -138,7 +138,7 @@ def test_cli_attempts_must_be_a_positive_integer(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["build", str(tmp_path / "d.mf"), "--board", "ulx3s-85f", "--attempts", "0"])
     assert e.value.code == 2
-    assert "argument --attempts: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert "argument --attempts: expected a positive integer, not '0'" in capsys.readouterr().err
 
 
 def _run_args(model_path, **kw):

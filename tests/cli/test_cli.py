@@ -125,7 +125,7 @@ def test_inputs_writes_the_models_digits_codes(tmp_path):
                  str(tmp_path / "p.npy")]) == 0
 
 
-@pytest.mark.parametrize("count, message", [("0", "positive number of samples"),
+@pytest.mark.parametrize("count, message", [("0", "--count: expected a positive integer"),
                                             ("100000", "split has 360 samples")])
 def test_inputs_refuses_a_count_it_cannot_give(tmp_path, count, message):
     save(example_model(0), tmp_path / "m.mf")

@@ -280,3 +280,20 @@ def test_baked_weights_come_from_the_quantizers_codebook():
     assert designs.baked_weights("pot", 4).min() >= -64
     with pytest.raises(Exception, match="no 7-bit codebook"):
         designs.baked_weights("pot", 7)
+
+
+def test_progress_says_at_once_that_the_sweep_started():
+    """The first points take seconds each: the bar shows a line before any finishes."""
+    import io
+
+    from mulfree.compare.sweep import Progress
+
+    out = io.StringIO()
+    bar = Progress(3, stream=out)
+    assert "0/3" in out.getvalue() and "started" in out.getvalue()
+    bar.update("runtime pot w2 a8 ice40", detail="40 LUT")
+    bar.close()
+    assert out.getvalue().splitlines()[-1].endswith("runtime pot w2 a8 ice40: 40 LUT")
+    quiet = io.StringIO()
+    Progress(3, stream=quiet, enabled=False).close()
+    assert quiet.getvalue() == ""

@@ -196,7 +196,8 @@ def test_layers_the_fold_lists_are_kept():
 def test_nothing_fits_is_an_input_error_with_the_numbers():
     with pytest.raises(InputError, match=r"^model 'example-0' does not fit the iCE40HX1K "
                                          r"\(ice40hx1k\) even with its cheapest fold: estimated "
-                                         r"\d+ logic cells with the harness, budget 1024 "
+                                         r"(at least )?\d+ logic cells with the harness"
+                                         r"( \(before counting the weight ROMs\))?, budget 1024 "
                                          r"\(80% of 1280\); choose a larger device$"):
         plan_network(example_model(0), "runtime", "device:ice40hx1k")
 
@@ -215,7 +216,8 @@ def test_cli_exit_2_when_nothing_fits(tmp_path):
     save(example_model(0), tmp_path / "ex.mf")
     p = _cli("verilog", tmp_path / "ex.mf", "-o", tmp_path / "v", "--device", "ice40hx1k")
     assert p.returncode == 2
-    lines = p.stderr.strip().splitlines()
+    # progress lines (" ..."), shown when a stage runs past 2 s on a busy machine, aside
+    lines = [l for l in p.stderr.strip().splitlines() if not l.endswith(" ...")]
     assert len(lines) == 1 and "Traceback" not in p.stderr
     assert "does not fit the iCE40HX1K" in lines[0] and "budget 1024 (80% of 1280)" in lines[0]
     p = _cli("verilog", tmp_path / "ex.mf", "-o", tmp_path / "v", "--device", "nope")
