@@ -181,6 +181,18 @@ class BuildResult:
             doc["pll"] = {"primitive": self.pll_primitive, **self.pll.to_json()}
         return doc
 
+    def manifest_clock(self) -> dict:
+        """The clock the build chose, as the report's manifest records it beside the fit:
+        the core clock, its source and PLL parameters, inferences/s at it (None when
+        nextpnr missed it) and nextpnr's Fmax."""
+        return {"mhz": self.clk_hz / 1e6, "board_mhz": self.board_clock_hz / 1e6,
+                "source": "pll" if self.pll is not None else "board",
+                "pll": ({"primitive": self.pll_primitive, **dict(self.pll.params)}
+                        if self.pll is not None else None),
+                "fmax_mhz": self.fmax_mhz, "met": self.timing_met,
+                "inferences_per_s": (self.inferences_per_s_clock if self.timing_met
+                                     else None)}
+
     def utilization(self) -> list[dict]:
         rows = []
         placed = self.resources.placed
@@ -218,7 +230,7 @@ class BuildResult:
                      "rx_fifo_bytes": self.rx_fifo_depth, "window": self.window,
                      "protocol": "streamed" if self.window > 1 else "stop-and-wait"},
             "framing": self.frames.to_json(),
-            "manifest": self.manifest,
+            "manifest": {**self.manifest, "core_clock": self.manifest_clock()},
             "leds": list(LED_MEANING),
             "build_seconds": round(self.seconds, 1),
             "warnings": self.warnings,

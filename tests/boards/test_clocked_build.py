@@ -17,7 +17,7 @@ from mulfree.boards.network import frame_format, network_for
 from mulfree.boards.pll import ClockRequestError, pll_at_or_below, pll_frequencies
 from mulfree.boards.registry import BOARDS, get_board
 from mulfree.gen.plan.folds import load_fold
-from test_fit_build import FakeNextpnr, _digits
+from test_fit_build import FakeNextpnr, _digits, cached_fit_target  # noqa: F401 (autouse)
 
 
 def _fitted(board):
@@ -48,7 +48,7 @@ def test_pll_step_clocks_the_core_at_the_highest_pll_frequency_nextpnr_meets(tmp
     fake = FakeNextpnr(fixed=33.1, pll_fmax=lambda f: 33.1)
     monkeypatch.setattr(build_mod, "build", fake)
     board = get_board("icebreaker")
-    target = fit_target(_digits(), board, _fitted(board)).clock_mhz
+    target = build_mod.fit_target(_digits(), board, _fitted(board)).clock_mhz
     assert target < 33.0
     said = []
     r = build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board),
@@ -71,6 +71,13 @@ def test_pll_step_clocks_the_core_at_the_highest_pll_frequency_nextpnr_meets(tmp
     assert doc["inferences_per_s"]["at_core_clock"] == pytest.approx(
         33e6 / doc["cycles_per_inference"])
     assert doc["timing_attempts"][0]["clock_mhz"] == pytest.approx(target)
+    # the manifest records the clock beside the fit
+    core = doc["manifest"]["core_clock"]
+    assert core == {"mhz": 33.0, "board_mhz": 12.0, "source": "pll",
+                    "pll": {"primitive": "SB_PLL40_PAD", "DIVR": 0, "DIVF": 87, "DIVQ": 5,
+                            "FILTER_RANGE": 1},
+                    "fmax_mhz": 33.1, "met": True,
+                    "inferences_per_s": pytest.approx(33e6 / doc["cycles_per_inference"])}
     text = (tmp_path / "report.txt").read_text()
     assert ("core clock: 33 MHz, from the 12 MHz board clock through SB_PLL40_PAD (DIVR=0, "
             "DIVF=87, DIVQ=5, FILTER_RANGE=1; VCO 1056 MHz)") in text
@@ -119,7 +126,7 @@ def test_the_board_clocks_fold_wins_when_the_estimate_was_too_optimistic(tmp_pat
     """The ULX3S story: the fit's favourite (14 cycles, estimated 82.6 MHz) reaches 55.7 MHz
     in nextpnr; the board clock's fold (8 cycles, estimated 41.5) reaches 39.9 and wins."""
     board = get_board("ulx3s-85f")
-    target = fit_target(_digits(), board, _fitted(board))
+    target = build_mod.fit_target(_digits(), board, _fitted(board))
     (fast, n_fast, _, _), (slow, n_slow, _, _) = target.candidates()
     assert fast > 25 and slow == 25 and n_slow < n_fast
     fake = FakeNextpnr(fmax_of=lambda fold, pll: 55.7 if fold["clock_mhz"] > 25 else 39.9)
@@ -190,6 +197,29 @@ def test_a_requested_clock_is_the_target_of_the_fit_and_of_every_build(tmp_path,
     fake.plls.clear()
     build_clocked(_digits(), board, tmp_path, fitted=True, fold=_fitted(board), clock_mhz=25)
     assert fake.plls == [None]
+
+
+def test_a_requested_clock_nextpnr_misses_is_a_warning_with_the_achieved_fmax(tmp_path,
+                                                                              monkeypatch,
+                                                                              capsys):
+    from mulfree.cli.main import main
+    from mulfree.gen.model.format import save
+
+    monkeypatch.setattr(build_mod, "build", FakeNextpnr(fixed=41.3))
+    save(_digits(), tmp_path / "d.mf")
+    out = tmp_path / "out"
+    rc = main(["build", str(tmp_path / "d.mf"), "--board", "ulx3s-85f", "--fold", "serial",
+               "--clock-mhz", "50", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert ("mulfree build: warning: timing missed on cd_sync.clk: achieved 41.3 MHz, the "
+            "core runs at 50.0 MHz") in err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["clock"]["core_mhz"] == 50.0 and doc["inferences_per_s"]["at_core_clock"] is None
+    core = doc["manifest"]["core_clock"]
+    assert core["mhz"] == 50.0 and core["fmax_mhz"] == 41.3 and core["met"] is False
+    assert core["inferences_per_s"] is None and core["pll"]["primitive"] == "EHXPLLL"
+    assert "not reliable at the 50 MHz core clock: timing missed" in (out / "report.txt").read_text()
 
 
 def test_requested_clocks_the_pll_cannot_make():
