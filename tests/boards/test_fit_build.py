@@ -16,9 +16,27 @@ from mulfree.boards.registry import get_board
 from mulfree.boards.toolchain import ResourceReport
 from mulfree.cli.main import main
 from mulfree.gen.model.examples import random_dense
-from mulfree.gen.model.format import Model, save
+from mulfree.gen.model.format import Model, dumps, save
 from mulfree.gen.plan.folds import load_fold
 from mulfree.gen.plan.network import plan_network
+
+
+_FIT_TARGETS: dict = {}
+_fit_target = build_mod.fit_target
+
+
+def _cached_fit_target(model, board, fold=None, baud=build_mod.DEFAULT_BAUD):
+    """:func:`fit_target` (a dozen device fits, seconds) once per model, board, fold and
+    baud rate in this test process: the tests here build the same few many times."""
+    key = (dumps(model), board.name, json.dumps(fold, sort_keys=True, default=str), baud)
+    if key not in _FIT_TARGETS:
+        _FIT_TARGETS[key] = _fit_target(model, board, fold, baud)
+    return _FIT_TARGETS[key]
+
+
+@pytest.fixture(autouse=True)
+def cached_fit_target(monkeypatch):
+    monkeypatch.setattr(build_mod, "fit_target", _cached_fit_target)
 
 
 def _digits():
