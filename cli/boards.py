@@ -302,6 +302,8 @@ def _run_frames(args, model, baud):
 def _run(args) -> int:
     from mulfree.boards.host import BoardLink, link_ceiling
 
+    if args.clock_mhz is not None and args.no_pll:
+        raise MulfreeError("--clock-mhz and --no-pll exclude each other")
     model = load(args.model)
     x = golden.check_input_codes(model, load_npy(args.inputs))
     baud = args.baud

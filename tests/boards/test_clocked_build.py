@@ -324,6 +324,9 @@ def test_cli_clock_requests_the_board_cannot_make_exit_2(board, mhz, message, tm
     assert main(["build", str(tmp_path / "d.mf"), "--board", "icebreaker", "--clock-mhz", "30",
                  "--no-pll"]) == 2
     assert "--clock-mhz and --no-pll exclude each other" in capsys.readouterr().err
+    assert main(["run", "--port", "/dev/null", str(tmp_path / "d.mf"), str(tmp_path / "x.npy"),
+                 "--board", "icebreaker", "--clock-mhz", "30", "--no-pll"]) == 2
+    assert "--clock-mhz and --no-pll exclude each other" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("mhz", ["0", "-30", "nan", "fast"])
