@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from .adder_graph import AdderGraph, GraphError
+from .adder_graph_unit import stages as graph_stages
 from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, signed_width
 from .timing import ConvModel, FrameModel, stage_timing
 from .window import WindowSpec
@@ -109,6 +113,24 @@ class ComputeSpec:
     # copy the input frame and the results into second buffers: load, compute and send
     # overlap
     double_buffer: bool = False
+    # baked shift-add constants: the adder graph of the layer's sums (``[OC][taps]`` from
+    # :func:`mulfree.hw.cmvm.solve`; None: per-channel pairwise trees) and the adder levels
+    # per register stage in it (0: combinational)
+    adder_graph: AdderGraph | None = None
+    latency_cutoff: int = 0
+
+    @property
+    def graph_latency(self) -> int:
+        """Register stages inside the adder graph (0 without one)."""
+        if self.adder_graph is None:
+            return 0
+        return graph_stages(self.adder_graph, self.latency_cutoff)[1]
+
+    @property
+    def lag(self) -> int:
+        """Extra cycles between a step's products and its accumulation: the ``pipeline``
+        register and the adder graph's register stages."""
+        return int(self.pipeline) + self.graph_latency
 
     @property
     def nf(self) -> int:
@@ -126,9 +148,9 @@ class ComputeSpec:
     def fifo_depth(self) -> int:
         """Conv2d: result beats the engine's output FIFO holds; enough for one output
         channel group per cycle with the output always ready (a group's credit comes
-        back ``4 + pipeline`` cycles after its last step); at least 2 (a one-entry
+        back ``4 + lag`` cycles after its last step); at least 2 (a one-entry
         ``SyncFIFO`` has zero-width pointers)."""
-        return max(2, -(-(4 + int(self.pipeline)) // self.sf))
+        return max(2, -(-(4 + self.lag) // self.sf))
 
     @property
     def delay(self) -> int:
@@ -138,7 +160,7 @@ class ComputeSpec:
         :func:`mulfree.hw.timing.stage_timing`)."""
         if self.window is not None:
             return stage_timing(self)[0]
-        return self.steps + 4 + int(self.pipeline) + int(self.double_buffer)
+        return self.steps + 4 + self.lag + int(self.double_buffer)
 
     @property
     def period(self) -> int:
@@ -147,9 +169,8 @@ class ComputeSpec:
         if self.window is not None:
             return stage_timing(self)[1]
         if self.double_buffer:
-            return max(self.steps + 4 + int(self.pipeline), self.in_beats + 1,
-                       self.out_beats + 1)
-        return self.steps + 3 + int(self.pipeline) + max(self.in_beats, self.out_beats)
+            return max(self.steps + 4 + self.lag, self.in_beats + 1, self.out_beats + 1)
+        return self.steps + 3 + self.lag + max(self.in_beats, self.out_beats)
 
     @property
     def buffer_word(self) -> int:
@@ -227,3 +248,26 @@ class ComputeSpec:
             if self.out_beat != self.pe:
                 raise ValueError(f"Output beat of a conv2d layer must be its PE count "
                                  f"{self.pe}, not {self.out_beat}")
+        if isinstance(self.latency_cutoff, bool) or not isinstance(self.latency_cutoff, int) \
+                or self.latency_cutoff < 0:
+            raise ValueError(f"Latency cutoff must be an integer >= 0, not "
+                             f"{self.latency_cutoff!r}")
+        g = self.adder_graph
+        if self.latency_cutoff and g is None:
+            raise ValueError("A latency cutoff needs an adder graph (baked shift-add "
+                             "constants)")
+        if g is not None:
+            if not isinstance(g, AdderGraph):
+                raise TypeError(f"Adder graph must be an AdderGraph or None, not {g!r}")
+            if self.mode != "baked" or self.values is None:
+                raise ValueError("An adder graph needs baked mode with shift-add constants "
+                                 "(values)")
+            if g.in_bounds != ((0, 2**self.in_bits - 1),) * self.taps:
+                raise ValueError(f"The adder graph's inputs must be the {self.taps} codes of "
+                                 f"{self.in_bits} bits")
+            w = np.array([[self.values[k] for k in row] for row in self.codes], np.int64)
+            try:
+                g.check_matrix(w)
+            except GraphError as e:
+                raise ValueError(f"The adder graph does not compute the layer's weights: "
+                                 f"{e}") from None

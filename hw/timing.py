@@ -28,7 +28,7 @@ class FrameModel:
 
     def __init__(self, s):
         self.ib, self.ob = s.in_beats, s.out_beats
-        self.compute = s.steps + 2 + int(s.pipeline)   # start to the last result write
+        self.compute = s.steps + 2 + s.lag             # start to the last result write
         self.db = s.double_buffer
         self.n_in = self.n_out = 0
         self.in_full = self.busy = self.out_full = self.pending = False
@@ -205,7 +205,7 @@ class ConvModel:
     def __init__(self, s):
         self.win = _Window(s.window)
         self.sf, self.nf = s.sf, s.nf
-        self.lag = 2 + int(s.pipeline)                 # issue to the result write
+        self.lag = 2 + s.lag                           # issue to the result write
         self.credits = s.fifo_depth
         self.sf_c = self.nf_c = 0
         self.level = 0

@@ -256,6 +256,7 @@ class _Problem:
         limit, bits = self.limit, self.model.input_bits
         cell_cap = limit["cells"] - self.reserve["cells"]
         ff_cap = limit["ffs"] - self.reserve["ff"]
+        bram_cap = limit["bram"] - self.reserve["bram"]
         # state: beat -> list of (bram, cells, ffs, picks, fmax) Pareto-minimal in
         # (bram, cells, ffs)
         states = {v: [(0, v * bits, v * bits, (("in", v),), math.inf)] for v in self.firsts}
@@ -267,7 +268,7 @@ class _Problem:
                         continue
                     for b0, c0, f0, picks, m0 in front:
                         b, c, f = b0 + bram, c0 + cells, f0 + ffs
-                        if b > limit["bram"] or c > cell_cap or f > ff_cap:
+                        if b > bram_cap or c > cell_cap or f > ff_cap:
                             continue
                         nxt.setdefault(out, []).append(
                             (b, c, f, picks + ((choice,) if choice else ()), min(m0, fmax)))
@@ -310,7 +311,8 @@ class _Problem:
         return FitResult(device=self.device, layers=layers, input_values_per_beat=in_vpb,
                          cycles_per_inference=periods[lo],
                          cells=cells + self.reserve["cells"], ffs=ffs + self.reserve["ff"],
-                         bram=bram, budget=self.limit, pipeline=self.pipeline,
+                         bram=bram + self.reserve["bram"], budget=self.limit,
+                         pipeline=self.pipeline,
                          clock_mhz=clock,
                          fmax_estimate_mhz=None if math.isinf(fmax) else round(fmax, 1))
 
@@ -332,7 +334,8 @@ def _no_fit_message(model, device: Device, options, reserve, limit,
     # The cheapest choice per stage, ignoring how beats chain (a lower bound).
     cells = reserve["cells"] + sum(min(o[1] for opts in pb.values() for o in opts)
                                    for pb in options)
-    bram = sum(min(o[3] for opts in pb.values() for o in opts) for pb in options)
+    bram = reserve["bram"] + sum(min(o[3] for opts in pb.values() for o in opts)
+                                 for pb in options)
     what = (f"estimated {'at least ' if lower_bound else ''}{cells} logic cells with the "
             f"harness{' (before counting the weight ROMs)' if lower_bound else ''}, budget "
             f"{limit['cells']} ({int(UTILIZATION * 100)}% of {device.cells})")
