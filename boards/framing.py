@@ -6,18 +6,28 @@ Host to board:
   bytes, least significant byte first; a beat holds ``values_per_beat`` codes of
   ``value_bits`` bits, the first code in the least significant bits. Codes are taken from
   the input array in (row, column, channel) order; the last beat is padded with zeros.
-- ``0x3F`` (``?``): identify. The board answers with :data:`IDENT_REPLY` bytes.
+- ``0x3F`` (``?``): identify. The board answers with the identify reply.
 - Any other byte between frames is ignored, so a host resynchronizes by sending one
   input frame's worth of ``0x00`` (finishing any partial frame), waiting, and flushing.
+
+Frames may follow each other without gaps: the board keeps a receive FIFO of
+:func:`rx_fifo_depth` bytes, so a host may have :func:`window` frames in flight (sent, reply
+not yet read) without ever overrunning it, whatever the network's speed.
 
 Board to host:
 
 - ``0x5A`` then the output frame: the output beats, packed the same way (signed values in
   two's complement of ``value_bits`` bits).
-- The identify reply: ``b"MF"``, the framing version (1), the input frame length and the
-  output frame length (each 16 bits, little-endian, without the start byte), and a 32-bit
-  little-endian fingerprint of the model, the mode and the fold, so a host can tell that the
-  bitstream on the board was built from the model it holds.
+- ``0xEE`` (:data:`LOST`): a received byte was lost (the FIFO was full, or a byte had a bad
+  stop bit). Sent as soon as the transmitter is between two replies, so it follows the reply
+  that was going out when the byte was lost (that reply, and every one after the ``0xEE``,
+  may be wrong until the host resynchronizes).
+- The identify reply (13 bytes): ``b"MF"``, the framing version (2), the input frame length
+  and the output frame length (each 16 bits, little-endian, without the start byte), a
+  32-bit little-endian fingerprint of the model, the mode and the fold (so a host can tell
+  that the bitstream on the board was built from the model it holds), and the receive
+  FIFO's depth in bytes (16 bits). Version 1 (11 bytes, without the depth) had a one-byte
+  receive buffer: a host talks to it stop-and-wait.
 
 This module is plain Python: the harness takes its constants from here, and the host
 driver and the tests use its packing functions.
@@ -35,15 +45,42 @@ import numpy as np
 from mulfree.gen.model.beats import pack_beats, unpack_beats
 from mulfree.gen.errors import InputError
 
-__all__ = ["FRAME_IN", "FRAME_OUT", "IDENT", "IDENT_MAGIC", "FRAMING_VERSION", "StreamFormat",
-           "FrameFormat", "ident_bytes", "parse_ident", "fingerprint"]
+__all__ = ["FRAME_IN", "FRAME_OUT", "IDENT", "LOST", "IDENT_MAGIC", "FRAMING_VERSION",
+           "IDENT_LEN", "StreamFormat", "FrameFormat", "ident_bytes", "parse_ident", "fingerprint",
+           "rx_fifo_depth", "window", "MIN_RX_FIFO"]
 
 FRAME_IN = 0xA5
 FRAME_OUT = 0x5A
 IDENT = 0x3F
+LOST = 0xEE
 IDENT_MAGIC = b"MF"
-FRAMING_VERSION = 1
-IDENT_LEN = 11
+FRAMING_VERSION = 2
+IDENT_LEN = {1: 11, 2: 13}          # by version
+MIN_RX_FIFO = 16
+
+
+def rx_fifo_depth(in_frame_bytes: int, block_bytes: int = 512) -> int:
+    """Bytes of the harness's receive FIFO for input frames of ``in_frame_bytes`` (without
+    the start byte): room for two whole frames (start bytes included), rounded up to a
+    power of two, so that a host keeps three frames in flight (see :func:`window`); at most
+    one memory block of ``block_bytes`` bytes, at least :data:`MIN_RX_FIFO`.
+    docs/boards.md has the measurements behind this."""
+    if isinstance(in_frame_bytes, bool) or not isinstance(in_frame_bytes, int) \
+            or in_frame_bytes < 1:
+        raise ValueError(f"Frame length must be a positive integer, not {in_frame_bytes!r}")
+    want = 1 << (2 * (in_frame_bytes + 1) - 1).bit_length()
+    return max(MIN_RX_FIFO, min(block_bytes, want))
+
+
+def window(in_frame_bytes: int, fifo_depth: int | None) -> int:
+    """Frames a host may have in flight (sent, reply not yet read) with a board whose
+    receive FIFO holds ``fifo_depth`` bytes (None: a version-1 board, stop-and-wait).
+
+    Safe whatever the network's speed: of the frames in flight, the oldest is being answered
+    (its input has left the FIFO), and the others fit the FIFO whole."""
+    if fifo_depth is None:
+        return 1
+    return 1 + fifo_depth // (in_frame_bytes + 1)
 
 
 @dataclass(frozen=True)
@@ -146,19 +183,25 @@ class FrameFormat:
                    int(d["in_values"]), int(d["out_values"]), str(d["out_kind"]),
                    int(d["fingerprint"], 16))
 
-    def ident(self) -> bytes:
-        return ident_bytes(self.inp.frame_bytes, self.out.frame_bytes, self.fingerprint)
+    def ident(self, fifo_depth: int) -> bytes:
+        return ident_bytes(self.inp.frame_bytes, self.out.frame_bytes, self.fingerprint,
+                           fifo_depth)
 
 
-def ident_bytes(in_bytes: int, out_bytes: int, fp: int) -> bytes:
-    return IDENT_MAGIC + struct.pack("<BHHI", FRAMING_VERSION, in_bytes, out_bytes, fp)
+def ident_bytes(in_bytes: int, out_bytes: int, fp: int, fifo_depth: int) -> bytes:
+    return IDENT_MAGIC + struct.pack("<BHHIH", FRAMING_VERSION, in_bytes, out_bytes, fp,
+                                     fifo_depth)
 
 
-def parse_ident(data: bytes) -> tuple[int, int, int, int]:
-    """(version, input frame bytes, output frame bytes, fingerprint) from an identify reply."""
-    if len(data) != IDENT_LEN or data[:2] != IDENT_MAGIC:
+def parse_ident(data: bytes) -> tuple[int, int, int, int, int | None]:
+    """(version, input frame bytes, output frame bytes, fingerprint, receive FIFO bytes or
+    None for version 1) from an identify reply."""
+    version = data[2] if len(data) > 2 and data[:2] == IDENT_MAGIC else None
+    if version not in IDENT_LEN or len(data) != IDENT_LEN[version]:
         raise ValueError(f"not a mulfree identify reply: {data.hex()}")
-    return struct.unpack("<BHHI", data[2:])
+    if version == 1:
+        return struct.unpack("<BHHI", data[2:]) + (None,)
+    return struct.unpack("<BHHIH", data[2:])
 
 
 def fingerprint(model_json: str, options: dict) -> int:

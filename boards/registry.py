@@ -49,12 +49,17 @@ class Board:
     notes: str = ""
     unsupported: str = ""
     needs: tuple = ()                  # (executable, package) beyond Yosys and nextpnr
+    pll: str = ""                      # the PLL primitive clocking the core (boards/clockgen.py)
+    no_pll: str = ""                   # without one: why, for the report and the errors
 
     def __post_init__(self) -> None:
         if self.part.family != self.family or not self.device.upper().startswith(
                 self.part.part.upper().split("-")[0]):
             raise ValueError(f"Board {self.name}: device {self.device} does not match "
                              f"{self.part.part} ({self.part.family})")
+        if bool(self.pll) == bool(self.no_pll):
+            raise ValueError(f"Board {self.name}: give either its PLL primitive or why it "
+                             f"has none")
 
     def make_platform(self):
         if self.unsupported:
@@ -77,7 +82,9 @@ class Board:
 
     @property
     def clk_freq(self) -> float:
-        return float(self.make_platform().default_clk_frequency)
+        """The board oscillator's frequency in Hz (from the platform; no tool is needed)."""
+        platform = getattr(importlib.import_module(self.module), self.platform)()
+        return float(platform.default_clk_frequency)
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in (
@@ -87,6 +94,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           leds=(("led_g", 0, None), ("led_r", 0, None)),
           programmers=(("iceprog", "{bitstream}"),
                        ("openFPGALoader", "-b", "ice40_generic", "{bitstream}")),
+          pll="SB_PLL40_PAD",    # the 12 MHz oscillator is on pin 35, the UP5K's PLL pad
           notes="12 MHz clock; UART through the FTDI's second channel (/dev/ttyUSB1). "
                 "Green LED: heartbeat; red LED: busy."),
     Board("ulx3s-85f", "Radiona ULX3S (ECP5 LFE5U-85F)", "ecp5",
@@ -96,6 +104,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
                        ("fujprog", "{bitstream}")),
           build_env={"OPENFPGALOADER": "true"},
+          pll="EHXPLLL",
           notes="25 MHz clock; UART through the FTDI (US1 port)."),
     Board("ulx3s-12f", "Radiona ULX3S (ECP5 LFE5U-12F)", "ecp5",
           "LFE5U-12F-6BG381C", DEVICES["lfe5u-12f"],
@@ -104,6 +113,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           programmers=(("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
                        ("fujprog", "{bitstream}")),
           build_env={"OPENFPGALOADER": "true"},
+          pll="EHXPLLL",
           notes="25 MHz clock; UART through the FTDI (US1 port)."),
     Board("orangecrab-25f", "Good Stuff Department OrangeCrab r0.2 (ECP5 LFE5U-25F)", "ecp5",
           "LFE5U-25F-8MG285C", DEVICES["lfe5u-25f"], "amaranth_boards.orangecrab_r0_2",
@@ -113,6 +123,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
                        ("openFPGALoader", "-b", "orangecrab", "{bitstream}")),
           build_env={"DFU_SUFFIX": "true"},
           extra_uart=("0", "1", ("io", 0), {"IO_TYPE": "LVCMOS33", "PULLMODE": "UP"}),
+          pll="EHXPLLL",
           notes="48 MHz clock. The board has no USB-serial chip: the harness's UART is on "
                 "the Feather header, RX on pin 0 and TX on pin 1 (3.3 V); connect a USB-serial "
                 "adapter there. Program over USB DFU (hold the button while plugging in). "
@@ -125,6 +136,8 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           build_env={"NEXTPNR_GOWIN": "yowasp-nextpnr-gowin", "GOWIN_PACK": "gowin_pack"},
           needs=(("yowasp-nextpnr-gowin", "yowasp-nextpnr-gowin"),
                  ("gowin_pack", "apycula (installed with yowasp-nextpnr-gowin)")),
+          no_pll="mulfree does not drive the Gowin rPLL (amaranth 0.5.10's legacy "
+                 "nextpnr-gowin flow); the core runs at the 27 MHz board clock",
           notes="Experimental: amaranth 0.5.10 drives the legacy nextpnr-gowin "
                 "(yowasp-nextpnr-gowin 0.7, deprecated upstream, with Apycula 0.15's "
                 "gowin_pack), which maps no block RAM and ignores amaranth's clock "

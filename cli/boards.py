@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,10 @@ from mulfree.gen.model.format import load
 from mulfree.gen.plan.devices import device_names
 from mulfree.gen.plan.folds import load_fold
 
-from mulfree.boards.build import DEFAULT_ATTEMPTS, DEFAULT_BAUD
+from mulfree.boards.build import DEFAULT_ATTEMPTS, DEFAULT_BAUD, DEFAULT_PLL_ATTEMPTS
 from mulfree.boards.registry import BOARDS, get_board
 
-from .options import add_output, positive_float, positive_int
+from .options import add_output, nonneg_int, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
 
@@ -51,9 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                             help="ECP5: keep multipliers out of the DSP blocks (synth_ecp5 -nodsp)")
         parser.add_argument("--attempts", type=positive_int, default=DEFAULT_ATTEMPTS,
                             metavar="N",
-                            help=f"device fit: builds allowed to meet the board clock "
-                                 f"(nextpnr's Fmax; each retry refits for a shorter path; "
-                                 f"default {DEFAULT_ATTEMPTS}, 1: no retry)")
+                            help=f"device fit at a fixed clock (--clock-mhz, --no-pll, a "
+                                 f"board without PLL): builds allowed to meet it (nextpnr's "
+                                 f"Fmax; each retry refits for a shorter path; default "
+                                 f"{DEFAULT_ATTEMPTS}, 1: no retry)")
+        parser.add_argument("--pll-attempts", type=nonneg_int, default=DEFAULT_PLL_ATTEMPTS,
+                            metavar="N",
+                            help=f"PLL step: builds allowed after the first, each at the "
+                                 f"highest clock the PLL makes at or below nextpnr's Fmax "
+                                 f"(default {DEFAULT_PLL_ATTEMPTS}; 0: none)")
     elif name == "program":
         parser.add_argument("dir", metavar="DIR", help="a folder written by 'mulfree build'")
         parser.add_argument("--dry-run", action="store_true",
@@ -81,10 +88,21 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                             help="do not compare with the golden model")
 
 
+def _clock_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clock-mhz", type=positive_float, metavar="MHZ",
+                        help="run the core at this clock through the board's PLL (the "
+                             "highest frequency it makes at or below, within 1%%); the fit "
+                             "aims at it, and a clock nextpnr does not meet is a warning "
+                             "(default: the highest clock the fit and nextpnr agree on)")
+    parser.add_argument("--no-pll", action="store_true",
+                        help="keep the core on the board clock (no PLL step)")
+
+
 def _network_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
+    parser.add_argument("--mode", choices=("runtime", "baked", "tables"), default="runtime",
                         help="runtime: weights in ROM, folded; baked: weights as constants "
-                             "in the logic, fully parallel (default runtime)")
+                             "in the logic, fully parallel; tables: every sparse neuron one "
+                             "truth table, one inference per clock (default runtime)")
     parser.add_argument("--fold", metavar="FILE",
                         help="fold file (JSON, see docs/hardware.md) or a preset: auto, serial, "
                              "parallel (default: fitted to the board's device and clock)")
@@ -92,6 +110,7 @@ def _network_args(parser: argparse.ArgumentParser) -> None:
                         help=f"fit the fold to this device (runtime mode): one of "
                              f"{', '.join(device_names())}")
     parser.add_argument("--standin", action="store_true", help=argparse.SUPPRESS)
+    _clock_args(parser)
 
 
 def _read_report(folder: Path) -> dict:
@@ -168,8 +187,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args) -> int:
+    from mulfree.boards.build import requested_clock
+
     model = load(args.model)
     board = get_board(args.board)
+    if args.clock_mhz is not None:
+        if args.no_pll:
+            raise MulfreeError("--clock-mhz and --no-pll exclude each other")
+        requested_clock(board, args.clock_mhz)      # a clock the PLL cannot make: exit 2 now
     out = Path(args.output) if args.output else \
         Path("build") / f"{Path(args.model).stem}-{board.name}"
     check_output_dir(out)
@@ -178,26 +203,38 @@ def _build(args) -> int:
 
 
 def _build_locked(args, model, board, out: Path) -> int:
-    from mulfree.boards.build import build, format_report
+    from mulfree.boards.build import build_clocked, format_report
 
-    print(f"mulfree build: {model.name} for {board.title}, {args.mode} weights -> {out}",
+    print(f"mulfree build: {model.name} for {board.title}, "
+          f"{'neuron tables' if args.mode == 'tables' else args.mode + ' weights'} -> {out}",
           file=sys.stderr, flush=True)
     device = args.device
     if device is None and args.fold is None and args.mode == "runtime":
         device = board.part.name      # the default: the fastest fold that fits this board
     fold = _load_fold(args.fold, device)
-    if device is not None:
-        from mulfree.boards.build import build_fitted
-        print(f"mulfree build: fold fitted to the {fold['device']} at the board's "
-              f"{board.clk_freq / 1e6:g} MHz clock (estimate, checked with nextpnr; --fold "
-              f"auto or a fold file to choose it yourself)", file=sys.stderr, flush=True)
-        result = build_fitted(model, board, out, fold=fold, attempts=args.attempts,
-                              mode=args.mode, baud=args.baud, nodsp=args.nodsp,
-                              standin=args.standin, model_label=Path(args.model).name)
+    board_mhz = board.clk_freq / 1e6
+    if args.clock_mhz is not None:
+        clock = f"at the requested {args.clock_mhz:g} MHz"
+    elif board.pll and not args.no_pll and args.pll_attempts > 0:
+        clock = (f"at the clock with the most estimated inferences/s, then the PLL ({board.pll}"
+                 f") at the highest clock nextpnr meets")
+    elif board.pll:
+        clock = f"at the {board_mhz:g} MHz board clock (--no-pll)"
     else:
-        result = build(model, board, out, mode=args.mode, fold=fold,
-                       baud=args.baud, nodsp=args.nodsp, standin=args.standin,
-                       model_label=Path(args.model).name)
+        clock = f"at the {board_mhz:g} MHz board clock ({board.no_pll})"
+    if device is not None:
+        print(f"mulfree build: fold fitted to the {fold['device']} {clock} (estimates, "
+              f"checked with nextpnr; --fold auto or a fold file to choose it yourself)",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"mulfree build: {clock}", file=sys.stderr, flush=True)
+    result = build_clocked(model, board, out, fitted=device is not None, fold=fold,
+                           clock_mhz=args.clock_mhz, use_pll=not args.no_pll,
+                           attempts=args.attempts, pll_attempts=args.pll_attempts,
+                           notify=lambda text: print(f"mulfree build: {text}",
+                                                     file=sys.stderr, flush=True),
+                           mode=args.mode, baud=args.baud, nodsp=args.nodsp,
+                           standin=args.standin, model_label=Path(args.model).name)
     print(format_report(result))
     for w in result.warnings:
         print(f"mulfree build: warning: {w}", file=sys.stderr)
@@ -259,13 +296,16 @@ def _run_frames(args, model, baud):
                 frames, built_baud = _report_link(report, folder / "report.json")
                 return frames, baud or built_baud
         device = board.part.name
-    fold = first_fold(board, _load_fold(args.fold, device))
+    fold = first_fold(board, _load_fold(args.fold, device), args.clock_mhz, model=model,
+                      use_pll=not args.no_pll, baud=baud or DEFAULT_BAUD)
     return frames_for(model, args.mode, fold, standin=args.standin), baud
 
 
 def _run(args) -> int:
-    from mulfree.boards.host import BoardLink
+    from mulfree.boards.host import BoardLink, link_ceiling
 
+    if args.clock_mhz is not None and args.no_pll:
+        raise MulfreeError("--clock-mhz and --no-pll exclude each other")
     model = load(args.model)
     x = golden.check_input_codes(model, load_npy(args.inputs))
     baud = args.baud
@@ -278,8 +318,17 @@ def _run(args) -> int:
     baud = baud or DEFAULT_BAUD
     with BoardLink(args.port, frames, baud=baud, timeout=args.timeout) as link:
         link.identify()
+        start = time.monotonic()
         y = link.infer(x)
+        seconds = time.monotonic() - start
     y = y.reshape((len(x),) + tuple(model.output_shape))
+    streamed = link.window > 1
+    how = (f"streamed, {link.window} frames in flight" if streamed else
+           "stop-and-wait" + (" (a version-1 board)" if link.fifo_depth is None else ""))
+    print(f"{len(x)} inferences in {seconds:.2f} s: {len(x) / seconds:,.1f}/s over the link "
+          f"({how}; the link's ceiling at {baud} baud: "
+          f"{link_ceiling(frames, baud, streaming=streamed):,.1f}/s"
+          f"{f', {link.recoveries} resynchronization(s)' if link.recoveries else ''})")
     if args.output:
         save_npy(args.output, y)
     shown = min(len(y), 8)

@@ -69,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--abits", type=_ints, default=None, metavar="N,..",
                    help="activation widths (default 8)")
     p.add_argument("--modes", type=_names, default=None, metavar="M,..",
-                   help=f"some of {','.join(MODES)}")
+                   help=f"some of {','.join(MODES)} (default runtime,baked; tables: sparse "
+                        f"neurons as truth tables)")
     p.add_argument("--no-pnr", action="store_true",
                    help="synthesis only: no place and route, so no Fmax")
     output_path(p, "--cache", kind="dir", default=None, metavar="DIR",

@@ -17,8 +17,9 @@ from .options import add_output, output_path, positive_float, positive_int
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", help="model file (.mf): its own input encoding (an imported "
                                  "model's metadata, else the digits pixel codes) decides the codes")
-    p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
-                   help="data set to take the samples from (default: digits)")
+    p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz",
+                   help="data set to take the samples from: digits (the default) or a .npz "
+                        "file (docs/training.md)")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="which split (default: test)")
     p.add_argument("-n", "--count", type=positive_int, default=None,

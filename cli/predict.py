@@ -1,10 +1,12 @@
 """``mulfree predict MODEL INPUTS.npy -o OUT.npy``: the golden model on a batch.
 
 Without ``--float`` the inputs are the integer network's input codes and the output is the
-last layer's (codes, accumulators or class). With ``--float`` (imported models) the
-inputs are what the source model takes (its layout and float values, through the model's
-own input encoding) and the output is what the source model gives: its logits through the
-output affine, or its quantized outputs, then its tail (Softmax, TopK, ...).
+last layer's (codes, accumulators or class). With ``--float`` (imported models, and
+models trained on a ``.npz`` data set) the inputs are what the source model takes (its
+layout and float values, through the model's own input encoding); the output is what an
+imported source model gives (its logits through the output affine, or its quantized
+outputs, then its tail: Softmax, TopK, ...), or, for a model trained here, the last
+layer's output as without ``--float``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mulfree.gen.fileio import load_npy, safe_name, save_npy
-from mulfree.gen.model.encoding import decode_outputs, encode_inputs
+from mulfree.gen.model.encoding import decode_outputs, encode_inputs, has_decoding
 from mulfree.gen.model.golden import run as golden_run
 from mulfree.gen.model.format import load
 
@@ -29,8 +31,9 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     add_output(p, required=True, metavar="Y.npy",
                help="where to write the last layer's output (.npy)")
     p.add_argument("--float", dest="float_io", action="store_true",
-                   help="imported models: float inputs as the source model takes them, and "
-                        "the source model's outputs (logits, Softmax, ...) out")
+                   help="models with an input encoding (imported, or trained on a .npz "
+                        "data set): float inputs as the source model takes them; imported "
+                        "models give the source model's outputs (logits, Softmax, ...)")
     output_path(p, "--layer-outputs", kind="dir", metavar="DIR",
                 help="also write every layer's output (and accumulators) into DIR, as "
                      "NN_<layer name>.npy (the name reduced to letters, digits and ._+-)")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.float_io:
         x = encode_inputs(model, x)
     result = golden_run(model, x)
-    if args.float_io:
+    if args.float_io and has_decoding(model):
         out = decode_outputs(model, result)
         out = out.astype(np.float32) if out.dtype.kind == "f" else out
         what = "source-model outputs"

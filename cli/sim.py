@@ -50,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--simulator", choices=[s.value for s in Simulator], default="verilator",
                    help="icarus or verilator (cocotb on the emitted Verilog), or amaranth "
                         "(Amaranth's simulator on the network component); default verilator")
-    p.add_argument("--mode", choices=["runtime", "baked"], default="runtime",
-                   help="weights in ROM (runtime) or as constants (baked)")
+    p.add_argument("--mode", choices=["runtime", "baked", "tables"], default="runtime",
+                   help="weights in ROM (runtime), as constants (baked), or every neuron "
+                        "a truth table (tables)")
     p.add_argument("--fold", metavar="FILE",
                    help="folding file (PE and SIMD per layer), or serial, parallel or auto")
     p.add_argument("--device", metavar="NAME",

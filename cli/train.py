@@ -33,6 +33,10 @@ from .options import (add_output, int_list, nonneg_float, nonneg_int, output_pat
 
 log = logging.getLogger(__name__)
 
+DATASET_HELP = ("digits (scikit-learn's, bundled; the default) or a .npz file with x_train, "
+                "y_train, x_test, y_test: features [N, F] or images [N, H, W, C], integer "
+                "labels (docs/training.md)")
+
 _hidden = int_list
 
 
@@ -65,9 +69,8 @@ def _quant_options(p: argparse.ArgumentParser, train: bool) -> None:
 
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     if name == "train":
-        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
-                       help="data set to train on (default digits: scikit-learn's 8x8 "
-                            "digits, bundled)")
+        p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz",
+                       help=DATASET_HELP)
         p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
                        help="mlp: dense layers (--hidden); cnn: 3x3 conv + 2x2 max-pool "
                             "blocks (--channels), then a dense layer (default mlp)")
@@ -75,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
                        help="MLP hidden widths (default 64,32)")
         p.add_argument("--channels", type=_hidden, default=(8, 16), metavar="N,N",
                        help="CNN conv channels (default 8,16)")
+        p.add_argument("--fan-in", type=_hidden, default=(), metavar="F[,F..]",
+                       help="sparse MLP: every neuron reads F inputs (one value for every "
+                            "dense layer, or one per dense layer); default dense")
+        p.add_argument("--fan-in-rule", choices=("learned", "random"), default="learned",
+                       help="which inputs: learned (gradual magnitude pruning to each neuron's F "
+                            "largest weights; default) or random (fixed per seed, as LogicNets)")
         _quant_options(p, train=True)
         p.add_argument("--table-entries", type=positive_int, default=None, metavar="E",
                        help="table scheme: at most E product-table entries per layer")
@@ -93,8 +102,8 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
         _quant_options(p, train=False)
     else:  # eval
         p.add_argument("model", help="model file (.mf)")
-        p.add_argument("--dataset", default="digits", choices=datasets.DATASETS,
-                       help="data set whose test split is scored (default digits)")
+        p.add_argument("--dataset", default="digits", metavar="NAME|FILE.npz",
+                       help=DATASET_HELP)
         p.add_argument("--data-scale", type=positive_float, metavar="S",
                        help="imported models: multiply the data set's values by S before the "
                             "model's own input encoding (e.g. 0.0625 for digits pixels 0..16 "
@@ -114,13 +123,15 @@ def _config(args: argparse.Namespace, **extra):
                        lut_prune=args.lut_prune, seed=args.seed, **extra)
 
 
-def _default_name(cfg, q) -> str:
+def _default_name(cfg, q, dataset: str = "digits") -> str:
     widths = [int(l.codes.shape[0]) for l in q.layers]
     if cfg.arch == "mlp":
         body = "-".join(str(w) for w in [int(np.prod(q.in_shape))] + widths)
     else:
         body = "cnn" + "-".join(str(w) for w in widths[:-1])
-    return f"digits-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
+    if cfg.fan_in:
+        body += "-f" + "_".join(str(f) for f in cfg.fan_in)
+    return f"{dataset}-{body}-{cfg.scheme}-w{cfg.wbits}a{cfg.abits}i{cfg.ibits}-s{cfg.seed}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     data = datasets.load(args.dataset)
     if args.command == "train":
         cfg = _config(args, arch=args.arch, hidden=tuple(args.hidden),
-                      channels=tuple(args.channels), table_entries=args.table_entries,
+                      channels=tuple(args.channels), fan_in=tuple(args.fan_in),
+                      fan_in_rule=args.fan_in_rule, table_entries=args.table_entries,
                       epochs=args.epochs, lr=args.lr, gradual=not args.no_gradual)
         if cfg.scheme == "float":
             raise InputError("--scheme float trains no integer model; pick a quantized scheme "
@@ -165,9 +177,12 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.monotonic() - t0
     q = export(net)
     q.metadata["float_accuracy"] = round(float(float_acc), 6)
-    q.metadata["dataset"] = args.dataset
+    q.metadata["dataset"] = data.name
     q.metadata["source"] = f"mulfree {args.command}"
-    model = to_model(q, name=args.name or _default_name(cfg, q))
+    encoding = data.encoding(cfg.ibits)
+    if encoding is not None:           # how the data set's values become input codes
+        q.metadata["input_encoding"] = encoding
+    model = to_model(q, name=args.name or _default_name(cfg, q, data.name))
     acc = evaluate_model(model, data)
     # Accuracy of the golden model is part of the file; timing is not (determinism).
     meta = dict(model.metadata)
@@ -217,12 +232,14 @@ def _check_size(cfg, data) -> None:
     it (``--hidden 1000000`` would take gigabytes)."""
     n = data.x_train.shape[0] if not cfg.train_subset else min(cfg.train_subset,
                                                               data.x_train.shape[0])
-    h, w, c = data.image_shape
     if cfg.arch == "mlp":
-        widths = [h * w * c, *cfg.hidden, data.classes]
+        widths = [int(np.prod(data.image_shape)), *cfg.hidden, data.classes]
         size = max(max(a * b for a, b in zip(widths, widths[1:])), n * max(widths))
         what = f"--hidden {','.join(map(str, cfg.hidden))}: the largest training array"
     else:
+        if len(data.image_shape) != 3:
+            return                      # the trainer refuses features for a CNN, one line
+        h, w, c = data.image_shape
         size = 0
         for ch in cfg.channels:
             size = max(size, n * h * w * 9 * c, n * h * w * ch)   # im2col, outputs
@@ -272,5 +289,5 @@ def _run_eval(args: argparse.Namespace) -> int:
     else:
         n = data.y_test.size
         print(f"{model.name}: test accuracy {acc:.4f} ({int(round(acc * n))}/{n}, "
-              f"golden integer model, {args.dataset})")
+              f"golden integer model, {data.name})")
     return 0

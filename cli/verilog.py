@@ -1,4 +1,4 @@
-"""``mulfree verilog MODEL -o DIR [--mode runtime|baked] [--fold FILE|PRESET] [--device NAME]``."""
+"""``mulfree verilog MODEL -o DIR [--mode runtime|baked|tables] [--fold FILE|PRESET] [--device NAME]``."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from .options import add_output
 def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", help="model file (.mf)")
     add_output(p, kind="dir", required=True, help="folder for <top>.v and manifest.json")
-    p.add_argument("--mode", choices=("runtime", "baked"), default="runtime",
+    p.add_argument("--mode", choices=("runtime", "baked", "tables"), default="runtime",
                    help="runtime: weight codes in ROM, folded by PE x SIMD (default); "
-                        "baked: weights as constants, fully parallel")
+                        "baked: weights as constants, fully parallel; tables: every sparse "
+                        "neuron one truth table, fully pipelined, one inference per clock "
+                        "(dense layers; docs/tables.md)")
     p.add_argument("--fold", metavar="FILE",
                    help=f"fold file (JSON, see docs/hardware.md) or a preset: "
                         f"{', '.join(FOLD_PRESETS)} (default: auto)")
@@ -68,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         if "pe" in r:
             print(f"  {r['name']:<12} {r['type']:<7} pe {r['pe']:>3} simd {r['simd']:>4} "
                   f"acc {r['acc_width']:>2} bits  {r['cycles']} steps  {r['unit']}")
+        elif "lowering" in r:
+            print(f"  {r['name']:<12} {r['type']:<7} {r['lowering']}: {r['table_neurons']} "
+                  f"table neurons (up to {r['table_input_bits']} input bits), "
+                  f"{r['sum_neurons']} sum neurons; fan-in {r['fan_in']['min']}.."
+                  f"{r['fan_in']['max']} of {r['in_bits']}-bit codes")
         else:
             print(f"  {r['name']:<12} {r['type']}")
     return 0

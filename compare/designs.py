@@ -7,6 +7,13 @@
     a small dense layer with constant weights (``BAKED_IN`` inputs, ``BAKED_OUT`` outputs,
     weights drawn with a fixed seed from the scheme's codebook): PoT products become
     wiring, the others constant shift-adds, summed by balanced pairwise adder trees.
+``tables``
+    the baked layer made sparse (issue 17): each of its ``BAKED_OUT`` neurons reads its
+    first ``tables_fan_in(abits)`` inputs (as many as fit ``TABLE_BITS`` index bits),
+    and its accumulator is one truth table over them, computed by the golden model
+    (:func:`mulfree.gen.plan.tables.neuron_table`) and minimized by Yosys/ABC
+    (:class:`mulfree.hw.table_layer.TableLayer`). Not in the default grids
+    (``--modes tables``).
 
 Schemes: ``uniform`` (the multiplier baseline every ratio is taken against), ``pot``,
 ``apot``, ``lut`` (the product from a table ``P[k][c] = W[k] * A[c]`` of a LUT-Q
@@ -20,11 +27,14 @@ import numpy as np
 from mulfree.gen.errors import InputError
 from mulfree.hw.compute import csd_digits
 
-__all__ = ["MODES", "SCHEMES", "ACC_TERMS", "LANE_CONTROL", "BAKED_IN", "BAKED_OUT",
-           "TABLE_MAX_INDEX_BITS", "lane_codebook", "baked_weights", "signed_terms",
-           "build_design", "codebook"]
+__all__ = ["MODES", "DEFAULT_MODES", "SCHEMES", "ACC_TERMS", "LANE_CONTROL", "BAKED_IN",
+           "BAKED_OUT", "TABLE_MAX_INDEX_BITS", "TABLE_BITS", "tables_fan_in", "lane_codebook",
+           "baked_weights", "signed_terms", "build_design", "codebook"]
 
-MODES = ("runtime", "baked")
+MODES = ("runtime", "baked", "tables")
+
+# the modes of the default and quick grids (tables is asked for with --modes)
+DEFAULT_MODES = ("runtime", "baked")
 
 SCHEMES = ("uniform", "pot", "apot", "lut", "binary", "ternary")
 
@@ -50,6 +60,14 @@ BAKED_SEED = 2024
 # A runtime table lane indexes P[k][c] by {k, c}: past this many index bits the table
 # belongs in block RAM, not LUTs, and the point is left out of the sweep.
 TABLE_MAX_INDEX_BITS = 10
+
+# The tables design: each neuron reads as many inputs as fit this many table index bits.
+TABLE_BITS = 12
+
+
+def tables_fan_in(abits: int) -> int:
+    """Inputs each neuron of the tables design reads."""
+    return max(1, min(BAKED_IN, TABLE_BITS // abits))
 
 
 def codebook(scheme: str, wbits: int) -> np.ndarray:
@@ -233,8 +251,36 @@ def _baked_core(weights, abits):
     return BakedCore()
 
 
+def _tables_layer(scheme: str, wbits: int, abits: int):
+    """The tables design (module docstring): the baked layer's weights on its first
+    ``tables_fan_in(abits)`` inputs, each neuron's accumulator one truth table."""
+    from mulfree.gen.model.format import Dense, Output, OutputKind, Scheme, Weights
+    from mulfree.gen.plan.tables import neuron_table
+    from mulfree.hw.product import shape_for
+    from mulfree.hw.table_layer import TableLayer
+    from mulfree.hw.table_spec import TableLayerSpec, TableNeuron
+
+    f = tables_fan_in(abits)
+    w = baked_weights(scheme, wbits)[:, :f]
+    values = np.unique(w)
+    layer = Dense(name="tables", weights=Weights(Scheme.LUT, max(1, (values.size - 1).bit_length()),
+                                                 np.searchsorted(values, w), codebook=values),
+                  bias=np.zeros(w.shape[0], np.int64), output=Output(OutputKind.ACC),
+                  activation_codebook=np.arange(2**abits))
+    neurons = tuple(TableNeuron(tuple(range(f)), neuron_table(layer, j, list(range(f)), abits))
+                    for j in range(w.shape[0]))
+    lo = min(min(n.table) for n in neurons)
+    hi = max(max(n.table) for n in neurons)
+    shape = shape_for(min(lo, -1), hi)
+    spec = TableLayerSpec(in_bits=abits, in_count=f, neurons=neurons, out_width=shape.width,
+                          out_signed=True)
+    return TableLayer(spec)
+
+
 def build_design(mode: str, scheme: str, wbits: int, abits: int):
     """The Amaranth component measured at a point (the target does not change it)."""
     if mode == "runtime":
         return _runtime_lane(scheme, wbits, abits)
+    if mode == "tables":
+        return _tables_layer(scheme, wbits, abits)
     return _baked_layer(scheme, wbits, abits)

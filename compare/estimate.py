@@ -94,6 +94,8 @@ def primitives(mode: str, scheme: str, wbits: int, abits: int) -> dict[str, floa
     """The primitive counts of one design (see the module docstring)."""
     p = {"adder": 0.0, "mux": 0.0, "xor": 0.0, "gate": 0.0, "pp": 0.0, "rom": 0.0}
     amax = 2**abits - 1
+    if mode == "tables":
+        raise ValueError("no estimate for truth tables (Yosys and ABC minimize them)")
     if mode == "runtime":
         if scheme == "uniform":
             lo, hi = -(2 ** (wbits - 1)) * amax, (2 ** (wbits - 1) - 1) * amax

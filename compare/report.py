@@ -59,7 +59,7 @@ def summary_ratios(rows: list[dict]) -> list[dict]:
         entry = table.setdefault(k, {"mode": k[0], "target": k[1], "abits": k[2], "wbits": k[3],
                                      "uniform_lut": uni[k], "ratio": {}})
         entry["ratio"][r["scheme"]] = round(r["logic"] / uni[k], 3)
-    order = {"runtime": 0, "baked": 1}
+    order = {"runtime": 0, "baked": 1, "tables": 2}
     tgt = {"ice40": 0, "ecp5": 1, "generic": 2}
     return [table[k] for k in sorted(table, key=lambda k: (order.get(k[0], 9), tgt.get(k[1], 9),
                                                           k[2], k[3]))]
@@ -81,7 +81,8 @@ def markdown_summary(rows: list[dict]) -> str:
     out = []
     for (mode, target, abits), entries in groups.items():
         unit = _UNIT.get(target, "LUT")
-        what = "one MAC lane" if mode == "runtime" else "baked layer"
+        what = {"runtime": "one MAC lane", "baked": "baked layer"}.get(mode, "sparse "
+                                                                       "neurons as tables")
         out.append(f"**{mode}** ({what}), **{target}**, {abits}-bit activations: "
                    f"{unit} relative to uniform\n")
         out.append("| weight bits | uniform (" + unit + ") | " + " | ".join(schemes) + " |")
@@ -109,7 +110,7 @@ def render_plots(rows: list[dict]) -> dict[str, bytes]:
 
     ok = _ok(rows)
     out = {}
-    modes = [m for m in ("runtime", "baked") if any(r["mode"] == m for r in ok)]
+    modes = [m for m in ("runtime", "baked", "tables") if any(r["mode"] == m for r in ok)]
     targets = [t for t in ("ice40", "ecp5", "generic") if any(r["target"] == t for r in ok)]
     abits_all = sorted({r["abits"] for r in ok})
     abits = abits_all[-1] if abits_all else None     # plots show the widest activations
@@ -236,13 +237,15 @@ def _estimate_stats(rows) -> dict[str, dict]:
 
 
 def _notes() -> list[str]:
-    from .designs import ACC_TERMS, BAKED_IN, BAKED_OUT, TABLE_MAX_INDEX_BITS
+    from .designs import ACC_TERMS, BAKED_IN, BAKED_OUT, TABLE_BITS, TABLE_MAX_INDEX_BITS
 
     return [
         f"`runtime`: one MAC lane (`mulfree.hw.mac.MacLane`): product unit and a "
         f"{ACC_TERMS}-term accumulator, the weight an input. `baked`: a dense layer of "
         f"{BAKED_IN} inputs and {BAKED_OUT} outputs with constant weights drawn (fixed seed) "
-        f"from the scheme's codebook. Both use the quantizer's codebooks "
+        f"from the scheme's codebook. `tables` (with `--modes tables`): the same {BAKED_OUT} "
+        f"neurons on their first inputs (as many as fit {TABLE_BITS} table bits), each "
+        f"accumulator one truth table. All use the quantizer's codebooks "
         f"(`mulfree.gen.train.quant.weight_levels`); PoT has none past 6 bits (exponents past "
         f"2**30), so PoT points stop there.",
         "`lut` is LUT4 on iCE40 (`synth_ice40`, no DSP) and ECP5 (`synth_ecp5 -nodsp`), and "

@@ -32,7 +32,7 @@ from mulfree.boards.toolchain import ToolchainError
 from mulfree.gen.errors import InputError, MulfreeError
 from mulfree.gen.fileio import atomic_write_text, user_cache_dir
 
-from .designs import MODES, SCHEMES, TABLE_MAX_INDEX_BITS, build_design, lane_codebook
+from .designs import DEFAULT_MODES, MODES, SCHEMES, TABLE_MAX_INDEX_BITS, build_design, lane_codebook
 from .estimate import estimate_lut
 
 __all__ = ["TARGETS", "Point", "Grid", "QUICK_GRID", "DEFAULT_GRID", "evaluate_point",
@@ -93,7 +93,7 @@ class Grid:
     schemes: tuple[str, ...] = SCHEMES
     wbits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
     abits: tuple[int, ...] = (8,)
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = DEFAULT_MODES
     targets: tuple[str, ...] = TARGETS
 
     def __post_init__(self) -> None:
@@ -148,7 +148,7 @@ def _point_order(p: Point):
             p.abits)
 
 QUICK_GRID = Grid(schemes=("uniform", "pot", "apot", "lut", "ternary"), wbits=(2, 4),
-                  abits=(8,), modes=MODES, targets=("ice40", "generic"))
+                  abits=(8,), modes=DEFAULT_MODES, targets=("ice40", "generic"))
 
 DEFAULT_GRID = Grid()
 

@@ -9,6 +9,9 @@
   a sliding window), the frame-based max-pool, argmax
 - :mod:`.pool`: :class:`~.pool.MaxPoolSpec`, :class:`~.pool.StreamMaxPool` (max-pool
   through the sliding window)
+- :mod:`.truth_table`: :class:`~.truth_table.TruthTable`, a constant table over a few bits
+- :mod:`.table_spec`, :mod:`.table_pipeline`: a whole network of neuron tables (and sum
+  neurons), fully pipelined, one inference per input frame
 - :mod:`.timing`: cycle models of the stages' handshakes (exact latency and throughput)
 - :mod:`.network`: :class:`~.network.Network`, the stream-in stream-out network top
 

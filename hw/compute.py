@@ -13,6 +13,10 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
+from .adder_graph import AdderGraph, GraphError
+from .adder_graph_unit import stages as graph_stages
 from .product import ApotProduct, PotProduct, TableProduct, UniformProduct, signed_width
 from .spram import SpramMemory, spram_tiles
 from .threshold import sequential_words
@@ -158,6 +162,18 @@ class ComputeSpec:
     # copy the input frame and the results into second buffers: load, compute and send
     # overlap
     double_buffer: bool = False
+    # baked shift-add constants: the adder graph of the layer's sums (``[OC][taps]`` from
+    # :func:`mulfree.hw.cmvm.solve`; None: per-channel pairwise trees) and the adder levels
+    # per register stage in it (0: combinational)
+    adder_graph: AdderGraph | None = None
+    latency_cutoff: int = 0
+
+    @property
+    def graph_latency(self) -> int:
+        """Register stages inside the adder graph (0 without one)."""
+        if self.adder_graph is None:
+            return 0
+        return graph_stages(self.adder_graph, self.latency_cutoff)[1]
 
     @property
     def nf(self) -> int:
@@ -190,8 +206,9 @@ class ComputeSpec:
     @property
     def lag(self) -> int:
         """Cycles from a group's last step issued to its results written (stage B, the
-        accumulator, stage C, ``pipeline`` and the threshold unit)."""
-        return 2 + int(self.pipeline) + self.threshold_latency
+        accumulator, stage C, ``pipeline``, the adder graph's register stages and the
+        threshold unit)."""
+        return 2 + int(self.pipeline) + self.graph_latency + self.threshold_latency
 
     @property
     def fifo_depth(self) -> int:
@@ -417,3 +434,26 @@ class ComputeSpec:
             if self.out_beat != self.pe:
                 raise ValueError(f"Output beat of a conv2d layer must be its PE count "
                                  f"{self.pe}, not {self.out_beat}")
+        if isinstance(self.latency_cutoff, bool) or not isinstance(self.latency_cutoff, int) \
+                or self.latency_cutoff < 0:
+            raise ValueError(f"Latency cutoff must be an integer >= 0, not "
+                             f"{self.latency_cutoff!r}")
+        g = self.adder_graph
+        if self.latency_cutoff and g is None:
+            raise ValueError("A latency cutoff needs an adder graph (baked shift-add "
+                             "constants)")
+        if g is not None:
+            if not isinstance(g, AdderGraph):
+                raise TypeError(f"Adder graph must be an AdderGraph or None, not {g!r}")
+            if self.mode != "baked" or self.values is None:
+                raise ValueError("An adder graph needs baked mode with shift-add constants "
+                                 "(values)")
+            if g.in_bounds != ((0, 2**self.in_bits - 1),) * self.taps:
+                raise ValueError(f"The adder graph's inputs must be the {self.taps} codes of "
+                                 f"{self.in_bits} bits")
+            w = np.array([[self.values[k] for k in row] for row in self.codes], np.int64)
+            try:
+                g.check_matrix(w)
+            except GraphError as e:
+                raise ValueError(f"The adder graph does not compute the layer's weights: "
+                                 f"{e}") from None

@@ -39,13 +39,16 @@ are the group's ``pe`` results.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+import numpy as np
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .adder_graph_unit import adder_graph_values
 from .adder_tree import sum_tree, sum_tree_carries
-from .compute import ComputeSpec, csd_digits, decode_wiring, make_unit
+from .cmvm import pairwise_graph
+from .compute import ComputeSpec, decode_wiring, make_unit
 from .framed import FramedStage, counter_bits
 from .product import shape_for, signed_width
 from .spram import LOAD_WORD_BITS, SpramMemory
@@ -182,25 +185,30 @@ class LayerEngine(FramedStage):
         return partials, carries
 
     def _baked_partials(self, m, acts, pads):
-        """Constant weights: PoT products are wiring, other constants canonical signed
-        digit shift-adds; with non-identity activations (or a product table) a product
-        is a lookup on the activation code alone. Per channel the positive and the
-        negative terms go through separate pairwise trees and meet in one subtraction."""
+        """Constant weights. Shift-add constants (``spec.values``): the layer's sums are
+        the outputs of its adder graph (:mod:`.cmvm`; without one in the spec, mulfree's
+        pairwise trees), ``spec.graph_latency`` cycles later. Otherwise (non-identity
+        activations, or a product table) a product is a lookup on the activation code
+        alone and each channel's lookups go through a pairwise tree."""
         s = self.spec
         n_a = 2**s.in_bits
+        if s.values is not None:
+            graph = s.adder_graph
+            if graph is None:       # a spec without a solved graph: the pairwise trees
+                w = np.array([[s.values[k] for k in row] for row in s.codes], np.int64)
+                graph = pairwise_graph(w, [(0, n_a - 1)] * s.taps)
+            # a pad reads code 0, which contributes 0 (identity activations)
+            outs, latency = adder_graph_values(m, graph, acts, name="cmvm",
+                                               latency_cutoff=s.latency_cutoff)
+            assert latency == s.graph_latency
+            return [Const(0, 1) if o is None else o for o in outs]
         lookups = {}
         partials = []
         for j in range(s.out_channels):
-            pos, neg = [], []
+            terms = []
             for t in range(s.taps):
                 k = s.codes[j][t]
                 code = acts[t]
-                if s.values is not None:
-                    amax = n_a - 1
-                    for sign, shift in csd_digits(s.values[k]):
-                        # a pad reads code 0 here, which contributes 0
-                        (pos if sign > 0 else neg).append((code << shift, 0, amax << shift))
-                    continue
                 row = tuple(s.products[k][:n_a]) + (0,) * (n_a - len(s.products[k]))
                 if not any(row):
                     continue
@@ -221,20 +229,8 @@ class LayerEngine(FramedStage):
                         m.d.comb += g.eq(Mux(pads[t], 0, v))
                         v = g
                     lookups[key] = (v, lo, hi)
-                pos.append(lookups[key])
-            total = None
-            if pos:
-                p, plo, phi, _ = sum_tree(m, pos, name=f"pos{j}")
-                total, lo, hi = p, plo, phi
-            if neg:
-                n, nlo, nhi, _ = sum_tree(m, neg, name=f"neg{j}")
-                if total is None:
-                    total, lo, hi = -n, -nhi, -nlo
-                else:
-                    d = Signal(shape_for(lo - nhi, hi - nlo), name=f"diff{j}")
-                    m.d.comb += d.eq(total - n)
-                    total, lo, hi = d, lo - nhi, hi - nlo
-            partials.append(Const(0, 1) if total is None else total)
+                terms.append(lookups[key])
+            partials.append(sum_tree(m, terms, name=f"pos{j}")[0] if terms else Const(0, 1))
         return partials
 
     def elaborate(self, platform):
@@ -303,19 +299,26 @@ class LayerEngine(FramedStage):
                     m.d.sync += [work.eq(buf), in_full.eq(0)]
             word = work.word_select(sf_c, s.simd * b) if sf > 1 else work[:s.simd * b]
             acts_a = [word[lane * b:(lane + 1) * b] for lane in range(s.simd)]
-            acts_b = None
+            # one step per frame (every baked layer): no ROM read to wait for, and the
+            # frame holds until its results are written, so stage B reads it directly
+            # (no activation register: one frame of flip-flops less)
+            acts_b = acts_a if nf * sf == 1 else None
         v_c, results = self._compute(m, run, sf_c, nf_c, waddr, acts_a, None, acts_b=acts_b)
 
-        group = Signal(counter_bits(nf), name="group")
+        # one group (every baked layer): no group counter, the results fill the buffer
+        group = Signal(counter_bits(nf), name="group") if nf > 1 else 0
         with m.If(v_c):
             write_result(group, Cat(*results))
             with m.If(group == nf - 1):
                 if db:
-                    m.d.sync += [group.eq(0), pending.eq(1)]
+                    m.d.sync += [pending.eq(1)]
                 else:
-                    m.d.sync += [group.eq(0), busy.eq(0), in_full.eq(0), out_full.eq(1)]
-            with m.Else():
-                m.d.sync += group.eq(group + 1)
+                    m.d.sync += [busy.eq(0), in_full.eq(0), out_full.eq(1)]
+                if nf > 1:
+                    m.d.sync += group.eq(0)
+            if nf > 1:
+                with m.Else():
+                    m.d.sync += group.eq(group + 1)
         return m
 
     def _result_memory(self, m, out_full, pending, busy):
@@ -564,6 +567,13 @@ class LayerEngine(FramedStage):
             else:
                 partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
 
+        for n in range(s.graph_latency):
+            # the adder graph's register stages: the step's controls follow its sums
+            d = [Signal(name=f"v_g{n}"), Signal(name=f"first_g{n}"), Signal(name=f"last_g{n}"),
+                 Signal(counter_bits(nf), name=f"nf_g{n}")]
+            m.d.sync += [r.eq(v) for r, v in zip(d, (v_b, first_b, last_b, nf_b))]
+            v_b, first_b, last_b, nf_b = d
+
         if s.pipeline:
             # one more register stage between the adder trees and the accumulators
             part_r = []
@@ -584,12 +594,24 @@ class LayerEngine(FramedStage):
             v_b, first_b, last_b, nf_b = v_x, first_x, last_x, nf_x
 
         aw = s.acc_width
-        accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
+        # one step per group with thresholds out (baked layers): the bias moves into the
+        # thresholds (acc + bias >= T is acc >= T - bias) and the accumulator holds the
+        # bare sum, so no adder adds a constant per channel
+        fold_bias = baked and sf == 1 and s.thresholds is not None and not any(carries)
+        if fold_bias:
+            accs = [Signal(Value.cast(p).shape(), name=f"acc{pe}")
+                    for pe, p in enumerate(partials)]
+        else:
+            accs = [Signal(signed(aw), name=f"acc{pe}") for pe in range(s.pe)]
         for pe in range(s.pe):
             biases = [0 if s.fold_bias else s.bias[n_ * s.pe + pe] for n_ in range(nf)]
             bias = Const(biases[0], signed(aw)) if len(set(biases)) == 1 else \
                 Array(Const(v, signed(aw)) for v in biases)[nf_b]
-            total = Mux(first_b, bias, accs[pe]) + partials[pe]
+            if fold_bias:
+                total = partials[pe]
+            else:
+                # one step per output group (sf = 1): every step starts from the bias
+                total = (bias if sf == 1 else Mux(first_b, bias, accs[pe])) + partials[pe]
             for c in carries[pe]:   # at most one: the tree has an adder per other carry
                 total = total + c
             with m.If(v_b):
@@ -600,17 +622,25 @@ class LayerEngine(FramedStage):
         nf_c2 = Signal(counter_bits(nf), name="nf_c")
         m.d.sync += [v_c.eq(v_b & last_b), nf_c2.eq(nf_b)]
         results = []
-        lo, hi = s.acc_bounds
         if s.thresholds is not None and s.threshold_unit != "parallel":
             return self._threshold_memories(m, v_c, nf_c2, accs)
         for pe in range(s.pe):
             if s.thresholds is None:
                 results.append(accs[pe].as_unsigned())
                 continue
+            if fold_bias:
+                sh = accs[pe].shape()
+                lo = -(1 << (sh.width - 1)) if sh.signed else 0
+                hi = (1 << (sh.width - int(sh.signed))) - 1
+                offsets = [s.bias[n_ * s.pe + pe] for n_ in range(nf)]
+            else:
+                lo, hi = s.acc_bounds
+                offsets = [0] * nf
             tw = max(aw, signed_width(lo), signed_width(hi + 1))
             ts = []
             for t in range(len(s.thresholds[0])):
-                col = [min(max(s.thresholds[n_ * s.pe + pe][t], lo), hi + 1) for n_ in range(nf)]
+                col = [min(max(s.thresholds[n_ * s.pe + pe][t] - offsets[n_], lo), hi + 1)
+                       for n_ in range(nf)]
                 ts.append(Const(col[0], signed(tw)) if nf == 1 else
                           Array(Const(v, signed(tw)) for v in col)[nf_c2])
             code = Signal(vb, name=f"code{pe}")

@@ -11,6 +11,8 @@ from .compute import ComputeSpec
 from .engine import LayerEngine, chain_loads
 from .pool import MaxPoolSpec, MaxPoolUnit, StreamMaxPool
 from .spram import LOAD_WORD_BITS
+from .table_pipeline import TablePipeline
+from .table_spec import TablesSpec
 
 __all__ = ["Network", "build_stage"]
 
@@ -22,7 +24,10 @@ def build_stage(spec):
         return StreamMaxPool(spec) if spec.streaming else MaxPoolUnit(spec)
     if isinstance(spec, ArgMaxSpec):
         return ArgMaxUnit(width=spec.width, group=spec.group, in_beat=spec.in_beat)
-    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec or ArgMaxSpec, not {spec!r}")
+    if isinstance(spec, TablesSpec):
+        return TablePipeline(spec)
+    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec, ArgMaxSpec or TablesSpec, "
+                    f"not {spec!r}")
 
 
 class Network(wiring.Component):
@@ -31,9 +36,10 @@ class Network(wiring.Component):
     Parameters
     ----------
     stages : list of stage specs
-        :class:`~mulfree.hw.compute.ComputeSpec`, :class:`~mulfree.hw.pool.MaxPoolSpec`
-        or :class:`~mulfree.hw.argmax.ArgMaxSpec`, in order; each stage's output beat
-        must have the width of the next stage's input beat.
+        :class:`~mulfree.hw.compute.ComputeSpec`, :class:`~mulfree.hw.pool.MaxPoolSpec`,
+        :class:`~mulfree.hw.argmax.ArgMaxSpec` or :class:`~mulfree.hw.table_spec.TablesSpec`
+        (a whole network of neuron tables), in order; each stage's output beat must have
+        the width of the next stage's input beat.
 
     Members
     -------

@@ -16,8 +16,8 @@ buffer (and compute) allow, so its timing depends on its neighbours;
 
 from __future__ import annotations
 
-__all__ = ["network_timing", "stage_timing", "conv_period", "FrameModel", "ConvModel", "MaxPoolFrameModel",
-           "StreamPoolModel", "ArgMaxModel"]
+__all__ = ["network_timing", "stage_timing", "conv_period", "FrameModel", "ConvModel",
+           "MaxPoolFrameModel", "StreamPoolModel", "ArgMaxModel", "TablesModel"]
 
 
 class FrameModel:
@@ -115,6 +115,39 @@ class ArgMaxModel:
             self.n += 1
             if self.n == self.ib:
                 self.n, self.out_valid = 0, True
+
+
+class TablesModel:
+    """The fully pipelined table network (:class:`~.table_pipeline.TablePipeline`): input
+    beats assembled into a frame, ``registers`` stages, the output register and its
+    one-entry skid buffer; the pipeline moves while the skid is empty."""
+
+    def __init__(self, s):
+        self.ib = s.in_beats
+        self.pipe = [False] * (s.registers + 1)       # the frame, then the stages
+        self.beat = 0
+        self.out = self.skid = False
+
+    def ready(self):
+        return not self.skid
+
+    def valid(self):
+        return self.out
+
+    def tick(self, t, took, sent):
+        advance = not self.skid
+        incoming = advance and self.pipe[-1]
+        if not self.out or sent:
+            self.out, self.skid = (True, False) if self.skid else (incoming, False)
+        elif incoming:
+            self.skid = True
+        if advance:
+            frame = False
+            if took:
+                self.beat += 1
+                if self.beat == self.ib:
+                    self.beat, frame = 0, True
+            self.pipe = [frame] + self.pipe[:-1]
 
 
 class _Window:
@@ -267,7 +300,7 @@ def _run(stages, inferences: int):
     limit = 0
     for s in stages:
         limit += (getattr(s, "in_count", 0) + getattr(s, "out_count", 0) + 64 +
-                  getattr(s, "steps", 0))
+                  getattr(s, "steps", 0) + getattr(s, "registers", 0))
         win = getattr(s, "window_spec", None) or getattr(s, "window", None)
         if win is not None:
             limit += win.scan_pieces

@@ -34,7 +34,7 @@ step "5. RTL against the golden model, bit for bit: Verilator (200 images) and I
 "$MF" sim "$OUT/digits.mf" --device ice40up5k --random 200 --simulator verilator
 "$MF" sim "$OUT/digits.mf" --device ice40up5k --random 20 --simulator icarus
 
-step "6. iCEBreaker bitstream through Yosys and nextpnr (YoWASP); the fold defaults to one fitted to the board's iCE40UP5K"
+step "6. iCEBreaker bitstream through Yosys and nextpnr (YoWASP); the fold is fitted to the board's iCE40UP5K and the core clocked by its PLL at the highest clock nextpnr meets (a few builds)"
 "$MF" build "$OUT/digits.mf" --board icebreaker -o "$OUT/icebreaker"
 
 step "7. what each arithmetic scheme costs (quick grid, measured with Yosys and nextpnr)"

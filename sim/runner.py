@@ -119,8 +119,8 @@ class SimOptions:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v <= 0.9:
                 raise InputError(f"--{name} must be a probability between 0 and 0.9, not {v!r}")
-        if self.mode not in ("runtime", "baked"):
-            raise InputError(f"--mode must be runtime or baked, not {self.mode!r}")
+        if self.mode not in ("runtime", "baked", "tables"):
+            raise InputError(f"--mode must be runtime, baked or tables, not {self.mode!r}")
         if self.waves is not None:
             self.waves = Path(self.waves)
             if self.waves.suffix not in (".vcd", ".fst"):

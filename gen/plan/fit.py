@@ -405,6 +405,7 @@ class _Problem:
         limit, bits = self.limit, self.model.input_bits
         cell_cap = limit["cells"] - self.reserve["cells"]
         ff_cap = limit["ffs"] - self.reserve["ff"]
+        bram_cap = limit["bram"] - self.reserve["bram"]
         spram_cap = self.device.spram_count
         # the coarsest steps a large front is thinned to (see _thin)
         grain = (max(1, limit["bram"] // 64), max(1, cell_cap // 1024),
@@ -423,7 +424,7 @@ class _Problem:
                         if spram and not s0:
                             # the first SPRAM brings the flash loader into the design
                             c, f = c + FLASH_LOADER["cells"], f + FLASH_LOADER["ff"]
-                        if b > limit["bram"] or sp > spram_cap or c > cell_cap or f > ff_cap:
+                        if b > bram_cap or sp > spram_cap or c > cell_cap or f > ff_cap:
                             continue
                         nxt.setdefault(out, []).append(
                             (b, sp, c, f, picks + ((choice,) if choice else ()),
@@ -478,7 +479,8 @@ class _Problem:
         return FitResult(device=self.device, layers=layers, input_values_per_beat=in_vpb,
                          cycles_per_inference=period,
                          cells=cells + self.reserve["cells"], ffs=ffs + self.reserve["ff"],
-                         bram=bram, budget=self.limit, pipeline=self.pipeline,
+                         bram=bram + self.reserve["bram"], budget=self.limit,
+                         pipeline=self.pipeline,
                          clock_mhz=clock,
                          fmax_estimate_mhz=None if math.isinf(fmax) else round(fmax, 1),
                          spram=spram)
@@ -562,7 +564,8 @@ def _no_fit_message(model, device: Device, options, reserve, limit,
     cheapest = [min((o for opts in pb.values() for o in opts), key=lambda o: (o[1], o[3], o[4]))
                 for pb in options]
     cells = reserve["cells"] + sum(o[1] for o in cheapest)
-    bram = sum(min(o[3] for opts in pb.values() for o in opts) for pb in options)
+    bram = reserve["bram"] + sum(min(o[3] for opts in pb.values() for o in opts)
+                                 for pb in options)
     spram = sum(min(o[4] for opts in pb.values() for o in opts) for pb in options)
     what = (f"estimated {'at least ' if lower_bound else ''}{cells} logic cells with the "
             f"harness{' (before counting the weight ROMs)' if lower_bound else ''}, budget "

@@ -6,13 +6,18 @@ Fold file (JSON)::
       "input_values_per_beat": 8,          # optional: input codes per input beat
       "pipeline": false,                   # optional: register the adder trees' outputs
       "double_buffer": false,              # optional: overlap load, compute and send
+      "family": "ice40" | "ecp5",          # optional: the FPGA family baked adders are
+                                           #   priced for (default ice40)
+      "latency_cutoff": 0,                 # optional: baked layers register their adder
+                                           #   graph every this many adder levels (0: never)
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
       "device": "ice40up5k",               # optional: fit the layers not listed to it
       "clock_mhz": 12,                     # optional, with device: the clock the fit must meet
       "layers": {                          # optional, by layer name
         "fc1": {"pe": 4, "simd": 16, "rom": "block", "thresholds": "search"},
         "conv1": "parallel"
-      }
+      },
+      "tables": {"limit": 7}              # optional, tables mode (gen/plan/tables.py)
     }
 
 ``pe`` must divide the layer's output channels and ``simd`` its inputs per output
@@ -29,7 +34,10 @@ the tool decides; ``threshold_logic_levels``: the search unit's first levels in 
 ``"spram"`` (the iCE40 UltraPlus's SPRAM) needs a load image after
 reset: the network then has a ``load`` port (docs/hardware.md). ``fold`` may
 also be one of those strings for every layer, a dict of that form, or a path to the file.
-Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds.
+Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds;
+its sums are one shared adder graph per layer (:mod:`mulfree.hw.cmvm`), solved for
+``family`` (the device's family when the fold names a device) and registered every
+``latency_cutoff`` adder levels.
 
 A fold that names a device is fitted to it by :func:`mulfree.gen.plan.fit.fit_fold`
 (through :func:`mulfree.gen.plan.network.fitted_fold`); this module only reads and checks
@@ -46,7 +54,7 @@ from typing import Any
 from ..errors import InputError
 from .devices import get_device
 
-__all__ = ["FOLD_PRESETS", "LAYER_KEYS", "load_fold", "layer_fold", "rom_style",
+__all__ = ["FOLD_PRESETS", "FAMILIES", "LAYER_KEYS", "load_fold", "layer_fold", "rom_style",
            "threshold_unit", "threshold_memory", "threshold_logic_levels", "divisors",
            "largest_divisor"]
 
@@ -56,6 +64,7 @@ LAYER_KEYS = ("pe", "simd", "rom", "thresholds", "threshold_memory",
 _THRESHOLD_UNITS = ("parallel", "search", "sequential")
 
 FOLD_PRESETS = ("auto", "serial", "parallel")
+FAMILIES = ("ice40", "ecp5")
 
 
 def load_fold(fold: Any) -> dict:
@@ -85,11 +94,19 @@ def load_fold(fold: Any) -> dict:
         raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}), "
                          f"device:NAME or a file, got {type(fold).__name__}")
     unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
-                                  "double_buffer", "device", "clock_mhz"})
+                                  "double_buffer", "device", "clock_mhz", "family",
+                                  "latency_cutoff", "tables"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
                          f"input_values_per_beat, default, layers, pipeline, double_buffer, "
-                         f"device, clock_mhz)")
+                         f"device, clock_mhz, family, latency_cutoff, tables)")
+    cutoff = fold.get("latency_cutoff", 0)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0:
+        raise InputError(f"fold: 'latency_cutoff' must be an integer >= 0 (adder levels per "
+                         f"register stage in a baked layer; 0: none), got {cutoff!r}")
+    if fold.get("family") is not None and fold["family"] not in FAMILIES:
+        raise InputError(f"fold: 'family' must be one of {', '.join(FAMILIES)}, got "
+                         f"{fold['family']!r}")
     for key in ("pipeline", "double_buffer"):
         if not isinstance(fold.get(key, False), bool):
             raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
@@ -102,8 +119,14 @@ def load_fold(fold: Any) -> dict:
         raise InputError("fold: 'layers' must be an object mapping layer names to folds")
     out = {"default": default, "layers": dict(layers), "pipeline": fold.get("pipeline", False),
            "double_buffer": fold.get("double_buffer", False)}
+    if cutoff:
+        out["latency_cutoff"] = cutoff
+    if fold.get("family") is not None:
+        out["family"] = fold["family"]
     if "input_values_per_beat" in fold:
         out["input_values_per_beat"] = fold["input_values_per_beat"]
+    if "tables" in fold:
+        out["tables"] = fold["tables"]
     if fold.get("device") is not None:
         if not isinstance(fold["device"], str):
             raise InputError(f"fold: 'device' must be a device name, got {fold['device']!r}")

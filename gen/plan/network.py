@@ -30,9 +30,10 @@ from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec
 from mulfree.hw.network import Network
 from mulfree.hw.pool import MaxPoolSpec
+from mulfree.hw.table_spec import TablesSpec
 from mulfree.hw.timing import network_timing
 
-from ..errors import MulfreeError
+from ..errors import InputError, MulfreeError
 from ..model.format import Model, OutputKind
 from .cost import network_cost, total
 from .fit import fit_fold
@@ -60,15 +61,21 @@ def _timing(stages) -> tuple[int, int]:
 
     A conv2d stage takes its input as fast as its line buffer and compute allow, so no
     per-stage formula chains exactly: :func:`mulfree.hw.timing.network_timing` runs the
-    stages' handshake models together, cycle by cycle."""
-    return network_timing(stages)
+    stages' handshake models together, cycle by cycle. A table pipeline holds up to
+    ``depth`` inferences, so it is fed enough of them to reach its steady state."""
+    deep = max((s.depth for s in stages if isinstance(s, TablesSpec)), default=0)
+    return network_timing(stages, max(4, 2 * deep + 2))
 
 
 def _manifest(model, mode, stages, rows, in_vpb) -> dict:
     n_in = int(np.prod(model.input_shape))
     last = stages[-1]
     out_kind = model.output_kind
-    if isinstance(last, ArgMaxSpec):
+    if isinstance(last, TablesSpec):
+        kind = ("argmax" if last.argmax else "acc" if last.out_shape.signed else "codes")
+        out = {"kind": kind, "beats": last.out_beats, "values_per_beat": last.out_beat,
+               "value_bits": last.out_bits, "signed": bool(last.out_shape.signed)}
+    elif isinstance(last, ArgMaxSpec):
         out = {"kind": "argmax", "beats": _count_out(model), "values_per_beat": 1,
                "value_bits": max(1, (last.group - 1).bit_length()), "signed": False}
     elif isinstance(last, ComputeSpec) and last.thresholds is None:
@@ -86,7 +93,7 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
     latency, period = _timing(stages)
     est = _estimate(stages, rows)
     load_words = sum(getattr(s, "load_words", 0) for s in stages)
-    doc = {
+    manifest = {
         "format": "mulfree-manifest", "version": 1,
         "top": top_name(model), "model": model.name, "mode": mode,
         "ports": list(PORTS),
@@ -104,15 +111,24 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
         "resources_estimate": est,
     }
     if load_words:
-        doc["ports"] += LOAD_PORTS
-        doc["load"] = {
+        manifest["ports"] += LOAD_PORTS
+        manifest["load"] = {
             "port": "load", "words": load_words, "word_bits": 16,
             "file": f"{top_name(model)}.load.hex",
             "when": "once after reset: no input beat is taken before the last load word",
             "order": "stage by stage; per stage its weight ROM in SPRAM, then each PE's "
                      "threshold memory in SPRAM; per memory block row by block row, 16 bits "
                      "of the word at a time, addresses in order (hw/spram.py)"}
-    return doc
+    if isinstance(last, TablesSpec):
+        manifest["tables"] = {
+            "registers": last.registers, "register_every": last.register_every,
+            "argmax_every": last.argmax_every, "style": last.style,
+            "depth": last.depth,
+            "pipeline": "registers after every register_every layers and every "
+                        "argmax_every argmax half-levels, a valid bit alongside, an output "
+                        "register with a one-entry skid buffer; the pipeline holds while the "
+                        "skid is full (i.ready = not full)"}
+    return manifest
 
 
 def _count_out(model: Model) -> int:
@@ -124,6 +140,14 @@ def _estimate(stages, rows) -> dict:
     buffers' and accumulators' flip-flops, and, for runtime weights, the resource model's
     LUT, flip-flop, block RAM and logic-cell estimates per target family and per stage
     (:mod:`mulfree.gen.plan.cost`; the network alone, without a board harness)."""
+    if any(isinstance(s, TablesSpec) for s in stages):
+        t = next(s for s in stages if isinstance(s, TablesSpec))
+        tables = [n for l in t.layers for n in l.neurons if hasattr(n, "table")]
+        return {"product_units": 0, "weight_rom_bits": 0,
+                "table_neurons": len(tables),
+                "table_entries": sum(len(n.table) for n in tables),
+                "note": "planner's estimate; no LUT model for truth tables (Yosys and ABC "
+                        "minimize them): synthesize for real numbers (mulfree build)"}
     units = rom = ffs = 0
     for s in stages:
         if isinstance(s, ComputeSpec):
@@ -161,6 +185,9 @@ def fitted_fold(fold: Any, model: Model, mode: str = "runtime") -> dict:
     it (:func:`~.fit.fit_fold`): the result lists every layer's ``pe``, ``simd`` and
     ``rom``, and ``"fit"`` holds the fitter's record for the manifest."""
     out = load_fold(fold)
+    if out.get("device") is not None and mode == "tables":
+        raise InputError(f"fold: a device fit ('{out['device']}') folds runtime weights; the "
+                         f"tables mode has no fold to fit (drop --device)")
     if out.get("device") is not None:
         result = fit_fold(model, out["device"], out, mode)
         out["layers"] = {**out["layers"], **result.layers}
@@ -187,9 +214,11 @@ def build_network(model: Model, mode: str = "runtime", fold: Any = None):
     Parameters
     ----------
     model : Model
-    mode : "runtime" | "baked"
+    mode : "runtime" | "baked" | "tables"
         Runtime: weight codes in ROM, folded by (PE, SIMD). Baked: weights as constants
-        in the logic, fully parallel per output position.
+        in the logic, fully parallel per output position. Tables: every neuron one truth
+        table (or a sum of lookups above the limit), fully pipelined
+        (:mod:`mulfree.gen.plan.tables`).
     fold : None, preset name, dict or path
         See the module docstring.
     """

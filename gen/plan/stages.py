@@ -8,10 +8,13 @@ stream widths between layers, and the manifest's row for every layer.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 
 import numpy as np
 
 from mulfree.hw.argmax import ArgMaxSpec
+from mulfree.hw.cmvm import solve
 from mulfree.hw.compute import ComputeSpec, make_unit
 from mulfree.hw.pool import MaxPoolSpec
 from mulfree.hw.product import ApotProduct, PotProduct, UniformProduct, apot_max_exps, signed_width
@@ -27,7 +30,9 @@ from .folds import (divisors, largest_divisor, layer_fold, rom_style, threshold_
 
 __all__ = ["MODES", "plan_stages", "relaxed_bounds"]
 
-MODES = ("runtime", "baked")
+log = logging.getLogger(__name__)
+
+MODES = ("runtime", "baked", "tables")
 
 
 # Table products up to this many entries replace a decode + product unit when the
@@ -45,6 +50,27 @@ def _window_row(window) -> dict:
             "memory_depth": window.memory_depth, "memory_width": window.memory_width,
             "memory_bits": window.memory_bits, "window_bits": window.window_bits,
             "scan_cycles": window.scan_pieces}
+
+
+@functools.lru_cache(maxsize=16)
+def _solve(w_bytes: bytes, shape: tuple, amax: int, family: str):
+    """:func:`mulfree.hw.cmvm.solve` for unsigned codes up to ``amax``, remembered: planning
+    and building the same network solve each layer once."""
+    w = np.frombuffer(w_bytes, dtype=np.int64).reshape(shape)
+    return solve(w, [(0, amax)] * shape[1], family)
+
+
+def _solver_row(solution, spec) -> dict:
+    """The manifest's record of a baked layer's adder graph (:mod:`mulfree.hw.cmvm`)."""
+    g = solution.graph
+    return {"method": solution.method, "restart": solution.seed,
+            "family": solution.family.value,
+            "adders": len(g.adders),
+            "subtractions": sum(1 for a in g.adders if a.a.neg or a.b.neg),
+            "depth": g.max_depth, "latency_cutoff": spec.latency_cutoff,
+            "latency": spec.graph_latency,
+            "lut_estimate": {"ice40": g.cost("ice40"), "ecp5": g.cost("ecp5")},
+            "candidates": dict(solution.costs), "skipped": dict(solution.skipped)}
 
 
 def relaxed_bounds(layer, in_shape, bias: bool = True) -> tuple[int, int]:
@@ -197,6 +223,9 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
     its ``device`` is not read here)."""
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "tables":
+        from .tables import plan_tables
+        return plan_tables(model, fold)
     names = {layer.name for layer in model.layers}
     for name in fold["layers"]:
         if name not in names:
@@ -286,10 +315,20 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                                rom_style=rom_style(layer, fold))
             unit_name = ukind
         else:
-            values = None
+            values, solution = None, None
             if act_identity and layer.weights.scheme is not Scheme.TABLE:
                 values = tuple(int(v) for v in layer.weights.codebook)
-            spec = ComputeSpec(**common, values=values)
+                w = np.asarray(values, dtype=np.int64)[np.asarray(codes)]
+                family = fold.get("family", "ice40")
+                log.info("layer %s: solving its %d x %d constant matrix for %s",
+                         layer.name, out_ch, taps, family)
+                solution = _solve(w.tobytes(), w.shape, n_a - 1, family)
+                log.info("layer %s: %s, %d adders, estimated %d LUT", layer.name,
+                         solution.method, len(solution.graph.adders), solution.cost)
+            spec = ComputeSpec(**common, values=values,
+                               adder_graph=None if solution is None else solution.graph,
+                               latency_cutoff=0 if solution is None else
+                               fold.get("latency_cutoff", 0))
             unit_name = "shift-add constants" if values is not None else "lookup constants"
         try:
             spec.check()
@@ -321,6 +360,8 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
                 {"storage": "memory", "depth": spec.nf * db, "width": spec.pe * spec.out_bits}
                 if spec.out_in_memory else
                 {"storage": "registers", "bits": spec.out_count * spec.out_bits * db})
+        if mode == "baked" and solution is not None:
+            row["solver"] = _solver_row(solution, spec)
         if mode == "runtime":
             u = make_unit(spec.unit_kind, spec.unit_params, 1, False)
             u._MustUse__used = True

@@ -11,7 +11,7 @@ from ..errors import InputError
 from .quant import check_bits
 from .tbn import levels_for_entries
 
-__all__ = ["TrainConfig", "stages", "ARCHS", "SCHEMES", "ACTS", "BN_EPS"]
+__all__ = ["TrainConfig", "stages", "ARCHS", "SCHEMES", "ACTS", "BN_EPS", "FAN_IN_RULES"]
 
 ARCHS = ("mlp", "cnn")
 
@@ -20,6 +20,11 @@ SCHEMES = ("float", "uniform", "binary", "ternary", "pot", "apot", "lut", "table
 ACTS = ("uniform", "bipolar", "learned")
 
 BN_EPS = 1e-5
+
+# How a sparse layer's connections are chosen (``fan_in``): ``learned`` keeps each
+# neuron's largest float weights after the float phase (magnitude pruning), ``random``
+# draws them per neuron before training from the seed (LogicNets).
+FAN_IN_RULES = ("learned", "random")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class TrainConfig:
     seed: int = 0
     gradual: bool = True
     train_subset: int | None = None
+    # Sparse fan-in (MLP): every neuron of dense layer n reads fan_in[n] of its inputs
+    # (one value: every dense layer); () is dense. The rest are zero weights.
+    fan_in: tuple[int, ...] = ()
+    fan_in_rule: str = "learned"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -81,6 +90,7 @@ class TrainConfig:
         if self.act == "learned" and self.abits > self.precision - 2:
             raise InputError(f"learned activations with --abits {self.abits} need --precision "
                              f"of at least {self.abits + 2} bits, got {self.precision}")
+        self._check_fan_in()
         if self.scheme == "table":
             entries = self.table_entries or 2**self.wbits * 2**self.abits
             for n_act in {2**self.ibits, 2**self.abits}:
@@ -88,10 +98,40 @@ class TrainConfig:
         elif self.table_entries is not None:
             raise InputError("--table-entries only applies to --scheme table")
 
+    def _check_fan_in(self) -> None:
+        fan = tuple(self.fan_in)
+        object.__setattr__(self, "fan_in", fan)
+        if self.fan_in_rule not in FAN_IN_RULES:
+            raise InputError(f"--fan-in-rule must be one of {', '.join(FAN_IN_RULES)}, got "
+                             f"{self.fan_in_rule!r}")
+        if not fan:
+            return
+        if self.arch != "mlp":
+            raise InputError("--fan-in applies to the dense layers of --arch mlp")
+        if any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in fan):
+            raise InputError(f"--fan-in values must be positive integers, got "
+                             f"{','.join(map(str, fan))}")
+        n = len(self.hidden) + 1
+        if len(fan) not in (1, n):
+            raise InputError(f"--fan-in takes one value or one per dense layer ({n} for "
+                             f"--hidden {','.join(map(str, self.hidden))}), got {len(fan)}")
+
+    def layer_fan_in(self, index: int, inputs: int) -> int | None:
+        """Inputs each neuron of dense layer ``index`` reads (``None``: all of its
+        ``inputs``)."""
+        if not self.fan_in:
+            return None
+        f = self.fan_in[0] if len(self.fan_in) == 1 else self.fan_in[index]
+        return None if f >= inputs else f
+
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["hidden"] = list(self.hidden)
         d["channels"] = list(self.channels)
+        if self.fan_in:
+            d["fan_in"] = list(self.fan_in)
+        else:   # a dense model's configuration reads as before sparse fan-in existed
+            del d["fan_in"], d["fan_in_rule"]
         return d
 
 

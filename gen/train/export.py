@@ -20,7 +20,7 @@ from ..model.format import (Conv2d, Dense, Flatten, MaxPool, Model, Output, Outp
 from ..model.golden import accumulator_bounds
 from .config import BN_EPS
 from .fold import bn_affine, flip_codes, fold_thresholds
-from .net import Layer, Net, act_kind, im2col, pool2x2
+from .net import Layer, Net, act_kind, active_weights, im2col, pool2x2
 from .quant import (ActQuant, QuantizedWeights, bipolar_act, integerize_levels, kmeans_assign,
                     learned_act, project, uniform_act, weight_levels)
 from .tbn import product_table, table_weights
@@ -91,7 +91,7 @@ def export(net: Net) -> QuantNet:
             continue
         qw, table, scale = _export_weights(net, l, in_act)
         out_act = None if l.last else _out_act(net, l)
-        ql = QLayer(l.kind, qw.codes if qw else None, net.wscheme, _code_bits(net, qw, table),
+        ql = QLayer(l.kind, qw.codes if qw else None, qw.scheme if qw else net.wscheme, _code_bits(net, qw, table),
                     qw.codebook if qw else None, table, scale, in_act, out_act,
                     flatten_before=pending_flatten and cfg.arch == "cnn")
         pending_flatten = False
@@ -115,7 +115,7 @@ def _code_bits(net: Net, qw, table) -> int:
 
 
 def qw_codes_table(net: Net, l: Layer) -> np.ndarray:
-    return kmeans_assign(l.W, l.lut).astype(np.int64)
+    return kmeans_assign(l.W, l.lut, mask=l.mask).astype(np.int64)
 
 
 def _export_weights(net: Net, l: Layer, in_act: ActQuant):
@@ -125,14 +125,22 @@ def _export_weights(net: Net, l: Layer, in_act: ActQuant):
     if s == "table":
         table, sp = product_table(l.lut, in_act.values, net.cfg.precision)
         return None, table, sp
-    if s == "binary":
+    act = active_weights(l)
+    if s == "binary" and l.mask is not None:
+        # A sparse binary layer needs a zero for its missing connections: the 2-bit
+        # ternary codebook [0, +1, -1], the connections on +-1 as in binary.
+        scale = float(np.mean(np.abs(act)))
+        codes = np.where(l.mask, np.where(W >= 0, 1, 2), 0).astype(np.int64)
+        qw = QuantizedWeights("ternary", 2, codes, weight_levels("ternary", 2), scale)
+    elif s == "binary":
         scale = float(np.mean(np.abs(W)))
         codes = (W >= 0).astype(np.int64)          # codebook [-1, +1]
         qw = QuantizedWeights("binary", 1, codes, weight_levels("binary", 1), scale)
     elif s == "ternary":
-        delta = 0.7 * np.mean(np.abs(W))
+        delta = 0.7 * np.mean(np.abs(act))
         big = np.abs(W) > delta
-        scale = float(np.mean(np.abs(W[big]))) if big.any() else 1.0
+        big_act = np.abs(act) > delta
+        scale = float(np.mean(np.abs(act[big_act]))) if big_act.any() else 1.0
         codes = np.where(W > delta, 1, np.where(W < -delta, 2, 0)).astype(np.int64)
         qw = QuantizedWeights("ternary", 2, codes, weight_levels("ternary", 2), scale)
     elif s in ("uniform", "pot", "apot"):
@@ -140,13 +148,22 @@ def _export_weights(net: Net, l: Layer, in_act: ActQuant):
         usable = lv.astype(np.float64)
         if s == "uniform":
             usable = np.where(lv == -(2 ** (net.wbits - 1)), 0, lv).astype(np.float64)
-        idx = project(W / l.wscale, usable)
-        vals = usable[idx].astype(np.int64)
-        codes = idx if s != "uniform" else np.where(vals < 0, vals + 2**net.wbits, vals)
-        qw = QuantizedWeights(s, net.wbits, codes.astype(np.int64), lv, l.wscale)
+        vals = usable[project(W / l.wscale, usable)].astype(np.int64)
+        bits = net.wbits
+        if l.mask is not None:
+            vals = np.where(l.mask, vals, 0)
+            if s == "pot" and bits == 1:
+                bits = 2     # 1-bit pot is [-1, +1]: 2 bits add the zero (0, +1, -1)
+                lv = weight_levels(s, bits)
+        if s == "uniform":
+            codes = np.where(vals < 0, vals + 2**bits, vals)
+        else:   # pot / apot: each value's code in the codebook
+            codes = np.searchsorted(np.sort(lv), vals)
+            codes = np.argsort(lv)[codes]
+        qw = QuantizedWeights(s, bits, codes.astype(np.int64), lv, l.wscale)
     else:  # lut
         cb, scale = integerize_levels(l.lut, net.cfg.precision)
-        codes = kmeans_assign(W, l.lut, net.cfg.lut_prune)
+        codes = kmeans_assign(W, l.lut, net.cfg.lut_prune, l.mask)
         qw = QuantizedWeights("lut", net.wbits, codes.astype(np.int64), cb, scale)
     return qw, None, qw.scale * in_act.step
 

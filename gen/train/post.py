@@ -135,7 +135,7 @@ def post_quantize(arrays: dict, cfg: TrainConfig, data: datasets.Dataset | None 
     if cfg.scheme == "lut":
         for _ in range(lut_steps):
             lut_step(net)
-    xv = datasets.input_codes(data.x_train, cfg.ibits) * datasets.input_step(cfg.ibits)
+    xv = data.codes(data.x_train, cfg.ibits) * datasets.input_step(cfg.ibits)
     if net.layers[0].kind == "flatten":
         xv = xv.reshape(xv.shape[0], -1)
     if len(net.in_shape) == 1 and net.in_shape[0] != xv.reshape(xv.shape[0], -1).shape[1]:

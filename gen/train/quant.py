@@ -19,6 +19,8 @@ Weights (``quantize_weights``): a float array becomes codes into an integer code
   ``A`` learned by one-step k-means (:func:`kmeans_step`), integerized at a chosen
   precision; variants ``pot`` (every entry ``+-s * 2**e`` or 0: multiplier-less) and
   pruned (entry 0 pinned at 0 and at least a target fraction of the weights on it).
+  A connection mask (sparse fan-in, :mod:`mulfree.gen.train.net`) pins entry 0 at 0 the
+  same way and puts every masked weight on it.
 
 For the fixed-level schemes the scale is chosen to minimize the squared error over a grid
 of candidates (deterministic). Projection is to the nearest level; a value exactly half
@@ -235,20 +237,27 @@ def pot_project(d: np.ndarray, unit: float, n_exp: int, allow_zero: bool = True)
     return cands[project(d, cands)]
 
 
-def lutq_init(w: np.ndarray, k: int, *, pot: bool = False, prune: float = 0.0) -> np.ndarray:
+def lutq_init(w: np.ndarray, k: int, *, pot: bool = False, prune: float = 0.0,
+              mask: np.ndarray | None = None) -> np.ndarray:
     """A deterministic starting dictionary: ``k`` quantiles of the weights (entry 0 is
-    0 when pruning; entries projected to powers of two for the pot variant)."""
+    0 when pruning or masking, the quantiles then of the other weights; entries projected
+    to powers of two for the pot variant). ``mask`` (``True``: a connection) leaves the
+    masked weights out of the quantiles."""
     w = check_float_array(w).ravel()
     if k < 1:
         raise InputError(f"a LUT-Q dictionary needs at least one entry, got {k}")
-    if prune:
-        rest = w[np.abs(w) > np.quantile(np.abs(w), prune)] if prune < 1 else w[:0]
+    if mask is not None:
+        w = w[np.asarray(mask, bool).ravel()] if np.any(mask) else w
+    if prune or mask is not None:
+        rest = w
+        if prune:
+            rest = w[np.abs(w) > np.quantile(np.abs(w), prune)] if prune < 1 else w[:0]
         rest = rest if rest.size else w
         d = np.concatenate([[0.0], np.quantile(rest, (np.arange(k - 1) + 0.5) / max(k - 1, 1))])
     else:
         d = np.quantile(w, (np.arange(k) + 0.5) / k)
     if pot:
-        d = _pot_dict(d, w, k, prune > 0)
+        d = _pot_dict(d, w, k, bool(prune) or mask is not None)
     return d
 
 
@@ -265,31 +274,38 @@ def _pot_dict(d: np.ndarray, w: np.ndarray, k: int, pinned: bool) -> np.ndarray:
     return out
 
 
-def kmeans_assign(w: np.ndarray, d: np.ndarray, prune: float = 0.0) -> np.ndarray:
+def kmeans_assign(w: np.ndarray, d: np.ndarray, prune: float = 0.0,
+                  mask: np.ndarray | None = None) -> np.ndarray:
     """Nearest dictionary entry for each weight; with pruning, the ``prune`` fraction of
-    smallest-magnitude weights is assigned to entry 0 (which is pinned at 0)."""
+    smallest-magnitude weights is assigned to entry 0 (which is pinned at 0); with a
+    ``mask``, every weight where it is ``False`` as well."""
     flat = w.ravel()
-    if prune <= 0:
+    if prune <= 0 and mask is None:
         return project(flat, d).reshape(w.shape)
     a = np.empty(flat.size, np.int64)
     small = np.zeros(flat.size, bool)
-    small[np.argsort(np.abs(flat), kind="stable")[:int(np.ceil(prune * flat.size))]] = True
+    if prune > 0:
+        small[np.argsort(np.abs(flat), kind="stable")[:int(np.ceil(prune * flat.size))]] = True
+    if mask is not None:
+        small |= ~np.asarray(mask, bool).ravel()
     a[small] = 0
     a[~small] = project(flat[~small], d) if d.size > 1 else 0
     return a.reshape(w.shape)
 
 
 def kmeans_step(w: np.ndarray, d: np.ndarray, *, pot: bool = False, prune: float = 0.0,
-                unit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                unit: float | None = None, mask: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """One LUT-Q k-means step: assign each weight to its nearest entry, then move each
     entry to the mean of its weights (projected to the nearest allowed value for the pot
     variant; entry 0 stays 0 when pruning; an entry with no weights stays put).
 
     Never increases ``lutq_error`` (Lloyd's argument: each half-step minimizes the error
     with the other half fixed; the allowed values are chosen per entry independently).
+    ``mask`` as in :func:`kmeans_assign`.
     """
     w = np.asarray(w, np.float64)
-    a = kmeans_assign(w, d, prune)
+    a = kmeans_assign(w, d, prune, mask)
     flat, af = w.ravel(), a.ravel()
     counts = np.bincount(af, minlength=d.size)
     sums = np.bincount(af, weights=flat, minlength=d.size)
@@ -300,7 +316,7 @@ def kmeans_step(w: np.ndarray, d: np.ndarray, *, pot: bool = False, prune: float
         n_exp = max(1, d.size // 2)
         u = unit if unit is not None else _pot_unit(w, n_exp)
         new[hit] = pot_project(new[hit], u, n_exp, allow_zero=False)
-    if prune > 0:
+    if prune > 0 or mask is not None:
         new[0] = 0.0
     return a, new
 

@@ -16,9 +16,11 @@ import math
 import numpy as np
 
 from . import datasets
+from ..errors import InputError
 from .config import BN_EPS, TrainConfig, stages
-from .net import (Net, act_forward, act_kind, backward, build, forward, im2col, lut_step,
-                  pool2x2, qweights, refresh_scales, reset_luts)
+from .net import (Net, act_forward, act_kind, apply_masks, backward, build,
+                  choose_connections, forward, im2col, lut_step, pool2x2, prune_schedule,
+                  qweights, refresh_scales, reset_luts)
 
 __all__ = ["train", "float_accuracy", "recalibrate_bn"]
 
@@ -73,11 +75,12 @@ def train(cfg: TrainConfig, data: datasets.Dataset | None = None,
 
 def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[Net, dict]:
     data = data or datasets.load("digits")
+    _check_shape(cfg, data)
     rng = np.random.default_rng(cfg.seed)
     xtr, ytr = data.x_train, data.y_train
     if cfg.train_subset:
         xtr, ytr = xtr[:cfg.train_subset], ytr[:cfg.train_subset]
-    xv = datasets.input_codes(xtr, cfg.ibits) * datasets.input_step(cfg.ibits)
+    xv = data.codes(xtr, cfg.ibits) * datasets.input_step(cfg.ibits)
     net = build(cfg, rng, data.classes, data.image_shape)
     opt = Adam(cfg.lr)
     plan = stages(cfg)
@@ -88,8 +91,11 @@ def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[N
     t_global, t_total = 0, sum(epoch_counts)
     for (ws, wb, ab, aq, _), n_ep in zip(plan, epoch_counts):
         net.wscheme, net.wbits, net.abits, net.aquant = ws, wb, ab, aq
+        choose_connections(net, prune_schedule(t_global, t_total))
         reset_luts(net)
         for ep in range(n_ep):
+            # the learned fan-in rule prunes gradually (no-op for dense and random)
+            choose_connections(net, prune_schedule(t_global, t_total))
             refresh_scales(net)
             perm = rng.permutation(n)
             lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * t_global / t_total))
@@ -109,13 +115,30 @@ def _train(cfg: TrainConfig, data: datasets.Dataset | None, progress) -> tuple[N
             if progress:
                 progress(f"stage {ws}/{wb}b/a{ab}{'q' if aq else 'f'} epoch {ep + 1}/{n_ep} "
                          f"loss {hist['loss'][-1]:.4f}")
+    if choose_connections(net):   # a run too short to finish pruning: finish it here
+        reset_luts(net)
     # Final BN statistics under the final quantized forward pass (one pass, no update
     # of the weights): average over the training set.
     recalibrate_bn(net, xv)
     return net, hist
 
 
+def _check_shape(cfg: TrainConfig, data: datasets.Dataset) -> None:
+    """The architecture fits the data set's samples, or one line says why not."""
+    shape = data.image_shape
+    if cfg.arch != "cnn":
+        return
+    if len(shape) != 3:
+        raise InputError(f"--arch cnn needs images [N, H, W, C]; the {data.name} data set has "
+                         f"features {list(shape)} (use --arch mlp)")
+    h, w = shape[0] >> len(cfg.channels), shape[1] >> len(cfg.channels)
+    if h < 1 or w < 1:
+        raise InputError(f"{shape[0]}x{shape[1]} images are too small for {len(cfg.channels)} "
+                         f"conv + 2x2 max-pool stages (--channels)")
+
+
 def _post_step(net: Net) -> None:
+    apply_masks(net)
     lut_step(net)
     learned = act_kind(net) == "learned" and net.aquant
     for l in net.compute():
@@ -158,6 +181,6 @@ def recalibrate_bn(net: Net, xv: np.ndarray) -> None:
 
 def float_accuracy(net: Net, data: datasets.Dataset) -> float:
     """Test accuracy of the network's own float forward pass (current stage)."""
-    xv = datasets.input_codes(data.x_test, net.cfg.ibits) * datasets.input_step(net.cfg.ibits)
+    xv = data.codes(data.x_test, net.cfg.ibits) * datasets.input_step(net.cfg.ibits)
     logits, _ = forward(net, xv, train=False)
     return float(np.mean(np.argmax(logits, axis=1) == data.y_test))

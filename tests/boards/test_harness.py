@@ -28,14 +28,14 @@ def _run(model, mode="runtime", fold=None, standin=False, samples=4, seed=0):
     x = rng.integers(0, 2**model.input_bits, (samples,) + model.input_shape)
     n = 1 + frames.out.frame_bytes
     replies = board.exchange([frames.encode(s) for s in x] + [bytes([IDENT])],
-                             [n] * samples + [11])
+                             [n] * samples + [13])
     for r in replies[:samples]:
         assert len(r) == n and r[0] == FRAME_OUT
     got = np.array([frames.decode(r[1:]) for r in replies[:samples]])
     want = golden.run(model, x).output.reshape(samples, -1)
     np.testing.assert_array_equal(got, want)
-    assert parse_ident(replies[-1]) == (1, frames.inp.frame_bytes, frames.out.frame_bytes,
-                                        frames.fingerprint)
+    assert parse_ident(replies[-1]) == (2, frames.inp.frame_bytes, frames.out.frame_bytes,
+                                        frames.fingerprint, board.harness.rx_fifo.depth)
     return source
 
 
@@ -77,4 +77,9 @@ def test_stream_format_packing_roundtrip():
         u.pack([4])
     frames = FrameFormat(u, f, 5, 8, "acc", 0xDEADBEEF)
     assert FrameFormat.from_json(frames.to_json()) == frames
-    assert parse_ident(frames.ident()) == (1, 2, 6, 0xDEADBEEF)
+    assert parse_ident(frames.ident(64)) == (2, 2, 6, 0xDEADBEEF, 64)
+    # a version-1 reply (a bitstream built before the receive FIFO) still parses
+    assert parse_ident(b"MF\x01\x02\x00\x06\x00\xef\xbe\xad\xde") == (1, 2, 6, 0xDEADBEEF,
+                                                                         None)
+    with pytest.raises(ValueError, match="not a mulfree identify reply"):
+        parse_ident(frames.ident(64)[:-1])

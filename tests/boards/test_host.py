@@ -45,7 +45,8 @@ def test_mulfree_run_through_a_pty(model_file, tmp_path, capsys, caplog, monkeyp
     save_npy(tmp_path / "x.npy", x)
     # the board runs what `mulfree build m.mf --board icebreaker` builds first by default
     board = get_board("icebreaker")
-    dev, stop, thread = _serve(model, fold=first_fold(board, load_fold("device:ice40up5k")))
+    dev, stop, thread = _serve(model, fold=first_fold(board, load_fold("device:ice40up5k"),
+                                                      model=model))
     try:
         rc = main(["run", "--port", dev, str(path), str(tmp_path / "x.npy"), "--board",
                    "icebreaker", "-o", str(tmp_path / "y.npy"), "--timeout", "10"])
@@ -55,6 +56,9 @@ def test_mulfree_run_through_a_pty(model_file, tmp_path, capsys, caplog, monkeyp
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "6 of 6 samples match the golden model bit for bit" in out
+    # streamed through the receive FIFO, with the rate against the link's ceiling
+    assert "6 inferences in " in out and "/s over the link (streamed, " in out
+    assert "frames in flight; the link's ceiling at 115200 baud: " in out
     assert "fingerprint" not in caplog.text      # the same fold on both sides
     np.testing.assert_array_equal(load_npy(tmp_path / "y.npy"), golden.run(model, x).output)
 

@@ -98,3 +98,75 @@ def test_bit_period_checks():
         bit_period(12e6, 9600.0)
     with pytest.raises(TypeError, match="Clock frequency must be a positive number, not 0"):
         UARTRx(clk_freq=0, baud=9600)
+
+
+def _talk(clk_freq, baud, host_bit):
+    """Bytes through UARTRx from a host whose bits last ``host_bit`` cycles (fractional),
+    and through UARTTx to a host sampling at ``host_bit`` intervals: (received, heard)."""
+    from amaranth.hdl import Module
+
+    rx, tx = UARTRx(clk_freq=clk_freq, baud=baud), UARTTx(clk_freq=clk_freq, baud=baud)
+    sent = [0x00, 0xFF, 0xA5, 0x5A, 0x3C, 0x81, 0x7E]
+    got, heard = [], []
+    m = Module()
+    m.submodules.rx, m.submodules.tx = rx, tx
+
+    async def host_sends(ctx):
+        ctx.set(rx.o.ready, 1)
+        t, now = 0.0, 0
+        for bit in [1] * 3 + [b for byte in sent for b in _line_bits(byte)] + [1] * 2:
+            ctx.set(rx.rx, bit)
+            t += host_bit
+            while now < round(t):
+                await ctx.tick()
+                now += 1
+                if ctx.get(rx.o.valid):
+                    got.append(ctx.get(rx.o.payload))
+
+    async def board_sends(ctx):
+        for byte in sent:
+            ctx.set(tx.i.valid, 1)
+            ctx.set(tx.i.payload, byte)
+            await ctx.tick().until(tx.i.ready)
+        ctx.set(tx.i.valid, 0)
+
+    async def host_listens(ctx):
+        now = 0
+        while True:                    # a start bit, then samples at the bit middles
+            while ctx.get(tx.tx):
+                await ctx.tick()
+                now += 1
+            start, value = now, 0
+            for i in range(1, 10):
+                while now < round(start + (i + 0.5) * host_bit):
+                    await ctx.tick()
+                    now += 1
+                if i <= 8:
+                    value |= ctx.get(tx.tx) << (i - 1)
+            heard.append(value)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host_sends)
+    sim.add_testbench(board_sends, background=True)
+    sim.add_testbench(host_listens, background=True)
+    sim.run()
+    return sent, got, heard[:len(sent)]
+
+
+@pytest.mark.parametrize("clk_freq,baud", [
+    (30.75e6, 115200),        # the demo's PLL clock: 267 cycles per bit for 266.93
+    (1e6, 40816),             # 24.5 cycles per bit run as 25: the bits 2.0 % long
+    (1e6, 39216),             # 25.5 run as 25: the bits 2.0 % short
+])
+def test_rx_and_tx_at_a_rounded_bit_period_talk_to_an_exact_host(clk_freq, baud):
+    """The harness on a PLL clock rounds the bit period; the host's bits last exactly
+    clk_freq / baud cycles. Both directions work up to the 2 % bit_period allows."""
+    assert abs(clk_freq / bit_period(clk_freq, baud) - baud) / baud <= 0.02
+    sent, got, heard = _talk(clk_freq, baud, clk_freq / baud)
+    assert got == sent and heard == sent
+
+
+def test_the_exact_host_model_detects_a_bit_period_too_far_off():
+    sent, got, heard = _talk(1e6, 40000, 25 * 1.08)      # 8 % off: bytes go wrong
+    assert got != sent and heard != sent

@@ -225,6 +225,14 @@ def test_quantize_refuses_a_weight_matrix_of_the_wrong_inner_size(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["build", "{m}", "--board", "icebreaker", "--baud", "0"], "argument --baud"),
     (["build", "{m}", "--board", "icebreaker", "--attempts", "-2"], "argument --attempts"),
+    (["build", "{m}", "--board", "icebreaker", "--pll-attempts", "-1"],
+     "argument --pll-attempts"),
+    (["build", "{m}", "--board", "icebreaker", "--clock-mhz", "0"], "argument --clock-mhz"),
+    (["build", "{m}", "--board", "icebreaker", "--clock-mhz", "500", "-o", "{t}/b"],
+     "the iCE40 PLL cannot make 500 MHz from the 12 MHz board clock (above its 275 MHz "
+     "maximum); the nearest it can make: 270 MHz"),
+    (["run", "--port", "/dev/null", "{m}", "{t}/x.npy", "--board", "icebreaker",
+      "--clock-mhz", "14"], "(below its 16 MHz minimum); the nearest it can make: 16.125 MHz"),
     (["train", "--scheme", "pot", "--seed", "-1", "-o", "{t}/n.mf"], "argument --seed"),
     (["train", "--scheme", "pot", "--hidden", "", "-o", "{t}/n.mf"], "argument --hidden"),
     (["train", "--scheme", "pot", "--hidden", "16,,8", "-o", "{t}/n.mf"], "argument --hidden"),

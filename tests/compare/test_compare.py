@@ -282,6 +282,44 @@ def test_baked_weights_come_from_the_quantizers_codebook():
         designs.baked_weights("pot", 7)
 
 
+def test_tables_design_is_the_sparse_layer(tmp_path):
+    """--modes tables: each neuron's truth table is its accumulator (the corners and a
+    sample of the 2**12 inputs; tests/gen/plan/test_tables.py checks tables exhaustively);
+    the default grids leave the mode out."""
+    from amaranth.sim import Simulator
+
+    for scheme, wb, ab in [("pot", 3, 2), ("apot", 4, 3), ("binary", 1, 4)]:
+        dut = build_design("tables", scheme, wb, ab)
+        f = designs.tables_fan_in(ab)
+        assert f * ab <= designs.TABLE_BITS and dut.layer.in_count == f
+        w = designs.baked_weights(scheme, wb)[:, :f]
+        entries = np.random.default_rng(wb).choice(2 ** (f * ab), 160, replace=False)
+        entries = np.concatenate([[0, 2 ** (f * ab) - 1], entries])   # corners, a sample
+        xs = np.array([[(e >> (ab * k)) & (2**ab - 1) for k in range(f)] for e in entries])
+        got = []
+
+        async def tb(ctx):
+            for x in xs:
+                ctx.set(dut.x, sum(int(v) << (ab * k) for k, v in enumerate(x)))
+                await ctx.delay(1e-9)
+                y = ctx.get(dut.y)
+                width = dut.layer.out_width
+                vals = [(y >> (width * j)) & (2**width - 1) for j in range(w.shape[0])]
+                got.append([v - 2**width if v >= 2 ** (width - 1) else v for v in vals])
+
+        sim = Simulator(dut)
+        sim.add_testbench(tb)
+        sim.run()
+        assert (np.array(got) == xs @ w.T).all(), scheme
+    assert "tables" not in compare.DEFAULT_GRID.modes and "tables" not in compare.QUICK_GRID.modes
+    pts = Grid(schemes=("pot",), wbits=(3,), abits=(2,), modes=("tables",),
+               targets=("generic",)).points()
+    assert pts == [Point("tables", "pot", 3, 2, "generic")]
+    assert estimate_lut(pts[0]) is None
+    res = _quiet_sweep(pts, tmp_path / "cache")
+    assert res.failed == 0 and res.rows[0]["lut"] > 0
+
+
 def test_progress_says_at_once_that_the_sweep_started():
     """The first points take seconds each: the bar shows a line before any finishes."""
     import io

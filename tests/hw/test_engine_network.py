@@ -7,7 +7,7 @@ import pytest
 from mulfree.gen.errors import InputError
 from mulfree.gen.model.examples import example_model, random_conv2d, random_dense
 from mulfree.gen.model.format import MaxPool, Flatten, Model
-from mulfree.gen.plan.network import build_network
+from mulfree.gen.plan.network import build_network, plan_network
 from netsim import golden_flat, run_network
 
 
@@ -163,3 +163,55 @@ def test_flatten_only_is_an_error():
     with pytest.raises(ModelError, match="no layer that needs hardware"):
         build_network(Model(name="d", input_shape=(4,), input_bits=2,
                             layers=(Flatten(name="f"),)))
+
+
+def _wide_mlp(output, seed=2):
+    # wide enough that shared subexpressions beat the pairwise trees
+    rng = np.random.default_rng(seed)
+    l1 = random_dense(rng, 24, 8, scheme="uniform", wbits=4, in_bits=3, out_bits=2,
+                      name="fc1")
+    l2 = random_dense(rng, 8, 5, scheme="apot", wbits=4, in_bits=2, output=output, name="fc2")
+    return Model(name="wide", input_shape=(24,), input_bits=3, layers=(l1, l2))
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+@pytest.mark.parametrize("cutoff,output", [(0, "thresholds"), (1, "acc"), (3, "argmax")])
+def test_baked_adder_graph(family, cutoff, output):
+    fold = {"family": family, "latency_cutoff": cutoff}
+    manifest = _check(_wide_mlp(output), mode="baked", fold=fold, n=4)
+    solver = manifest["layers"][0]["solver"]
+    assert solver["family"] == family and solver["method"].startswith("cse")
+    assert solver["adders"] < solver["candidates"]["pairwise"]  # cheaper than the trees
+    assert solver["latency"] == (0 if cutoff == 0 else (solver["depth"] - 1) // cutoff)
+    plain = plan_network(_wide_mlp(output), "baked", {"family": family})[1]
+    extra = sum(r["solver"]["latency"] for r in manifest["layers"] if "solver" in r)
+    assert manifest["latency_cycles"] == plain["latency_cycles"] + extra
+
+
+@pytest.mark.parametrize("fold", [{"latency_cutoff": 1}, {"family": "ecp5",
+                                                          "latency_cutoff": 2,
+                                                          "pipeline": True}])
+def test_baked_cnn_latency_cutoff(fold):
+    manifest = _check(_cnn(scheme="uniform"), mode="baked", fold=fold, n=2)
+    assert manifest["layers"][0]["solver"]["latency"] >= 1
+
+
+def test_baked_thresholds_take_the_bias():
+    # the bias moves into the thresholds: biases far beyond the sum's range both ways (every
+    # threshold always or never reached) and near it (codes vary)
+    import dataclasses
+
+    from mulfree.gen.model.format import Output
+    rng = np.random.default_rng(7)
+    layer = random_dense(rng, 12, 6, scheme="uniform", wbits=4, in_bits=3, out_bits=2,
+                         name="fc")
+    bias = np.array([10**4, -10**4, 0, 37, -52, 5])
+    t = np.sort(rng.integers(-120, 120, (6, 3)), axis=1)
+    layer = dataclasses.replace(layer, bias=bias,
+                                output=Output("thresholds", bits=2, thresholds=t))
+    model = Model(name="bias", input_shape=(12,), input_bits=3, layers=(layer,))
+    _check(model, mode="baked", n=8)
+    # the cases the test is for: channel 0 always reaches every threshold, channel 1 none
+    x = np.random.default_rng(1).integers(0, 8, (8, 12))
+    codes = golden_flat(model, x).reshape(8, 6)
+    assert (codes[:, 0] == 3).all() and (codes[:, 1] == 0).all()

@@ -74,6 +74,10 @@ def _finish(draw, model, seed):
     """A mode and a fold for ``model``."""
     mode = draw(st.sampled_from(["runtime", "runtime", "baked"]))
     fold = {"layers": {}, "pipeline": draw(st.booleans()), "double_buffer": draw(st.booleans())}
+    if mode == "baked":
+        # the adder graph solved for either family, registered every 1 or 2 levels or not
+        fold["family"] = draw(st.sampled_from(["ice40", "ecp5"]))
+        fold["latency_cutoff"] = draw(st.integers(0, 2))
     n_total = int(np.prod(model.input_shape))
     fold["input_values_per_beat"] = _divisor(draw, n_total)
     if mode == "runtime":

@@ -53,6 +53,21 @@ def test_baked_mode_on_icarus():
     _check(simulate(model, random_inputs(model, 8), options("icarus", mode="baked")))
 
 
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_baked_adder_graphs_registered_on_rtl(simulator):
+    # both layers solved as shared adder graphs (CSE, not the pairwise trees) and
+    # registered after every adder level: the step's control delayed with the graph,
+    # under idle and back-pressure on both streams
+    model = scheme_model("apot", seed=8, output="argmax")
+    res = simulate(model, random_inputs(model, 8, seed=3),
+                   options(simulator, mode="baked",
+                           fold={"family": "ecp5", "latency_cutoff": 1}))
+    _check(res)
+    solvers = [r["solver"] for r in res.manifest["layers"] if "solver" in r]
+    assert len(solvers) == 2
+    assert all(s["method"].startswith("cse") and s["latency"] >= 1 for s in solvers)
+
+
 def test_one_layer_alone_gets_golden_inputs():
     model = chain_model(seed=3)
     res = simulate(model, random_inputs(model, 8), options("icarus", layer=3))

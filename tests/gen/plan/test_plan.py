@@ -45,6 +45,20 @@ def test_fold_file(tmp_path):
         load_fold({"pe": 1})
 
 
+@pytest.mark.parametrize("fold,message", [
+    ({"family": "xc7"}, "'family' must be one of ice40, ecp5, got 'xc7'"),
+    ({"latency_cutoff": -1}, "'latency_cutoff' must be an integer >= 0"),
+    ({"latency_cutoff": True}, "'latency_cutoff' must be an integer >= 0"),
+    ({"latency_cutoff": 1.5}, "'latency_cutoff' must be an integer >= 0"),
+])
+def test_baked_fold_keys_refuse_nonsense(fold, message):
+    with pytest.raises(InputError, match=message):
+        load_fold(fold)
+    # and the good ones pass through to the plan
+    _, manifest = plan_network(_model(), "baked", {"family": "ecp5", "latency_cutoff": 1})
+    assert manifest["layers"][0]["solver"]["family"] == "ecp5"
+
+
 @pytest.mark.parametrize("scheme,unit", [("pot", "pot"), ("binary", "pot"), ("ternary", "pot"),
                                          ("apot", "apot"), ("uniform", "uniform"),
                                          ("lut", "uniform"), ("table", "table")])
