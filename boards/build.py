@@ -766,7 +766,9 @@ def _pll_step(model: Model, board: Board, out_dir: Path, first: BuildResult,
     misses = 0
     for number in range(1, pll_attempts + 1):
         current = kept.clk_hz / 1e6
-        choice = _next_clock(board, min(target, cap), baud)
+        # nextpnr's Fmax moves by several percent from one placement to the next, so after
+        # a miss aim below what that build reached, by a margin that grows with each miss
+        choice = _next_clock(board, min(target * (1 - MISS_MARGIN * misses), cap), baud)
         if choice is None or (kept.timing_met and choice[0] <= current):
             notes.append(f"nothing faster than {current:.4g} MHz at or below nextpnr's "
                          f"{target:.1f} MHz" if kept.timing_met else
@@ -788,14 +790,12 @@ def _pll_step(model: Model, board: Board, out_dir: Path, first: BuildResult,
         say(attempt.describe())
         if attempt.met:
             kept = _adopt(trial, out_dir)
-            target = trial.fmax_mhz              # perhaps faster still
+            target, misses = trial.fmax_mhz, 0   # perhaps faster still
         else:
             shutil.rmtree(trial_dir, ignore_errors=True)
             cap = min(cap, f * (1 - 1e-6))
-            # nextpnr's Fmax moves by several percent from one placement to the next, so
-            # aim below what this build reached, by a margin that grows with each miss
             misses += 1
-            target = trial.fmax_mhz * (1 - MISS_MARGIN * misses)
+            target = trial.fmax_mhz
     else:
         if pll_attempts:
             notes.append(f"stopped after {pll_attempts} build(s)")
