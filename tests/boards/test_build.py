@@ -55,10 +55,10 @@ def _check(result, board):
 
 def test_build_icebreaker_through_the_cli(tmp_path, capsys):
     """The default clock flow with real nextpnr: built at the 12 MHz board clock, then the
-    PLL step takes the core to the highest PLL clock nextpnr meets (at most 2 more builds)."""
+    PLL step takes the core to the highest PLL clock nextpnr meets (at most 3 more builds)."""
     save(_small_model(), tmp_path / "small.mf")
     rc = main(["build", str(tmp_path / "small.mf"), "--board", "icebreaker",
-               "-o", str(tmp_path / "out"), "--fold", "serial", "--pll-attempts", "2"])
+               "-o", str(tmp_path / "out"), "--fold", "serial", "--pll-attempts", "3"])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "ICESTORM_LC (placed)" in out and "through SB_PLL40_PAD" in out
