@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 
 from mulfree.gen.model.examples import random_dense
-from mulfree.gen.model.format import Model
+from mulfree.gen.model.format import (Conv2d, Dense, Flatten, Model, Output, OutputKind,
+                                      Scheme, Weights)
 from mulfree.gen.plan.network import build_network, plan_network
 from mulfree.hw import compute
 from mulfree.hw.compute import ComputeSpec
@@ -196,10 +197,9 @@ def test_random_networks_with_frames_in_memory(case):
         x = rng.integers(0, 2**model.input_bits, (2, *model.input_shape))
         got, _ = run_network(net, manifest, x, seed=seed)
         np.testing.assert_array_equal(got, golden_flat(model, x))
-        _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
-        # a load image (SPRAM) comes first, one word per cycle
-        load = manifest.get("load", {}).get("words", 0)
-        assert cycles - 1 - load == manifest["latency_cycles"]
+        # the last output transfers, not the end of the simulation: a conv's window scan
+        # still takes the input rows no window reaches after the last output
+        _check_latency(model, mode, fold, net, manifest)
     finally:
         compute.FRAME_MEMORY_MIN_BITS, compute.FRAME_MEMORY_MIN_FILL = old
 
@@ -231,3 +231,60 @@ def test_result_frame_in_memory_at_the_real_threshold():
         first, done = _output_cycles(net, manifest, x)
         taken, model_done = _run(stages, len(x))
         assert done == [d - taken[0] for d in model_done]
+
+
+def _check_latency(model, mode, fold, net, manifest):
+    """The manifest's latency is the simulation's first input to last output transfer,
+    and three back-to-back inferences end on the cycles the timing model says."""
+    stages, _ = plan_network(model, mode, fold)
+    taken, done = _run(stages, 3)
+    x3 = np.random.default_rng(0).integers(0, 2**model.input_bits, (3, *model.input_shape))
+    _, sim_done = _output_cycles(net, manifest, x3)
+    assert sim_done == [d - taken[0] for d in done]
+    assert manifest["latency_cycles"] == sim_done[0]
+
+
+def _stride_skips_a_row():
+    """A 1x1 conv, stride (2, 1), padding (0, 2), on a 2x2x3 map, then a 6 -> 1 dense
+    layer (found by hypothesis): the conv's six windows all lie in scan row 0 (four of
+    them all padding), so its last output leaves before it has taken input row 1."""
+    cb = np.array([0, 1, -2, -1])
+    conv = Conv2d(name="conv", weights=Weights(scheme=Scheme.UNIFORM, bits=2,
+                                               codes=np.array([[[[3, 2, 2]]]]), codebook=cb,
+                                               products=None),
+                  bias=np.array([-4]), activation_codebook=np.array([0, 1, 2, 3]),
+                  output=Output(kind=OutputKind.THRESHOLDS, bits=1,
+                                thresholds=np.array([[-15]])),
+                  stride=(2, 1), padding=(0, 2))
+    fc = Dense(name="fc", weights=Weights(scheme=Scheme.UNIFORM, bits=2,
+                                          codes=np.array([[0, 0, 0, 3, 2, 3]]), codebook=cb,
+                                          products=None),
+               bias=np.array([0]), activation_codebook=np.array([0, 1]),
+               output=Output(kind=OutputKind.THRESHOLDS, bits=1, thresholds=np.array([[-2]])))
+    return Model(name="r", input_shape=(2, 2, 3), input_bits=2,
+                 layers=(conv, Flatten(name="flat"), fc))
+
+
+# the dense layer's frame in registers (one word), baked and runtime, and in memory (two
+# words of SIMD 3: the manifest says 27 cycles, the input's last beat is on cycle 28)
+@pytest.mark.parametrize("mode,layers,in_memory", [
+    ("runtime", {}, False), ("baked", {}, False),
+    ("runtime", {"fc": {"pe": 1, "simd": 3}}, True)])
+def test_latency_when_the_last_output_precedes_the_last_input(small_frames_in_memory, mode,
+                                                              layers, in_memory):
+    """Regression (hypothesis): the manifest's latency (26 cycles unfolded) is the
+    simulation's last output transfer; the simulation's end (28 cycles, after the scan of
+    input row 1, which no window reaches) is no latency measure."""
+    model = _stride_skips_a_row()
+    fold = {"layers": layers, "pipeline": False, "double_buffer": False,
+            "input_values_per_beat": 1}
+    stages, _ = plan_network(model, mode, fold)
+    assert stages[1].buffer_in_memory is in_memory
+    net, manifest = build_network(model, mode, fold)
+    x = np.random.default_rng(0).integers(0, 4, (2, 2, 2, 3))
+    got, _ = run_network(net, manifest, x, seed=0)
+    np.testing.assert_array_equal(got, golden_flat(model, x))
+    _check_latency(model, mode, fold, net, manifest)
+    # the case this guards: the simulation ends after the last output (the old measure)
+    _, cycles = run_network(net, manifest, x[:1], idle=0, stall=0)
+    assert cycles - 1 > manifest["latency_cycles"]
