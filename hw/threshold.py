@@ -41,6 +41,17 @@ def threshold_code(acc, thresholds):
     return total
 
 
+def _check_unit_widths(acc_width, threshold_width, bits) -> None:
+    """The widths a memory threshold unit takes: accumulator, threshold (at least the
+    accumulator's) and code."""
+    _check_width("Accumulator width", acc_width)
+    _check_width("Threshold width", threshold_width)
+    _check_width("Code width", bits)
+    if threshold_width < acc_width:
+        raise ValueError(f"Threshold width must be at least the accumulator width "
+                         f"{acc_width}, not {threshold_width}")
+
+
 class ThresholdUnit(wiring.Component):
     """``code = sum_t (acc >= thresholds[t])``, combinational (latency 0).
 
@@ -245,12 +256,7 @@ class ThresholdSearch(wiring.Component):
 
     def __init__(self, *, acc_width: int, threshold_width: int, bits: int, thresholds,
                  style=None, logic_levels: int = 0) -> None:
-        _check_width("Accumulator width", acc_width)
-        _check_width("Threshold width", threshold_width)
-        _check_width("Code width", bits)
-        if threshold_width < acc_width:
-            raise ValueError(f"Threshold width must be at least the accumulator width "
-                             f"{acc_width}, not {threshold_width}")
+        _check_unit_widths(acc_width, threshold_width, bits)
         if style not in (None, "block", "logic"):
             raise ValueError(f"Style must be None, 'block' or 'logic', not {style!r}")
         _check_width("Logic levels", logic_levels, minimum=0)
@@ -343,12 +349,7 @@ class ThresholdSequential(wiring.Component):
 
     def __init__(self, *, acc_width: int, threshold_width: int, bits: int, thresholds,
                  style=None) -> None:
-        _check_width("Accumulator width", acc_width)
-        _check_width("Threshold width", threshold_width)
-        _check_width("Code width", bits)
-        if threshold_width < acc_width:
-            raise ValueError(f"Threshold width must be at least the accumulator width "
-                             f"{acc_width}, not {threshold_width}")
+        _check_unit_widths(acc_width, threshold_width, bits)
         if style not in THRESHOLD_STYLES:
             raise ValueError(f"Style must be None, 'block', 'logic' or 'external', not "
                              f"{style!r}")
