@@ -235,7 +235,7 @@ def codebooks_table() -> str:
     from 17 levels on) against the offset codebook decoded by a table, by mulfree's device
     fit (estimated logic cells, cycles per inference)."""
     import mulfree.gen.importers.lower as lower
-    from mulfree.gen.importers.qonnx import InputDecl, import_qonnx
+    from mulfree.gen.importers.qonnx import import_qonnx
     from mulfree.gen.errors import InputError
     from mulfree.gen.plan.network import plan_network
 

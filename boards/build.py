@@ -721,7 +721,6 @@ def _fold_candidates(model: Model, board: Board, out_dir: Path, fold, target: Fi
     """Build :meth:`FitTarget.candidates` in turn, each at its fit's clock then through the
     PLL step; keep the one with the most inferences/s at a clock nextpnr meets. A later
     candidate is skipped when even its estimated Fmax could not beat what was measured."""
-    board_mhz = board.clk_freq / 1e6
     baud = kwargs.get("baud", DEFAULT_BAUD)
     kept, rate, lines = None, 0.0, []
     for clock, cycles, estimate, _ in target.candidates():

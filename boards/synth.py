@@ -31,11 +31,10 @@ import hashlib
 import json
 import logging
 import os
-import re
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import lru_cache
 from importlib import metadata

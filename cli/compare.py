@@ -87,8 +87,6 @@ def add_arguments(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from mulfree.compare.sweep import DEFAULT_GRID, Grid, QUICK_GRID, run_sweep
     from mulfree.compare.report import markdown_summary, write_reports
     from mulfree.boards.toolchain import ensure_compiled

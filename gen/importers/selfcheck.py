@@ -294,14 +294,14 @@ def self_check(path: str | Path, model: Model, probes: tuple[Probe, ...],
         res = GoldenResult((feed,), (None,))
     got = decode_outputs(model, res)
     want = ref["<output>"]
+    inputs = sum(p.layer < 0 for p in probes)
+    hidden = len(probes) - inputs
     if got.shape != want.shape:
         got = got.reshape(want.shape) if got.size == want.size else got
     if got.shape != want.shape:
         return CheckResult(False, n, values, hidden, inputs, float("nan"), -1,
                            f"self-check FAILED: the outputs have shape {list(got.shape)}, qonnx's "
                            f"{list(want.shape)}")
-    inputs = sum(p.layer < 0 for p in probes)
-    hidden = len(probes) - inputs
     agree, ties = -1, 0
     if want.dtype.kind in "iu":
         bad = got != want

@@ -138,7 +138,6 @@ def _export_weights(net: Net, l: Layer, in_act: ActQuant):
         qw = QuantizedWeights("binary", 1, codes, weight_levels("binary", 1), scale)
     elif s == "ternary":
         delta = 0.7 * np.mean(np.abs(act))
-        big = np.abs(W) > delta
         big_act = np.abs(act) > delta
         scale = float(np.mean(np.abs(act[big_act]))) if big_act.any() else 1.0
         codes = np.where(W > delta, 1, np.where(W < -delta, 2, 0)).astype(np.int64)
