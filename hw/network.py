@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .argmax import ArgMaxSpec, ArgMaxUnit
 from .compute import ComputeSpec
 from .engine import LayerEngine, chain_loads
+from .link_fifo import LinkFifo, LinkFifoSpec
 from .pool import MaxPoolSpec, MaxPoolUnit, StreamMaxPool
 from .spram import LOAD_WORD_BITS
 from .table_pipeline import TablePipeline
@@ -26,8 +27,10 @@ def build_stage(spec):
         return ArgMaxUnit(width=spec.width, group=spec.group, in_beat=spec.in_beat)
     if isinstance(spec, TablesSpec):
         return TablePipeline(spec)
-    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec, ArgMaxSpec or TablesSpec, "
-                    f"not {spec!r}")
+    if isinstance(spec, LinkFifoSpec):
+        return LinkFifo(spec)
+    raise TypeError(f"Stage spec must be a ComputeSpec, MaxPoolSpec, ArgMaxSpec, TablesSpec or "
+                    f"LinkFifoSpec, not {spec!r}")
 
 
 class Network(wiring.Component):
@@ -37,8 +40,9 @@ class Network(wiring.Component):
     ----------
     stages : list of stage specs
         :class:`~mulfree.hw.compute.ComputeSpec`, :class:`~mulfree.hw.pool.MaxPoolSpec`,
-        :class:`~mulfree.hw.argmax.ArgMaxSpec` or :class:`~mulfree.hw.table_spec.TablesSpec`
-        (a whole network of neuron tables), in order; each stage's output beat must have
+        :class:`~mulfree.hw.argmax.ArgMaxSpec`, :class:`~mulfree.hw.table_spec.TablesSpec`
+        (a whole network of neuron tables) or :class:`~mulfree.hw.link_fifo.LinkFifoSpec`
+        (slack between two stages), in order; each stage's output beat must have
         the width of the next stage's input beat.
 
     Members

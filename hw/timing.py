@@ -17,7 +17,8 @@ buffer (and compute) allow, so its timing depends on its neighbours;
 from __future__ import annotations
 
 __all__ = ["network_timing", "stage_timing", "conv_period", "FrameModel", "ConvModel",
-           "MaxPoolFrameModel", "StreamPoolModel", "ArgMaxModel", "TablesModel"]
+           "MaxPoolFrameModel", "StreamPoolModel", "ArgMaxModel", "TablesModel",
+           "LinkFifoModel"]
 
 
 class FrameModel:
@@ -115,6 +116,27 @@ class ArgMaxModel:
             self.n += 1
             if self.n == self.ib:
                 self.n, self.out_valid = 0, True
+
+
+class LinkFifoModel:
+    """A link FIFO (:class:`~.link_fifo.LinkFifo`, Amaranth's ``SyncFIFOBuffered``): a
+    memory of ``depth - 1`` beats and an output register filled from it."""
+
+    def __init__(self, s):
+        self.inner_depth = s.depth - 1
+        self.inner = 0                  # beats in the memory
+        self.out_full = False           # the output register holds a beat
+
+    def ready(self):
+        return self.inner != self.inner_depth
+
+    def valid(self):
+        return self.out_full
+
+    def tick(self, t, took, sent):
+        read = self.inner > 0 and (not self.out_full or sent)
+        self.inner += int(took) - int(read)
+        self.out_full = read or (self.out_full and not sent)
 
 
 class TablesModel:

@@ -97,6 +97,7 @@ import numpy as np
 
 from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec, decode_wiring, make_unit
+from mulfree.hw.link_fifo import LinkFifoSpec
 from mulfree.hw.pool import MaxPoolSpec
 from mulfree.hw.product import shape_for
 from mulfree.hw.spram import spram_tiles
@@ -668,9 +669,35 @@ class StageCost:
         return out
 
 
+# Link FIFOs (hw/link_fifo.py): Yosys keeps a memory of at most this many bits in
+# flip-flops on iCE40 (or of at most two entries), and one of at most this many entries in distributed RAM
+# (TRELLIS_DPR16X4, 16 x 4 bits) on ECP5; larger ones go to block RAM.
+ICE40_FIFO_LOGIC_BITS = 96
+ECP5_FIFO_DISTRIBUTED_DEPTH = 64
+
+
+def link_fifo_cost(spec: LinkFifoSpec, family: str) -> StageCost:
+    """A link FIFO's price, fitted to Yosys's counts of the FIFO alone over eight shapes
+    from 3 x 32 to 512 x 32 bits (``bench/link_fifo.py``, in docs/hardware.md); an ECP5
+    TRELLIS_DPR16X4 counts as the two logic cells of the slice it takes."""
+    m, w, b = spec.memory_depth, spec.width, _bits(spec.depth)
+    if family == "ecp5" and m <= ECP5_FIFO_DISTRIBUTED_DEPTH:
+        banks = -(-m // 16)
+        dpr = -(-w // 4) * banks
+        return StageCost(lut=2 * dpr + w * (banks - 1) + 12 * b + 6, ff=w + 3 * b + 2,
+                         bram=0, rom="none")
+    if family != "ecp5" and (m * w <= ICE40_FIFO_LOGIC_BITS or m <= 2):
+        return StageCost(lut=w * (m - 1) + 12 * b, ff=m * w + w + 3 * b, bram=0, rom="none")
+    kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
+    lut = 12 * b + 6 if family == "ecp5" else 10 * b + w
+    return StageCost(lut=lut, ff=2 * w + 4 * b + 3, bram=kind.blocks_for(m, w), rom="none")
+
+
 def stage_cost(spec, family: str = "ice40") -> StageCost:
     if family not in COEFFS:
         raise ValueError(f"no resource model for family {family!r}")
+    if isinstance(spec, LinkFifoSpec):
+        return link_fifo_cost(spec, family)
     f = stage_features(spec, family)
     c = COEFFS[family]
     lut = int(round(sum(c[k] * v for k, v in f.items())))

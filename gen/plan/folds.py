@@ -6,6 +6,8 @@ Fold file (JSON)::
       "input_values_per_beat": 8,          # optional: input codes per input beat
       "pipeline": false,                   # optional: register the adder trees' outputs
       "double_buffer": false,              # optional: overlap load, compute and send
+      "link_fifos": true,                  # optional: FIFOs between stages where they
+                                           #   speed the chain up (gen/plan/links.py)
       "family": "ice40" | "ecp5",          # optional: the FPGA family baked adders are
                                            #   priced for (default ice40)
       "latency_cutoff": 0,                 # optional: baked layers register their adder
@@ -94,12 +96,12 @@ def load_fold(fold: Any) -> dict:
         raise InputError(f"fold: expected an object, a preset ({', '.join(FOLD_PRESETS)}), "
                          f"device:NAME or a file, got {type(fold).__name__}")
     unknown = sorted(set(fold) - {"input_values_per_beat", "default", "layers", "pipeline",
-                                  "double_buffer", "device", "clock_mhz", "family",
-                                  "latency_cutoff", "tables"})
+                                  "double_buffer", "link_fifos", "device", "clock_mhz",
+                                  "family", "latency_cutoff", "tables"})
     if unknown:
         raise InputError(f"fold: unknown field '{unknown[0]}' (expected "
                          f"input_values_per_beat, default, layers, pipeline, double_buffer, "
-                         f"device, clock_mhz, family, latency_cutoff, tables)")
+                         f"link_fifos, device, clock_mhz, family, latency_cutoff, tables)")
     cutoff = fold.get("latency_cutoff", 0)
     if isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0:
         raise InputError(f"fold: 'latency_cutoff' must be an integer >= 0 (adder levels per "
@@ -107,7 +109,7 @@ def load_fold(fold: Any) -> dict:
     if fold.get("family") is not None and fold["family"] not in FAMILIES:
         raise InputError(f"fold: 'family' must be one of {', '.join(FAMILIES)}, got "
                          f"{fold['family']!r}")
-    for key in ("pipeline", "double_buffer"):
+    for key in ("pipeline", "double_buffer", "link_fifos"):
         if not isinstance(fold.get(key, False), bool):
             raise InputError(f"fold: '{key}' must be true or false, got {fold[key]!r}")
     default = fold.get("default", "auto")
@@ -121,6 +123,8 @@ def load_fold(fold: Any) -> dict:
            "double_buffer": fold.get("double_buffer", False)}
     if cutoff:
         out["latency_cutoff"] = cutoff
+    if fold.get("link_fifos") is False:
+        out["link_fifos"] = False
     if fold.get("family") is not None:
         out["family"] = fold["family"]
     if "input_values_per_beat" in fold:

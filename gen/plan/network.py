@@ -28,16 +28,19 @@ import numpy as np
 
 from mulfree.hw.argmax import ArgMaxSpec
 from mulfree.hw.compute import ComputeSpec
+from mulfree.hw.link_fifo import LinkFifoSpec
 from mulfree.hw.network import Network
 from mulfree.hw.pool import MaxPoolSpec
 from mulfree.hw.table_spec import TablesSpec
 from mulfree.hw.timing import network_timing
 
+from .. import progress
 from ..errors import InputError, MulfreeError
 from ..model.format import Model, OutputKind
-from .cost import network_cost, total
+from .cost import network_cost, stage_cost, total
 from .fit import fit_fold
 from .folds import load_fold
+from .links import add_link_fifos
 from .stages import plan_stages
 
 __all__ = ["build_network", "plan_network", "fitted_fold", "PORTS", "LOAD_PORTS", "top_name"]
@@ -110,6 +113,9 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
         "layers": rows,
         "resources_estimate": est,
     }
+    fifos = _link_fifos(stages, rows)
+    if fifos:
+        manifest["link_fifos"] = fifos
     if load_words:
         manifest["ports"] += LOAD_PORTS
         manifest["load"] = {
@@ -129,6 +135,26 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
                         "register with a one-entry skid buffer; the pipeline holds while the "
                         "skid is full (i.ready = not full)"}
     return manifest
+
+
+def _within_fit(stages, fit: dict) -> bool:
+    """Whether the device fit's estimate with the link FIFOs added stays in its budget
+    (the fit prices the stages alone; a fold at the edge of the budget keeps its slower
+    chain rather than overflow the device)."""
+    family = fit["device"]["family"]
+    fifos = [stage_cost(s, family) for s in stages if isinstance(s, LinkFifoSpec)]
+    est, budget = fit["estimate"], fit["budget"]
+    return (est["cells"] + sum(c.cells(family) for c in fifos) <= budget["cells"]
+            and est["ffs"] + sum(c.ff for c in fifos) <= budget["ffs"]
+            and est["bram"] + sum(c.bram for c in fifos) <= budget["bram"])
+
+
+def _link_fifos(stages, rows) -> list[dict]:
+    """The manifest's record of the FIFOs between stages (gen/plan/links.py): the layer
+    each follows, its depth in beats and its beat's bits."""
+    names = [r["name"] for r in rows if r["type"] != "flatten"]
+    return [{"after": names[s.after], "depth": s.depth, "bits": s.width}
+            for s in stages if isinstance(s, LinkFifoSpec)]
 
 
 def _count_out(model: Model) -> int:
@@ -165,7 +191,8 @@ def _estimate(stages, rows) -> dict:
     if all(s.mode == "runtime" for s in stages if isinstance(s, ComputeSpec)):
         names, it = [], iter(r["name"] for r in rows if r["type"] != "flatten")
         for s in stages:
-            names.append(f"{names[-1]}.argmax" if isinstance(s, ArgMaxSpec) else next(it))
+            names.append(f"{names[-1]}.argmax" if isinstance(s, ArgMaxSpec) else
+                         f"{names[-1]}.fifo" if isinstance(s, LinkFifoSpec) else next(it))
         per = {f: network_cost(stages, f) for f in ("ice40", "ecp5")}
         for family, costs in per.items():
             est[family] = total(costs, family)
@@ -202,6 +229,11 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
     as in :func:`build_network`."""
     fold = fitted_fold(fold, model, mode)
     stages, rows, in_vpb = plan_stages(model, mode, fold)
+    if fold.get("link_fifos", True):
+        with progress.stage("sizing the FIFOs between stages") as st:
+            linked = add_link_fifos(stages, report=st.update)
+        if "fit" not in fold or _within_fit(linked, fold["fit"]):
+            stages = linked
     manifest = _manifest(model, mode, stages, rows, in_vpb)
     if "fit" in fold:
         manifest["device_fit"] = fold["fit"]

@@ -4,6 +4,7 @@ end to end: written by scripts/make_cnv.py, fitted to the ECP5-85F, emitted as V
 and run on Verilator, bit for bit against the golden model (bench/cnv.py does the full
 CNV)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,15 @@ def test_small_cnv_make_fit_verilog_verilator_bit_exact(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "PASS: all 3 outputs of 3 samples match the golden model bit for bit" in out
+    # without stalls the RTL runs at the manifest's pace, which the link FIFOs
+    # (gen/plan/links.py) bring to the fit's slowest stage
+    manifest = json.loads((tmp_path / "rtl" / "manifest.json").read_text())
+    cycles = manifest["cycles_per_inference"]
+    assert cycles == manifest["device_fit"]["cycles_per_inference"]
+    assert manifest["link_fifos"]
+    code = main(["sim", str(net), "--simulator", "verilator", "--device", "lfe5u-85f",
+                 "--random", "4", "--idle", "0", "--backpressure", "0",
+                 "--cache-dir", str(CACHE)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"cycles per inference: {cycles} (manifest); measured {cycles}.0 with 0%" in out
