@@ -15,9 +15,12 @@ Steps, each printed as it goes:
    the cycle model of the whole chain); the fitted fold is saved as ``fold.json``;
 3. with ``--sim N``: ``mulfree sim --simulator verilator`` on N random images with that
    fold, every output against the golden model;
-4. with ``--build``: ``mulfree build --board ulx3s-85f`` with that fold (Yosys
-   ``synth_ecp5`` and nextpnr-ecp5, the UART harness included; hours on a shared 2-core
-   machine), or with ``--from-build DIR`` the results of such a build already made.
+4. with ``--build``: ``mulfree build --board ulx3s-85f --router router2`` with that fold
+   (Yosys ``synth_ecp5`` and nextpnr-ecp5, the UART harness included; hours on a shared
+   2-core machine; nextpnr's default router1 did not finish routing it), or with
+   ``--from-build DIR`` the results of such a build already made (``mulfree build``'s
+   folder, or one where nextpnr was run by hand: ``DIR/build`` with Yosys's
+   ``top_stat.json`` and nextpnr's ``top_report.json``).
 
 It prints LUT4 (nextpnr's TRELLIS_COMB: LUT4 and carry halves), flip-flops, EBR (DP16KD),
 Fmax, cycles per inference and frames/s at Fmax beside FINN's published CNV-w1a1 on a
@@ -115,9 +118,13 @@ def _results(build: Path, manifest: dict) -> None:
     cycles = manifest["cycles_per_inference"]
     report = build / "report.json"
     print()
-    if report.exists():
-        r = json.loads(report.read_text())
-        res = r["resources"]
+    bare = build / "build" / "top_report.json"
+    if report.exists() or bare.exists():
+        if report.exists():
+            r = json.loads(report.read_text())
+            res = r["resources"]
+        else:
+            r, res = _bare_report(build / "build")
         placed = res.get("placed", {})
         cells = res.get("cells", {})
         fmax = min(v["achieved"] for v in r["fmax_mhz"].values())
@@ -130,8 +137,8 @@ def _results(build: Path, manifest: dict) -> None:
         print(f"Yosys: {cells.get('LUT4', 0):,} LUT4, {cells.get('CCU2C', 0):,} CCU2C, "
               f"{cells.get('TRELLIS_DPR16X4', 0):,} TRELLIS_DPR16X4, {res.get('ff', 0):,} FF, "
               f"{cells.get('DP16KD', 0)} DP16KD")
-        print(f"\n| design | LUT4 (TRELLIS_COMB placed) | FF | EBR | Fmax | cycles / inference "
-              f"| frames/s |")
+        print("\n| design | LUT4 (TRELLIS_COMB placed) | FF | EBR | Fmax | cycles / inference "
+              "| frames/s |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         print(f"| mulfree CNV-w{manifest_bits(manifest)}, LFE5U-85F | {comb:,} | "
               f"{res.get('ff', 0):,} | {ebr} | {fmax:.1f} MHz | {cycles:,} | {fps:,.0f} |")
@@ -150,6 +157,18 @@ def _results(build: Path, manifest: dict) -> None:
     for f in (50.0, 25.0):
         print(f"at {f:g} MHz: {f * 1e6 / cycles:,.0f} frames/s ({cycles:,} cycles/inference); "
               f"FINN CNV-w1a1 on a ZC706: {FINN_CNV_W1A1_FPS:,}")
+
+
+def _bare_report(d: Path) -> tuple[dict, dict]:
+    """``(report, resources)`` as ``mulfree build``'s report.json has them, from Yosys's
+    ``top_stat.json`` and nextpnr's ``top_report.json`` in ``d``."""
+    sys.path.insert(0, str(ROOT))
+    from mulfree.boards.toolchain import parse_nextpnr_report, parse_yosys_stat
+    res = parse_nextpnr_report(d / "top_report.json", parse_yosys_stat(d / "top_stat.json"))
+    doc = res.to_json()
+    util = [{"resource": k, "used": v["used"], "available": v["available"]}
+            for k, v in res.placed.items() if v["used"]]
+    return {"fmax_mhz": doc["fmax_mhz"], "utilization": util}, doc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.build:
         build = OUT / "build"
         _mulfree(["build", str(model_path), "--board", BOARD, "--fold", str(OUT / "fold.json"),
-                  "--attempts", "1", "-o", str(build)], OUT / "build.log", args.timeout,
+                  "--attempts", "1", "--router", "router2", "-o", str(build)], OUT / "build.log", args.timeout,
                  nice=10)
     if build is not None:
         _results(build, manifest)

