@@ -15,7 +15,9 @@ Steps, each printed as it goes:
    the cycle model of the whole chain); the fitted fold is saved as ``fold.json``;
 3. with ``--sim N``: ``mulfree sim --simulator verilator`` on N random images with that
    fold, every output against the golden model;
-4. with ``--build``: ``mulfree build --board ulx3s-85f --router router2`` with that fold
+4. with ``--build``: ``mulfree build --board ulx3s-85f --router router2 --pll-attempts 1``
+   with that fold (a build at the 25 MHz board clock, then one at the PLL clock nextpnr's
+   Fmax allows)
    (Yosys ``synth_ecp5`` and nextpnr-ecp5, the UART harness included; hours on a shared
    2-core machine; nextpnr's default router1 did not finish routing it), or with
    ``--from-build DIR`` the results of such a build already made (``mulfree build``'s
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.build:
         build = OUT / "build"
         _mulfree(["build", str(model_path), "--board", BOARD, "--fold", str(OUT / "fold.json"),
-                  "--attempts", "1", "--router", "router2", "-o", str(build)], OUT / "build.log", args.timeout,
+                  "--attempts", "1", "--pll-attempts", "1", "--router", "router2",
+                  "-o", str(build)], OUT / "build.log", args.timeout,
                  nice=10)
     if build is not None:
         _results(build, manifest)

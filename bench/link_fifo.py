@@ -12,6 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SHAPES = [(3, 32), (3, 128), (16, 8), (36, 64), (38, 2), (64, 16), (239, 8), (512, 32)]
+# a memory style forced (where block RAM is spent): (depth, bits, style, family)
+FORCED = [(239, 8, "distributed", "ecp5"), (78, 1, "distributed", "ecp5"),
+          (36, 64, "logic", "ice40"), (239, 8, "logic", "ice40")]
 
 
 def main() -> int:
@@ -20,17 +23,21 @@ def main() -> int:
     from mulfree.gen.plan.cost import stage_cost
     from mulfree.hw.link_fifo import LinkFifo, LinkFifoSpec
 
-    print("| depth x bits | family | LUT4 | CCU2C | FF | RAM16 / DPR16X4 | BRAM | est. LUT | "
-          "est. FF | est. BRAM |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for depth, width in SHAPES:
-        spec = LinkFifoSpec(width=width, depth=depth)
-        for family in ("ice40", "ecp5"):
-            r = synthesize_component(LinkFifo(spec), Flow(target=family, pnr=False)).report
-            dist = r.cells.get("TRELLIS_DPR16X4", 0)
-            est = stage_cost(spec, family)
-            print(f"| {depth} x {width} | {family} | {r.lut} | {r.carry} | {r.ff} | {dist} | "
-                  f"{r.bram} | {est.lut} | {est.ff} | {est.bram} |", flush=True)
+    # "cells": LUT4 + 2 x carry (ECP5: and 2 per TRELLIS_DPR16X4, the slice it takes), what
+    # the estimate's "lut" prices
+    print("| depth x bits | family | memory | LUT4 | carry | DPR16X4 | cells | FF | BRAM | "
+          "est. cells | est. FF | est. BRAM |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    jobs = [(d, w, None, f) for d, w in SHAPES for f in ("ice40", "ecp5")] + FORCED
+    for depth, width, style, family in jobs:
+        spec = LinkFifoSpec(width=width, depth=depth, style=style)
+        r = synthesize_component(LinkFifo(spec), Flow(target=family, pnr=False)).report
+        dist = r.cells.get("TRELLIS_DPR16X4", 0)
+        cells = r.lut + 2 * r.carry + 2 * dist if family == "ecp5" else r.lut
+        est = stage_cost(spec, family)
+        print(f"| {depth} x {width} | {family} | {style or 'Yosys decides'} | {r.lut} | "
+              f"{r.carry} | {dist} | {cells} | {r.ff} | {r.bram - dist} | {est.lut} | "
+              f"{est.ff} | {est.bram} |", flush=True)
     return 0
 
 

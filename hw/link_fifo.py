@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .timing import LinkFifoModel
 
-__all__ = ["LinkFifoSpec", "LinkFifo"]
+__all__ = ["LinkFifoSpec", "LinkFifo", "STYLES"]
+
+# Where the FIFO's memory goes (a Yosys ``ram_style`` hint): None lets Yosys choose
+# (block RAM, or on ECP5 distributed RAM when shallow), or "block", "distributed"
+# (ECP5 TRELLIS_DPR16X4), "logic" (flip-flops).
+STYLES = (None, "block", "distributed", "logic")
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,15 @@ class LinkFifoSpec:
     width: int
     depth: int
     after: int = 0
+    style: str | None = None
 
     def __post_init__(self):
         if self.width < 1 or self.depth < 2:
             raise ValueError(f"A link FIFO needs a width of at least 1 and a depth of at "
                              f"least 2, not {self.width} and {self.depth}")
+        if self.style not in STYLES:
+            raise ValueError(f"A link FIFO's style must be one of "
+                             f"{', '.join(map(str, STYLES))}, not {self.style!r}")
 
     @property
     def memory_depth(self) -> int:
@@ -48,10 +56,12 @@ class LinkFifoSpec:
 
 
 class LinkFifo(wiring.Component):
-    """Amaranth's :class:`~amaranth.lib.fifo.SyncFIFOBuffered` as a stream stage: its
-    memory has a synchronous read port (block RAM or distributed RAM), ``ready`` and
-    ``valid`` come from registers, and a beat written into an empty FIFO is valid at its
-    output two cycles later."""
+    """A FIFO as a stream stage, the design of Amaranth's
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered` (a memory of ``depth - 1`` beats with a
+    synchronous read port, and an output register filled from it) with the memory's
+    place as a synthesis hint (``spec.style``). ``ready`` and ``valid`` come from
+    registers, and a beat written into an empty FIFO is valid at its output two cycles
+    later."""
 
     def __init__(self, spec: LinkFifoSpec) -> None:
         self.spec = spec
@@ -60,10 +70,30 @@ class LinkFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=self.spec.width,
-                                                    depth=self.spec.depth)
-        m.d.comb += [fifo.w_data.eq(self.i.payload), fifo.w_en.eq(self.i.valid),
-                     self.i.ready.eq(fifo.w_rdy),
-                     self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy),
-                     fifo.r_en.eq(self.o.ready)]
+        s = self.spec
+        inner = s.memory_depth
+        attrs = {} if s.style is None else {"ram_style": s.style}
+        m.submodules.memory = mem = memory.Memory(shape=unsigned(s.width), depth=inner,
+                                                  init=[], attrs=attrs)
+        w_port, r_port = mem.write_port(), mem.read_port(domain="sync")
+        level = Signal(range(inner + 1), name="level")       # beats in the memory
+        produce = Signal(range(inner), name="produce")
+        consume = Signal(range(inner), name="consume")
+        out_full = Signal(name="out_full")                   # the output register
+        do_write = self.i.valid & self.i.ready
+        do_read = (level != 0) & (~out_full | self.o.ready)  # memory to output register
+        m.d.comb += [self.i.ready.eq(level != inner),
+                     self.o.valid.eq(out_full), self.o.payload.eq(r_port.data),
+                     w_port.addr.eq(produce), w_port.data.eq(self.i.payload),
+                     w_port.en.eq(do_write),
+                     r_port.addr.eq(consume), r_port.en.eq(do_read)]
+        with m.If(do_write):
+            m.d.sync += produce.eq(Mux(produce == inner - 1, 0, produce + 1))
+        with m.If(do_read):
+            m.d.sync += consume.eq(Mux(consume == inner - 1, 0, consume + 1))
+        m.d.sync += level.eq(level + do_write - do_read)
+        with m.If(do_read):
+            m.d.sync += out_full.eq(1)
+        with m.Elif(self.o.ready):
+            m.d.sync += out_full.eq(0)
         return m

@@ -119,7 +119,7 @@ class ArgMaxModel:
 
 
 class LinkFifoModel:
-    """A link FIFO (:class:`~.link_fifo.LinkFifo`, Amaranth's ``SyncFIFOBuffered``): a
+    """A link FIFO (:class:`~.link_fifo.LinkFifo`, as Amaranth's ``SyncFIFOBuffered``): a
     memory of ``depth - 1`` beats and an output register filled from it."""
 
     def __init__(self, s):

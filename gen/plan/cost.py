@@ -678,15 +678,22 @@ ECP5_FIFO_DISTRIBUTED_DEPTH = 64
 
 def link_fifo_cost(spec: LinkFifoSpec, family: str) -> StageCost:
     """A link FIFO's price, fitted to Yosys's counts of the FIFO alone over eight shapes
-    from 3 x 32 to 512 x 32 bits (``bench/link_fifo.py``, in docs/hardware.md); an ECP5
-    TRELLIS_DPR16X4 counts as the two logic cells of the slice it takes."""
+    from 3 x 32 to 512 x 32 bits and each memory style (``bench/link_fifo.py``, in
+    docs/hardware.md); an ECP5 TRELLIS_DPR16X4 counts as the two logic cells of the slice
+    it takes."""
     m, w, b = spec.memory_depth, spec.width, _bits(spec.depth)
-    if family == "ecp5" and m <= ECP5_FIFO_DISTRIBUTED_DEPTH:
+    style = spec.style
+    if style is None:
+        if family == "ecp5":
+            style = "distributed" if m <= ECP5_FIFO_DISTRIBUTED_DEPTH else "block"
+        else:
+            style = "logic" if m * w <= ICE40_FIFO_LOGIC_BITS or m <= 2 else "block"
+    if style == "distributed" and family == "ecp5":
         banks = -(-m // 16)
         dpr = -(-w // 4) * banks
         return StageCost(lut=2 * dpr + w * (banks - 1) + 12 * b + 6, ff=w + 3 * b + 2,
                          bram=0, rom="none")
-    if family != "ecp5" and (m * w <= ICE40_FIFO_LOGIC_BITS or m <= 2):
+    if style in ("logic", "distributed"):
         return StageCost(lut=w * (m - 1) + 12 * b, ff=m * w + w + 3 * b, bram=0, rom="none")
     kind = {"ice40": ICE40_EBR, "ecp5": ECP5_EBR, "gowin": GOWIN_BSRAM}[family]
     lut = 12 * b + 6 if family == "ecp5" else 10 * b + w

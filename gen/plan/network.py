@@ -21,6 +21,7 @@ device, the fitted layers and the estimated use against the capacity.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -138,9 +139,8 @@ def _manifest(model, mode, stages, rows, in_vpb) -> dict:
 
 
 def _within_fit(stages, fit: dict) -> bool:
-    """Whether the device fit's estimate with the link FIFOs added stays in its budget
-    (the fit prices the stages alone; a fold at the edge of the budget keeps its slower
-    chain rather than overflow the device)."""
+    """Whether the device fit's estimate with the link FIFOs in ``stages`` added stays in
+    its budget (the fit prices the stages without them)."""
     family = fit["device"]["family"]
     fifos = [stage_cost(s, family) for s in stages if isinstance(s, LinkFifoSpec)]
     est, budget = fit["estimate"], fit["budget"]
@@ -149,11 +149,25 @@ def _within_fit(stages, fit: dict) -> bool:
             and est["bram"] + sum(c.bram for c in fifos) <= budget["bram"])
 
 
+def _fit_link_fifos(plain, linked, fit: dict) -> list:
+    """``linked`` if its link FIFOs fit the device fit's budget; else with the FIFOs'
+    memories out of block RAM (ECP5 distributed RAM, iCE40 flip-flops) if that fits; else
+    ``plain``: a fold at the edge of its budget keeps its slower chain rather than
+    overflow the device."""
+    if _within_fit(linked, fit):
+        return linked
+    style = "distributed" if fit["device"]["family"] == "ecp5" else "logic"
+    out = [dataclasses.replace(s, style=style) if isinstance(s, LinkFifoSpec) else s
+           for s in linked]
+    return out if _within_fit(out, fit) else list(plain)
+
+
 def _link_fifos(stages, rows) -> list[dict]:
     """The manifest's record of the FIFOs between stages (gen/plan/links.py): the layer
     each follows, its depth in beats and its beat's bits."""
     names = [r["name"] for r in rows if r["type"] != "flatten"]
-    return [{"after": names[s.after], "depth": s.depth, "bits": s.width}
+    return [{"after": names[s.after], "depth": s.depth, "bits": s.width,
+             "memory": s.style or "the tool decides"}
             for s in stages if isinstance(s, LinkFifoSpec)]
 
 
@@ -232,8 +246,7 @@ def plan_network(model: Model, mode: str = "runtime", fold: Any = None):
     if fold.get("link_fifos", True):
         with progress.stage("sizing the FIFOs between stages") as st:
             linked = add_link_fifos(stages, report=st.update)
-        if "fit" not in fold or _within_fit(linked, fold["fit"]):
-            stages = linked
+        stages = linked if "fit" not in fold else _fit_link_fifos(stages, linked, fold["fit"])
     manifest = _manifest(model, mode, stages, rows, in_vpb)
     if "fit" in fold:
         manifest["device_fit"] = fold["fit"]
