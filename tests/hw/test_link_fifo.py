@@ -8,7 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from mulfree.gen.model.cnv import CNV_SMALL, cnv_model
-from mulfree.gen.plan.network import _within_fit, plan_network
+from mulfree.gen.plan.network import _fit_link_fifos, _within_fit, plan_network
 from mulfree.hw.link_fifo import LinkFifo, LinkFifoSpec
 from mulfree.hw.timing import LinkFifoModel, network_timing
 
@@ -138,3 +138,19 @@ def test_a_chain_at_its_pace_gets_no_fifo():
     stages, manifest = plan_network(example_model(0), "runtime", "serial")
     assert not any(isinstance(s, LinkFifoSpec) for s in stages)
     assert "link_fifos" not in manifest
+
+
+@pytest.mark.parametrize("family, style", [("ecp5", "distributed"), ("ice40", "logic")])
+def test_a_fit_without_block_ram_moves_the_fifos_out_of_it(family, style):
+    plain = ["a", "b"]
+    linked = ["a", LinkFifoSpec(width=8, depth=240, after=0), "b"]
+    fit = {"device": {"family": family}, "estimate": {"cells": 100, "ffs": 100, "bram": 10},
+           "budget": {"cells": 5000, "ffs": 5000, "bram": 10}}
+    out = _fit_link_fifos(plain, linked, fit)
+    assert [getattr(s, "style", s) for s in out] == ["a", style, "b"]
+    # with room in block RAM the tool decides
+    fit["budget"]["bram"] = 20
+    assert _fit_link_fifos(plain, linked, fit) == linked
+    # and with no room anywhere the chain stays as it was
+    fit["budget"] = {"cells": 110, "ffs": 110, "bram": 10}
+    assert _fit_link_fifos(plain, linked, fit) == plain
