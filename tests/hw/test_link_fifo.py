@@ -154,3 +154,12 @@ def test_a_fit_without_block_ram_moves_the_fifos_out_of_it(family, style):
     # and with no room anywhere the chain stays as it was
     fit["budget"] = {"cells": 110, "ffs": 110, "bram": 10}
     assert _fit_link_fifos(plain, linked, fit) == plain
+
+
+@pytest.mark.parametrize("style", ["block", "distributed", "logic"])
+def test_the_memory_style_reaches_the_verilog(style):
+    from amaranth.back import verilog
+    text = verilog.convert(LinkFifo(LinkFifoSpec(width=8, depth=40, style=style)), name="f")
+    assert f'ram_style = "{style}"' in text
+    plain = verilog.convert(LinkFifo(LinkFifoSpec(width=8, depth=40)), name="f")
+    assert "ram_style" not in plain
