@@ -610,8 +610,12 @@ class LayerEngine(FramedStage):
             if fold_bias:
                 total = partials[pe]
             else:
-                # one step per output group (sf = 1): every step starts from the bias
-                total = (bias if sf == 1 else Mux(first_b, bias, accs[pe])) + partials[pe]
+                # a baked layer's one step per output group (sf = 1) starts from the bias.
+                # Not a runtime layer's: without the accumulator's multiplexer Yosys and
+                # ABC map its adder tree to wide LUT multiplexers (CNV's conv3 alone,
+                # synth_ecp5: 11,942 LUT4 and 7,215 PFUMX/L6MUX21 against 4,827 and 548)
+                start = bias if sf == 1 and baked else Mux(first_b, bias, accs[pe])
+                total = start + partials[pe]
             for c in carries[pe]:   # at most one: the tree has an adder per other carry
                 total = total + c
             with m.If(v_b):
