@@ -34,6 +34,7 @@ When a build did not finish, what Yosys reported (``top_stat.json``) is printed 
     .venv/bin/python bench/cnv.py --sim 2               # and Verilator on 2 images
     .venv/bin/python bench/cnv.py --build --timeout 14400
     .venv/bin/python bench/cnv.py --from-build out/cnv/build
+    .venv/bin/python bench/cnv.py --synth-layer conv3    # one layer's engine alone
 """
 
 from __future__ import annotations
@@ -95,6 +96,30 @@ def _fit(model_path: Path, rtl: Path) -> dict:
           f"model; the fit's slowest stage: {fit['cycles_per_inference']:,}), latency "
           f"{manifest['latency_cycles']:,} cycles")
     return manifest
+
+
+def _synth_layer(model_path: Path, name: str) -> None:
+    """Yosys ``synth_ecp5`` of one layer's engine alone, with the fitted fold: where a
+    layer's logic goes without a whole build."""
+    from mulfree.boards.synth import Flow, synthesize_component
+    from mulfree.gen.model.format import load
+    from mulfree.gen.plan.network import plan_network
+    from mulfree.hw.network import build_stage
+
+    model = load(model_path)
+    names = [layer.name for layer in model.layers if layer.name != "flatten"]
+    if name not in names:
+        sys.exit(f"cnv: no layer '{name}' (layers: {', '.join(names)})")
+    fold = {**json.loads((OUT / "fold.json").read_text()), "link_fifos": False}
+    stages, _ = plan_network(model, "runtime", fold)
+    spec = stages[names.index(name)]
+    t = time.monotonic()
+    r = synthesize_component(build_stage(spec), Flow(target="ecp5", pnr=False),
+                             timeout=3600).report
+    muxes = r.cells.get("PFUMX", 0) + r.cells.get("L6MUX21", 0)
+    print(f"{name} alone (synth_ecp5, {time.monotonic() - t:.0f} s): {r.lut:,} LUT4, "
+          f"{r.carry:,} CCU2C, {muxes:,} PFUMX and L6MUX21, {r.ff:,} FF, "
+          f"{r.cells.get('DP16KD', 0)} DP16KD")
 
 
 def _stage_reached(build: Path) -> str:
@@ -183,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-build", type=Path, metavar="DIR",
                     help="report a build made before (mulfree build's output folder)")
     ap.add_argument("--timeout", type=float, default=None, help="seconds for the build")
+    ap.add_argument("--synth-layer", metavar="NAME",
+                    help="Yosys synth_ecp5 of this layer's engine alone (e.g. conv3)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from mulfree.gen.model.cnv import CNV_FULL, cnv_model
@@ -194,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     save(cnv_model(CNV_FULL, wbits=args.bits, abits=args.bits, seed=args.seed), model_path)
     print(f"cnv: wrote {model_path} ({time.monotonic() - t:.1f} s)", flush=True)
     manifest = _fit(model_path, OUT / "rtl")
+    if args.synth_layer:
+        _synth_layer(model_path, args.synth_layer)
     if args.sim:
         log = OUT / "sim.log"
         code = _mulfree(["sim", str(model_path), "--simulator", "verilator", "--fold",
