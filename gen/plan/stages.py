@@ -312,7 +312,8 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,
                                native=tuple(native),
                                act_decode=None if decode is None else tuple(decode),
-                               rom_style=rom_style(layer, fold))
+                               rom_style=rom_style(layer, fold),
+                               latency_cutoff=fold.get("latency_cutoff", 0))
             unit_name = ukind
         else:
             values, solution = None, None
