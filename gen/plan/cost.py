@@ -813,9 +813,9 @@ def stage_levels(spec) -> int | None:
     not modelled (max-pool).
 
     A compute engine: the product unit, ``ceil(log2(simd))`` adder-tree levels and the
-    accumulator's adder (``pipeline`` cuts after the tree, ``latency_cutoff`` inside it). An argmax: its ``in_beat``
-    compare-and-select steps run in a chain, left to right (``hw/engine.py``
-    ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
+    accumulator's adder (``pipeline`` cuts after the tree, ``latency_cutoff`` inside
+    it). An argmax: its ``in_beat`` compare-and-select steps run in a chain, left to
+    right (``hw/engine.py`` ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
     feeds the next one), fed combinationally by the previous engine's output beat
     multiplexer (one more level): on the demo's device-fitted builds (argmax beats of 5 on
     the UP5K, 10 on the ECP5-85F) this chain, not an adder tree, was nextpnr's critical
