@@ -35,6 +35,11 @@ When a build did not finish, what Yosys reported (``top_stat.json``) is printed 
     .venv/bin/python bench/cnv.py --build --timeout 14400
     .venv/bin/python bench/cnv.py --from-build out/cnv/build
     .venv/bin/python bench/cnv.py --synth-layer conv3    # one layer's engine alone
+    .venv/bin/python bench/cnv.py --build --latency-cutoff 4   # registers in the trees
+
+``--latency-cutoff N`` adds the fold key of that name to the fitted fold (``fold-cutN.json``:
+the same PE and SIMD, a register after every N levels of each adder tree) for ``--sim``,
+``--build`` (into ``out/cnv/build-cutN``) and ``--synth-layer``.
 """
 
 from __future__ import annotations
@@ -98,7 +103,7 @@ def _fit(model_path: Path, rtl: Path) -> dict:
     return manifest
 
 
-def _synth_layer(model_path: Path, name: str) -> None:
+def _synth_layer(model_path: Path, name: str, fold_path: Path) -> None:
     """Yosys ``synth_ecp5`` of one layer's engine alone, with the fitted fold: where a
     layer's logic goes without a whole build."""
     from mulfree.boards.synth import Flow, synthesize_component
@@ -110,7 +115,7 @@ def _synth_layer(model_path: Path, name: str) -> None:
     names = [layer.name for layer in model.layers if layer.name != "flatten"]
     if name not in names:
         sys.exit(f"cnv: no layer '{name}' (layers: {', '.join(names)})")
-    fold = {**json.loads((OUT / "fold.json").read_text()), "link_fifos": False}
+    fold = {**json.loads(fold_path.read_text()), "link_fifos": False}
     stages, _ = plan_network(model, "runtime", fold)
     spec = stages[names.index(name)]
     t = time.monotonic()
@@ -150,6 +155,7 @@ def _results(build: Path, manifest: dict) -> None:
         if report.exists():
             r = json.loads(report.read_text())
             res = r["resources"]
+            cycles = r.get("cycles_per_inference", cycles)    # the fold that was built
         else:
             r, res = _bare_report(build / "build")
         placed = res.get("placed", {})
@@ -210,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=None, help="seconds for the build")
     ap.add_argument("--synth-layer", metavar="NAME",
                     help="Yosys synth_ecp5 of this layer's engine alone (e.g. conv3)")
+    ap.add_argument("--latency-cutoff", type=int, default=0, metavar="N",
+                    help="the fitted fold with registers every N adder-tree levels")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from mulfree.gen.model.cnv import CNV_FULL, cnv_model
@@ -221,20 +229,27 @@ def main(argv: list[str] | None = None) -> int:
     save(cnv_model(CNV_FULL, wbits=args.bits, abits=args.bits, seed=args.seed), model_path)
     print(f"cnv: wrote {model_path} ({time.monotonic() - t:.1f} s)", flush=True)
     manifest = _fit(model_path, OUT / "rtl")
+    fold_path, suffix = OUT / "fold.json", ""
+    if args.latency_cutoff:
+        suffix = f"-cut{args.latency_cutoff}"
+        fold = {**json.loads(fold_path.read_text()), "latency_cutoff": args.latency_cutoff}
+        fold_path = OUT / f"fold{suffix}.json"
+        fold_path.write_text(json.dumps(fold, indent=1) + "\n")
+        print(f"cnv: {fold_path.name}: the fitted fold, latency_cutoff {args.latency_cutoff}")
     if args.synth_layer:
-        _synth_layer(model_path, args.synth_layer)
+        _synth_layer(model_path, args.synth_layer, fold_path)
     if args.sim:
-        log = OUT / "sim.log"
+        log = OUT / f"sim{suffix}.log"
         code = _mulfree(["sim", str(model_path), "--simulator", "verilator", "--fold",
-                         str(OUT / "fold.json"), "--random", str(args.sim)], log, nice=10)
+                         str(fold_path), "--random", str(args.sim)], log, nice=10)
         tail = [ln for ln in log.read_text().splitlines() if "PASS" in ln or "FAIL" in ln]
         print(f"Verilator: {tail[-1].strip() if tail else f'no verdict (exit {code})'}")
     build = args.from_build
     if args.build:
-        build = OUT / "build"
-        _mulfree(["build", str(model_path), "--board", BOARD, "--fold", str(OUT / "fold.json"),
+        build = OUT / f"build{suffix}"
+        _mulfree(["build", str(model_path), "--board", BOARD, "--fold", str(fold_path),
                   "--attempts", "1", "--pll-attempts", "1", "--router", "router2",
-                  "-o", str(build)], OUT / "build.log", args.timeout,
+                  "-o", str(build)], OUT / f"build{suffix}.log", args.timeout,
                  nice=10)
     if build is not None:
         _results(build, manifest)

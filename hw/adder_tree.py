@@ -7,13 +7,13 @@ of an explicit pairwise ripple tree, so every multi-operand sum in mulfree goes 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .product import _check_width, shape_for
 
-__all__ = ["sum_tree", "sum_tree_carries", "AdderTree"]
+__all__ = ["sum_tree", "sum_tree_carries", "delay_value", "AdderTree"]
 
 # Keeps each partial sum a wire of its own in synthesis: without it, Yosys (alumacc)
 # merges the whole tree into one multi-operand $macc, which maps to about twice the LUTs.
@@ -26,8 +26,9 @@ def sum_tree(m: Module, terms, *, pipeline_every: int = 0, domain: str = "sync",
 
     Each partial sum is a signal of the narrowest shape holding ``[lo1 + lo2, hi1 + hi2]``.
     With ``pipeline_every = N > 0`` every N-th level is registered in ``domain``.
-    ``carries`` (1-bit values, only without pipelining) are added as the carry-ins of
-    the tree's adders, one per adder; :func:`sum_tree_carries` returns those left over.
+    ``carries`` (1-bit values) are added as the carry-ins of the tree's adders, one per
+    adder, each delayed by the register levels before its adder; :func:`sum_tree_carries`
+    returns those left over, delayed by the whole latency.
 
     Returns ``(value, lo, hi, latency)``.
     """
@@ -44,8 +45,6 @@ def sum_tree_carries(m: Module, terms, *, pipeline_every: int = 0, domain: str =
     if not terms:
         raise ValueError("An adder tree needs at least one term")
     carries = list(carries)
-    if carries and pipeline_every:
-        raise ValueError("Carry-ins and pipeline registers cannot be combined")
     level = list(terms)
     depth = 0
     latency = 0
@@ -58,7 +57,9 @@ def sum_tree_carries(m: Module, terms, *, pipeline_every: int = 0, domain: str =
             lo, hi = alo + blo, ahi + bhi
             total = a + b
             if carries:
-                total = total + carries.pop(0)
+                # a carry belongs to the terms' cycle: delay it as far as they came
+                total = total + delay_value(m, carries.pop(0), latency, domain,
+                                         f"{name}_c{depth}_{n // 2}")
                 hi += 1
             s = Signal(shape_for(lo, hi), name=f"{name}_l{depth}_{n // 2}", attrs=_KEEP)
             (m.d[domain] if reg else m.d.comb).__iadd__(s.eq(total))
@@ -73,7 +74,18 @@ def sum_tree_carries(m: Module, terms, *, pipeline_every: int = 0, domain: str =
         latency += reg
         level = nxt
     value, lo, hi = level[0]
-    return value, lo, hi, latency, carries
+    left = [delay_value(m, c, latency, domain, f"{name}_cl{k}")
+            for k, c in enumerate(carries)]
+    return value, lo, hi, latency, left
+
+
+def delay_value(m: Module, value, cycles: int, domain: str, name: str):
+    """``value`` through ``cycles`` registers in ``domain`` (itself for 0)."""
+    for k in range(cycles):
+        r = Signal(Value.cast(value).shape(), name=f"{name}_d{k}")
+        m.d[domain] += r.eq(value)
+        value = r
+    return value
 
 
 class AdderTree(wiring.Component):

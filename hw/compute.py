@@ -164,7 +164,8 @@ class ComputeSpec:
     double_buffer: bool = False
     # baked shift-add constants: the adder graph of the layer's sums (``[OC][taps]`` from
     # :func:`mulfree.hw.cmvm.solve`; None: per-channel pairwise trees) and the adder levels
-    # per register stage in it (0: combinational)
+    # per register stage in it (0: combinational); in runtime mode the cutoff registers
+    # the adder trees likewise
     adder_graph: AdderGraph | None = None
     latency_cutoff: int = 0
 
@@ -174,6 +175,14 @@ class ComputeSpec:
         if self.adder_graph is None:
             return 0
         return graph_stages(self.adder_graph, self.latency_cutoff)[1]
+
+    @property
+    def tree_latency(self) -> int:
+        """Register stages inside a runtime layer's adder trees: one after every
+        ``latency_cutoff`` of its ``ceil(log2(simd))`` levels (0 without a cutoff)."""
+        if self.mode != "runtime" or not self.latency_cutoff:
+            return 0
+        return (self.simd - 1).bit_length() // self.latency_cutoff
 
     @property
     def nf(self) -> int:
@@ -206,9 +215,10 @@ class ComputeSpec:
     @property
     def lag(self) -> int:
         """Cycles from a group's last step issued to its results written (stage B, the
-        accumulator, stage C, ``pipeline``, the adder graph's register stages and the
-        threshold unit)."""
-        return 2 + int(self.pipeline) + self.graph_latency + self.threshold_latency
+        accumulator, stage C, ``pipeline``, the adder graph's or trees' register stages
+        and the threshold unit)."""
+        return 2 + int(self.pipeline) + self.graph_latency + self.tree_latency + \
+            self.threshold_latency
 
     @property
     def fifo_depth(self) -> int:
@@ -439,9 +449,9 @@ class ComputeSpec:
             raise ValueError(f"Latency cutoff must be an integer >= 0, not "
                              f"{self.latency_cutoff!r}")
         g = self.adder_graph
-        if self.latency_cutoff and g is None:
-            raise ValueError("A latency cutoff needs an adder graph (baked shift-add "
-                             "constants)")
+        if self.latency_cutoff and g is None and self.mode != "runtime":
+            raise ValueError("A latency cutoff needs runtime mode (registers in the adder "
+                             "trees) or an adder graph (baked shift-add constants)")
         if g is not None:
             if not isinstance(g, AdderGraph):
                 raise TypeError(f"Adder graph must be an AdderGraph or None, not {g!r}")

@@ -46,7 +46,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .adder_graph_unit import adder_graph_values
-from .adder_tree import sum_tree, sum_tree_carries
+from .adder_tree import delay_value, sum_tree, sum_tree_carries
 from .cmvm import pairwise_graph
 from .compute import ComputeSpec, decode_wiring, make_unit
 from .framed import FramedStage, counter_bits
@@ -179,7 +179,9 @@ class LayerEngine(FramedStage):
                 terms.append((p, lo, hi))
                 if c is not None:
                     cins.append(c)
-            value, lo, hi, _, left = sum_tree_carries(m, terms, name=f"tree{pe}", carries=cins)
+            value, lo, hi, latency, left = sum_tree_carries(
+                m, terms, name=f"tree{pe}", carries=cins, pipeline_every=s.latency_cutoff)
+            assert latency == s.tree_latency
             partials.append(value)
             carries.append(left)
         return partials, carries
@@ -230,7 +232,16 @@ class LayerEngine(FramedStage):
                         v = g
                     lookups[key] = (v, lo, hi)
                 terms.append(lookups[key])
-            partials.append(sum_tree(m, terms, name=f"pos{j}")[0] if terms else Const(0, 1))
+            if not terms:
+                partials.append(Const(0, 1))
+                continue
+            # a runtime layer's register stages (``latency_cutoff``): a channel with fewer
+            # terms than the taps has fewer, so its sum is delayed to the layer's latency
+            value, _, _, latency = sum_tree(m, terms, name=f"pos{j}",
+                                            pipeline_every=s.latency_cutoff
+                                            if s.mode == "runtime" else 0)
+            partials.append(delay_value(m, value, s.tree_latency - latency, "sync",
+                                     f"pos{j}_late"))
         return partials
 
     def elaborate(self, platform):
@@ -567,8 +578,9 @@ class LayerEngine(FramedStage):
             else:
                 partials, carries = self._runtime_partials(m, data, acts_b, pads_b)
 
-        for n in range(s.graph_latency):
-            # the adder graph's register stages: the step's controls follow its sums
+        for n in range(s.graph_latency + s.tree_latency):
+            # the adder graph's or trees' register stages: the step's controls follow
+            # their sums
             d = [Signal(name=f"v_g{n}"), Signal(name=f"first_g{n}"), Signal(name=f"last_g{n}"),
                  Signal(counter_bits(nf), name=f"nf_g{n}")]
             m.d.sync += [r.eq(v) for r, v in zip(d, (v_b, first_b, last_b, nf_b))]

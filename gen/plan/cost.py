@@ -813,9 +813,9 @@ def stage_levels(spec) -> int | None:
     not modelled (max-pool).
 
     A compute engine: the product unit, ``ceil(log2(simd))`` adder-tree levels and the
-    accumulator's adder (``pipeline`` cuts after the tree). An argmax: its ``in_beat``
-    compare-and-select steps run in a chain, left to right (``hw/engine.py``
-    ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
+    accumulator's adder (``pipeline`` cuts after the tree, ``latency_cutoff`` inside
+    it). An argmax: its ``in_beat`` compare-and-select steps run in a chain, left to
+    right (``hw/engine.py`` ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
     feeds the next one), fed combinationally by the previous engine's output beat
     multiplexer (one more level): on the demo's device-fitted builds (argmax beats of 5 on
     the UP5K, 10 on the ECP5-85F) this chain, not an adder tree, was nextpnr's critical
@@ -825,8 +825,16 @@ def stage_levels(spec) -> int | None:
     if not hasattr(spec, "unit_kind") or spec.mode != "runtime":
         return None
     tree = (spec.simd - 1).bit_length()         # ceil(log2(simd)) adder levels
-    front = unit_levels(spec) + tree
     acc = 1                                     # the accumulator's adder (and its mux)
+    cut = spec.latency_cutoff
+    if cut and tree >= cut:
+        # registers after every ``cut`` tree levels: the first segment has the product
+        # unit, the last the levels left over and the accumulator
+        last = tree - (tree // cut) * cut
+        front = unit_levels(spec) + cut
+        tail = last + acc if not spec.pipeline else max(last, acc + 1)
+        return max(front, cut, tail)
+    front = unit_levels(spec) + tree
     if spec.pipeline:
         return max(front, acc + 1)
     return front + acc

@@ -10,8 +10,9 @@ Fold file (JSON)::
                                            #   speed the chain up (gen/plan/links.py)
       "family": "ice40" | "ecp5",          # optional: the FPGA family baked adders are
                                            #   priced for (default ice40)
-      "latency_cutoff": 0,                 # optional: baked layers register their adder
-                                           #   graph every this many adder levels (0: never)
+      "latency_cutoff": 0,                 # optional: register the adder trees (runtime)
+                                           #   or graph (baked) every this many adder
+                                           #   levels (0: never)
       "default": "serial" | "parallel" | "auto",   # optional, for layers not listed
       "device": "ice40up5k",               # optional: fit the layers not listed to it
       "clock_mhz": 12,                     # optional, with device: the clock the fit must meet
@@ -39,7 +40,9 @@ also be one of those strings for every layer, a dict of that form, or a path to 
 Baked mode is fully parallel per output position and accepts only ``"parallel"`` folds;
 its sums are one shared adder graph per layer (:mod:`mulfree.hw.cmvm`), solved for
 ``family`` (the device's family when the fold names a device) and registered every
-``latency_cutoff`` adder levels.
+``latency_cutoff`` adder levels. In runtime mode ``latency_cutoff`` registers every
+layer's adder trees after every that many of their ``ceil(log2(simd))`` levels (a layer
+with fewer levels gets none), to shorten the path from the weight ROM through a wide tree.
 
 A fold that names a device is fitted to it by :func:`mulfree.gen.plan.fit.fit_fold`
 (through :func:`mulfree.gen.plan.network.fitted_fold`); this module only reads and checks
@@ -105,7 +108,7 @@ def load_fold(fold: Any) -> dict:
     cutoff = fold.get("latency_cutoff", 0)
     if isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0:
         raise InputError(f"fold: 'latency_cutoff' must be an integer >= 0 (adder levels per "
-                         f"register stage in a baked layer; 0: none), got {cutoff!r}")
+                         f"register stage; 0: none), got {cutoff!r}")
     if fold.get("family") is not None and fold["family"] not in FAMILIES:
         raise InputError(f"fold: 'family' must be one of {', '.join(FAMILIES)}, got "
                          f"{fold['family']!r}")

@@ -312,7 +312,8 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             spec = ComputeSpec(**common, unit_kind=ukind, unit_params=params,
                                native=tuple(native),
                                act_decode=None if decode is None else tuple(decode),
-                               rom_style=rom_style(layer, fold))
+                               rom_style=rom_style(layer, fold),
+                               latency_cutoff=fold.get("latency_cutoff", 0))
             unit_name = ukind
         else:
             values, solution = None, None
@@ -368,6 +369,10 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             row["rom_bits"] = spec.nf * spec.sf * pe * simd * u.weight_bits
             row["native_weight_bits"] = u.weight_bits
             row["weights"] = _weights_row(spec)
+            # registers inside the adder trees (the fold's latency_cutoff)
+            row["adder_tree"] = {"levels": (simd - 1).bit_length(),
+                                 "latency_cutoff": spec.latency_cutoff,
+                                 "latency": spec.tree_latency}
         rows.append(row)
         beat = pe
         if kind is OutputKind.ARGMAX:

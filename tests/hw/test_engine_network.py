@@ -1,6 +1,8 @@
 """Whole networks in Amaranth's simulator, bit-exact against gen.golden.run, with random
 idle on the input stream and random back-pressure on the output stream."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -65,9 +67,9 @@ def test_non_identity_activations(act, wbits, mode):
     _check(model, mode=mode)
 
 
-def _cnn(seed=0, output="acc", padding=(1, 1), stride=(1, 1), scheme="pot"):
+def _cnn(seed=0, output="acc", padding=(1, 1), stride=(1, 1), scheme="pot", wbits=3):
     rng = np.random.default_rng(seed)
-    conv = random_conv2d(rng, (5, 5, 2), 3, (3, 3), stride, padding, scheme=scheme, wbits=3,
+    conv = random_conv2d(rng, (5, 5, 2), 3, (3, 3), stride, padding, scheme=scheme, wbits=wbits,
                          in_bits=2, out_bits=2, name="conv")
     shape = (5 + 2 * padding[0] - 3) // stride[0] + 1
     layers = [conv]
@@ -88,6 +90,46 @@ def _cnn(seed=0, output="acc", padding=(1, 1), stride=(1, 1), scheme="pot"):
                                        ("baked", {"double_buffer": True, "pipeline": True})])
 def test_cnn(mode, fold):
     _check(_cnn(), mode=mode, fold=fold, n=2)
+
+
+@pytest.mark.parametrize("scheme,wbits", SCHEMES)
+@pytest.mark.parametrize("cutoff", [1, 2])
+def test_runtime_tree_registers(scheme, wbits, cutoff):
+    """``latency_cutoff`` in runtime mode: registers inside every adder tree (PoT and
+    APoT carry-ins delayed with their terms; a fully parallel table layer's channels
+    delayed to one latency), with idle input and back-pressure, and the manifest's
+    latency the simulated one."""
+    fold = {"default": "parallel", "latency_cutoff": cutoff}
+    _check(_cnn(scheme=scheme, wbits=wbits), fold=fold, n=2)
+    _check(_mlp(scheme, wbits=wbits, output="thresholds"), fold=fold)
+    model = _cnn(scheme=scheme, wbits=wbits, output="thresholds")
+    net, manifest = build_network(model, "runtime", fold)
+    x = np.random.default_rng(0).integers(0, 4, (1, 5, 5, 2))
+    _, cycles = run_network(net, manifest, x, idle=0, stall=0)
+    assert cycles - 1 == manifest["latency_cycles"]
+    # the registers are there: they add latency
+    plain = build_network(model, "runtime", {"default": "parallel"})[1]
+    assert manifest["latency_cycles"] > plain["latency_cycles"]
+
+
+def test_runtime_tree_registers_uneven_table_channels():
+    """A fully parallel table layer sums only the nonzero lookups of each channel, so its
+    channels' trees differ in depth: each sum is delayed to the layer's latency (a conv
+    layer: its window moves on, so a sum out of step takes another position's)."""
+    rng = np.random.default_rng(0)
+    conv = random_conv2d(rng, (5, 5, 2), 3, (3, 3), (1, 1), (1, 1), scheme="table",
+                         wbits=2, in_bits=2, output="acc", name="conv")
+    products = np.array(conv.weights.products)
+    products[0] = 0                            # weight code 0: no product at all
+    codes = np.array(conv.weights.codes)
+    flat = codes.reshape(codes.shape[0], -1)
+    flat[0] = 0
+    flat[0, 4] = 2                             # channel 0: one lookup (the centre tap)
+    flat[1:] = np.where(flat[1:] == 0, 1, flat[1:])      # the others: 18
+    weights = replace(conv.weights, products=products, codes=flat.reshape(codes.shape))
+    model = Model(name="uneven", input_shape=(5, 5, 2), input_bits=2,
+                  layers=(replace(conv, weights=weights),))
+    _check(model, fold={"default": "parallel", "latency_cutoff": 1}, n=2)
 
 
 @pytest.mark.parametrize("padding,stride", [((0, 0), (1, 1)), ((1, 0), (2, 1))])

@@ -78,6 +78,9 @@ def _finish(draw, model, seed):
         # the adder graph solved for either family, registered every 1 or 2 levels or not
         fold["family"] = draw(st.sampled_from(["ice40", "ecp5"]))
         fold["latency_cutoff"] = draw(st.integers(0, 2))
+    elif draw(st.booleans()):
+        # registers inside the runtime adder trees, every 1 or 2 levels
+        fold["latency_cutoff"] = draw(st.integers(1, 2))
     n_total = int(np.prod(model.input_shape))
     fold["input_values_per_beat"] = _divisor(draw, n_total)
     if mode == "runtime":

@@ -5,7 +5,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from mulfree.gen.model.golden import apply_thresholds
-from mulfree.hw.adder_tree import AdderTree
+from amaranth.hdl import Elaboratable, Module, Signal, signed
+
+from mulfree.hw.adder_tree import AdderTree, sum_tree_carries
 from mulfree.hw.mac import MacLane
 from mulfree.hw.threshold import ThresholdUnit
 from netsim import run_lane
@@ -39,6 +41,59 @@ def test_adder_tree(pipeline_every):
     sim.run()
     assert got == [sum(v) for v in vectors]
     assert tree.latency == {0: 0, 1: 3, 2: 1}[pipeline_every]
+
+
+class _CarryTree(Elaboratable):
+    """Terms and carry-ins into :func:`sum_tree_carries`; the sum plus the leftovers."""
+
+    def __init__(self, bounds, n_carries, pipeline_every):
+        self.bounds, self.every = bounds, pipeline_every
+        self.terms = [Signal(signed(10), name=f"t{n}") for n in range(len(bounds))]
+        self.carries = [Signal(name=f"c{n}") for n in range(n_carries)]
+        self.total = Signal(signed(14))
+        self.latency = None
+
+    def elaborate(self, platform):
+        m = Module()
+        terms = [(t, lo, hi) for t, (lo, hi) in zip(self.terms, self.bounds)]
+        value, _, _, self.latency, left = sum_tree_carries(
+            m, terms, carries=self.carries, pipeline_every=self.every)
+        total = value
+        for c in left:
+            total = total + c
+        m.d.comb += self.total.eq(total)
+        return m
+
+
+@pytest.mark.parametrize("pipeline_every", [0, 1, 2])
+@pytest.mark.parametrize("n_carries", [3, 7])
+def test_adder_tree_carries_pipelined(pipeline_every, n_carries):
+    """A new vector every cycle: each carry-in must meet its own terms, however many
+    register levels lie before its adder (7 carries: 6 adders, one carry left over)."""
+    bounds = [(-50, 50), (0, 7), (-3, 3), (-100, 100), (0, 1), (-8, 7), (2, 9)]
+    dut = _CarryTree(bounds, n_carries, pipeline_every)
+    sim = Simulator(dut)              # elaborates it: the latency is known from here
+    assert dut.latency == {0: 0, 1: 3, 2: 1}[pipeline_every]
+    rng = np.random.default_rng(n_carries)
+    vectors = [([int(rng.integers(a, b + 1)) for a, b in bounds],
+                [int(rng.integers(0, 2)) for _ in range(n_carries)]) for _ in range(40)]
+    got = []
+
+    async def bench(ctx):
+        for k in range(len(vectors) + dut.latency):
+            if k < len(vectors):
+                terms, carries = vectors[k]
+                for sig, x in zip(dut.terms + dut.carries, terms + carries):
+                    ctx.set(sig, x)
+            if k >= dut.latency:
+                got.append(ctx.get(dut.total))
+            await (ctx.tick() if dut.latency else ctx.delay(1e-6))
+
+    if dut.latency:
+        sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [sum(t) + sum(c) for t, c in vectors]
 
 
 def test_adder_tree_parameters():

@@ -68,6 +68,16 @@ def test_baked_adder_graphs_registered_on_rtl(simulator):
     assert all(s["method"].startswith("cse") and s["latency"] >= 1 for s in solvers)
 
 
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_runtime_adder_trees_registered_on_rtl(simulator):
+    # runtime layers with registers inside their adder trees (APoT: its carry-ins delayed
+    # with their terms), under idle and back-pressure on both streams
+    model = scheme_model("apot", seed=8, output="argmax")
+    res = simulate(model, random_inputs(model, 8, seed=3),
+                   options(simulator, fold={"default": "parallel", "latency_cutoff": 1}))
+    _check(res)
+
+
 def test_one_layer_alone_gets_golden_inputs():
     model = chain_model(seed=3)
     res = simulate(model, random_inputs(model, 8), options("icarus", layer=3))

@@ -323,6 +323,14 @@ def test_timing_model_levels():
     assert cost.stage_levels(dense0) == 1 + 5 + 1
     assert cost.stage_levels(dataclasses.replace(dense0, pipeline=True)) == 1 + 5
     assert cost.stage_levels(dense1) == 1 + 0 + 1
+    # latency_cutoff 2: registers after tree levels 2 and 4; the longest piece is the
+    # unit and two levels (the last: one level and the accumulator)
+    cut = dataclasses.replace(dense0, latency_cutoff=2)
+    assert cut.tree_latency == 2 and cut.lag == dense0.lag + 2
+    assert cost.stage_levels(cut) == 1 + 2
+    assert cost.stage_levels(dataclasses.replace(dense0, latency_cutoff=4)) == 1 + 4
+    assert cost.stage_levels(dataclasses.replace(dense0, latency_cutoff=5)) == 1 + 5
+    assert cost.stage_levels(dataclasses.replace(dense0, latency_cutoff=6)) == 1 + 5 + 1
     # the argmax compares and selects its beat's values in a chain, after the send mux
     assert cost.stage_levels(argmax) == 2 * 1 + 1
     assert cost.stage_levels(dataclasses.replace(argmax, in_beat=5)) == 2 * 5 + 1

@@ -59,6 +59,15 @@ def test_baked_fold_keys_refuse_nonsense(fold, message):
     assert manifest["layers"][0]["solver"]["family"] == "ecp5"
 
 
+def test_runtime_latency_cutoff_in_the_manifest():
+    fold = {"layers": {"fc1": {"pe": 1, "simd": 4}}}
+    _, plain = plan_network(_model(), "runtime", fold)
+    _, cut = plan_network(_model(), "runtime", {**fold, "latency_cutoff": 1})
+    assert plain["layers"][0]["adder_tree"] == {"levels": 2, "latency_cutoff": 0, "latency": 0}
+    assert cut["layers"][0]["adder_tree"] == {"levels": 2, "latency_cutoff": 1, "latency": 2}
+    assert cut["latency_cycles"] > plain["latency_cycles"]
+
+
 @pytest.mark.parametrize("scheme,unit", [("pot", "pot"), ("binary", "pot"), ("ternary", "pot"),
                                          ("apot", "apot"), ("uniform", "uniform"),
                                          ("lut", "uniform"), ("table", "table")])
