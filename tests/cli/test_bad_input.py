@@ -375,10 +375,13 @@ def test_a_dangling_symlink_is_refused(tiny, tmp_path):
 
 
 def test_a_broken_pipe_on_stdout_is_one_line():
+    # the reader is gone before the first write (`| head -0`): every run sees the broken
+    # pipe (reading a line first raced the writer, whose 3 kB fit the pipe in one write)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
     p = subprocess.Popen([sys.executable, "-m", "mulfree.cli", "info", "--json", EXAMPLE],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    p.stdout.readline()
-    p.stdout.close()                      # `| head -1`
+                         stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
     err = p.stderr.read()
     code = p.wait(timeout=60)
     r = Result(code, "", err, 0.0)
