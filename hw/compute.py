@@ -177,12 +177,17 @@ class ComputeSpec:
         return graph_stages(self.adder_graph, self.latency_cutoff)[1]
 
     @property
+    def tree_levels(self) -> int:
+        """Adder levels of each of the engine's adder trees: ``ceil(log2(simd))``."""
+        return (self.simd - 1).bit_length()
+
+    @property
     def tree_latency(self) -> int:
         """Register stages inside a runtime layer's adder trees: one after every
-        ``latency_cutoff`` of its ``ceil(log2(simd))`` levels (0 without a cutoff)."""
+        ``latency_cutoff`` of its :attr:`tree_levels` (0 without a cutoff)."""
         if self.mode != "runtime" or not self.latency_cutoff:
             return 0
-        return (self.simd - 1).bit_length() // self.latency_cutoff
+        return self.tree_levels // self.latency_cutoff
 
     @property
     def nf(self) -> int:

@@ -238,8 +238,7 @@ class LayerEngine(FramedStage):
             # a runtime layer's register stages (``latency_cutoff``): a channel with fewer
             # terms than the taps has fewer, so its sum is delayed to the layer's latency
             value, _, _, latency = sum_tree(m, terms, name=f"pos{j}",
-                                            pipeline_every=s.latency_cutoff
-                                            if s.mode == "runtime" else 0)
+                                            pipeline_every=s.latency_cutoff)
             partials.append(delay_value(m, value, s.tree_latency - latency, "sync",
                                      f"pos{j}_late"))
         return partials

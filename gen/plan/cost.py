@@ -815,16 +815,16 @@ def stage_levels(spec) -> int | None:
     A compute engine: the product unit, ``ceil(log2(simd))`` adder-tree levels and the
     accumulator's adder (``pipeline`` cuts after the tree, ``latency_cutoff`` inside
     it). An argmax: its ``in_beat`` compare-and-select steps run in a chain, left to
-    right (``hw/engine.py`` ``ArgMaxUnit``), two levels each (the comparator's carry chain, then the select that
-    feeds the next one), fed combinationally by the previous engine's output beat
-    multiplexer (one more level): on the demo's device-fitted builds (argmax beats of 5 on
-    the UP5K, 10 on the ECP5-85F) this chain, not an adder tree, was nextpnr's critical
-    path."""
+    right (``hw/engine.py`` ``ArgMaxUnit``), two levels each (the comparator's carry
+    chain, then the select that feeds the next one), fed combinationally by the previous
+    engine's output beat multiplexer (one more level): on the demo's device-fitted builds
+    (argmax beats of 5 on the UP5K, 10 on the ECP5-85F) this chain, not an adder tree,
+    was nextpnr's critical path."""
     if isinstance(spec, ArgMaxSpec):
         return 2 * spec.in_beat + 1             # a compare and a select per value
     if not hasattr(spec, "unit_kind") or spec.mode != "runtime":
         return None
-    tree = (spec.simd - 1).bit_length()         # ceil(log2(simd)) adder levels
+    tree = spec.tree_levels                     # ceil(log2(simd)) adder levels
     acc = 1                                     # the accumulator's adder (and its mux)
     cut = spec.latency_cutoff
     if cut and tree >= cut:

@@ -370,7 +370,7 @@ def plan_stages(model: Model, mode: str, fold: dict) -> tuple[list, list[dict], 
             row["native_weight_bits"] = u.weight_bits
             row["weights"] = _weights_row(spec)
             # registers inside the adder trees (the fold's latency_cutoff)
-            row["adder_tree"] = {"levels": (simd - 1).bit_length(),
+            row["adder_tree"] = {"levels": spec.tree_levels,
                                  "latency_cutoff": spec.latency_cutoff,
                                  "latency": spec.tree_latency}
         rows.append(row)
